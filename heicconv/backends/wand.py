@@ -1,0 +1,235 @@
+"""The ``wand`` backend: ImageMagick through Wand, what container images usually install.
+
+ImageMagick 6's HEIC coder reads only the file's primary image, and decodes
+neither its alpha plane nor its colour profile. heicconv makes up for it from
+the container it has already parsed: to decode another image (the one asked
+for, the real primary, or the alpha plane) it hands ImageMagick a copy of the
+file whose ``pitm`` box points at that image, and it attaches the ICC profile,
+EXIF and XMP itself. Every input reaches ImageMagick with an explicit coder,
+never a guessed one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import containers
+from ..colour import srgb_profile
+from ..errors import BackendUnavailableError, DecodeError
+from ..formats import INPUT_FORMATS
+from ..registry import install_hint
+from ._native import hevc_decoder, loaded_library_version, tiny_heic
+from .base import Capabilities, Job, PipelineBackend
+
+__all__ = ["WandBackend"]
+
+_CODERS = {"heic": "heic", "avif": "heic", "jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff"}
+_WRITERS = {"jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff", "avif": "avif", "heic": "heic"}
+
+
+class WandBackend(PipelineBackend[Any]):
+    """ImageMagick (via Wand) for decoding and encoding; heicconv for image selection, alpha and metadata."""
+
+    name = "wand"
+
+    def __init__(self) -> None:
+        # ImageMagick reads its policy once, when MagickWand starts: point it at heicconv's own
+        # (only heicconv's coders, no delegates, limits that admit a 200 MP photo) unless the user chose one.
+        self.policy = "system"
+        if "wand.api" not in sys.modules and "MAGICK_CONFIGURE_PATH" not in os.environ:
+            os.environ["MAGICK_CONFIGURE_PATH"] = str(Path(__file__).with_name("imagemagick"))
+            self.policy = "heicconv"
+        elif os.environ.get("MAGICK_CONFIGURE_PATH"):
+            self.policy = os.environ["MAGICK_CONFIGURE_PATH"]
+        try:
+            from wand import image as wand_image
+            from wand import version as wand_version
+        except (ImportError, OSError) as exc:
+            raise BackendUnavailableError(
+                f"backend 'wand': Wand or ImageMagick's MagickWand library is missing ({exc}){install_hint('wand')}"
+            ) from exc
+        self._image = wand_image
+        self._version = wand_version
+        import ctypes
+
+        from wand.api import library
+
+        # Wand does not wrap MagickProfileImage (profile conversion); declare its C signature so the
+        # 64-bit wand pointer is passed whole.
+        self._profile_image = library.MagickProfileImage
+        self._profile_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+        self._profile_image.restype = ctypes.c_int
+        if not wand_version.formats("HEIC"):
+            raise BackendUnavailableError(
+                "backend 'wand': ImageMagick has no HEIC coder (built without libheif)" + install_hint("wand")
+            )
+        try:
+            with wand_image.Image(blob=tiny_heic(), format="heic") as probe:
+                probe.size  # noqa: B018 - forces the decode
+        except Exception as exc:
+            raise BackendUnavailableError(
+                "backend 'wand': ImageMagick's HEIC coder cannot decode HEVC (libheif lacks an HEVC decoder)"
+                + install_hint("wand")
+            ) from exc
+        outputs = {"jpeg", "png", "webp", "tiff"}
+        for fmt in ("avif", "heic"):
+            try:
+                with wand_image.Image(width=8, height=8, background="gray") as img:
+                    img.format = fmt
+                    if img.make_blob():
+                        outputs.add(fmt)
+            except Exception:  # no encoder for it in this build
+                continue
+        if not wand_version.formats("WEBP"):
+            outputs.discard("webp")
+        self.capabilities = Capabilities(
+            frozenset(INPUT_FORMATS),
+            frozenset(outputs),
+            frozenset(
+                {"heif-alpha", "high-bit-depth", "16-bit-output", "icc", "exif", "xmp", "srgb", "thumbnail-decode"}
+            ),
+        )
+
+    def versions(self) -> dict[str, str]:
+        from wand import __version__ as wand_version
+
+        return {
+            "wand": wand_version,
+            "imagemagick": self._version.MAGICK_VERSION.split(" https")[0],
+            "libheif": loaded_library_version("libheif"),
+            "hevc-decoder": hevc_decoder(),
+            "policy": self.policy,
+        }
+
+    # -- primitives --------------------------------------------------------------
+    def _read(self, data: bytes, coder: str) -> Any:
+        # An explicit coder: ImageMagick never guesses the format from the bytes.
+        return self._image.Image(blob=data, format=coder)
+
+    def load(self, job: Job) -> Any:
+        src = job.source
+        if src.container is not None and src.item is not None:
+            c = src.container
+            target = job.thumbnail if job.thumbnail is not None else src.item
+            img = self._read(c.with_primary(src.data, target.id), "heic")
+            if job.thumbnail is not None and (img.width, img.height) != target.display_size:
+                # libheif refuses a thumbnail whose coded size differs from its declared one; so does heicconv.
+                img.close()
+                raise DecodeError("the embedded thumbnail's coded size differs from its declared size")
+            self._crop_to(img, target.display_size)
+            alpha_item = c.alpha_of(target.id) if job.thumbnail is None else None
+            if alpha_item is not None:
+                # Decoded as a primary, the alpha item gets its own transforms, as libheif gives it.
+                with self._read(c.with_primary(src.data, alpha_item.id), "heic") as decoded:
+                    self._apply_alpha(img, decoded)
+        else:
+            img = self._read(src.data, _CODERS[src.info.format])
+            if src.index:
+                frame = self._image.Image(image=img.sequence[src.index])
+                img.close()
+                img = frame
+            elif len(img.sequence) > 1:
+                frame = self._image.Image(image=img.sequence[0])
+                img.close()
+                img = frame
+            if src.orientation != 1:
+                img.auto_orient()
+        return self._normalise(img, job)
+
+    def _crop_to(self, img: Any, size: tuple[int, int]) -> None:
+        # libheif crops the coded picture to the declared size; ImageMagick 6 may hand back the padded one.
+        if (img.width, img.height) != size:
+            if img.width < size[0] or img.height < size[1]:
+                raise DecodeError(f"ImageMagick decoded {img.width}x{img.height}, expected {size[0]}x{size[1]}")
+            img.crop(0, 0, width=size[0], height=size[1])
+
+    def _apply_alpha(self, img: Any, decoded: Any) -> None:
+        self._crop_to(decoded, (img.width, img.height))
+        # ImageMagick 6 leaves HEIF pixels as YCbCr: the Y plane (red channel) of the alpha image is the alpha.
+        channel = "red" if decoded.colorspace == "ycbcr" else "gray"
+        with decoded.channel_images[channel] as mask:
+            mask.alpha_channel = "off"
+            img.transform_colorspace("srgb")
+            img.alpha_channel = "set"
+            img.composite(mask, 0, 0, operator="copy_opacity")
+
+    def _normalise(self, img: Any, job: Job) -> Any:
+        src = job.source
+        if img.colorspace not in ("srgb", "gray", "rgb"):
+            img.transform_colorspace("srgb")
+        if src.alpha:
+            img.type = "truecolormatte"
+        elif src.grayscale:
+            img.alpha_channel = "off"
+            img.type = "grayscale"
+        else:
+            img.alpha_channel = "off"
+            img.type = "truecolor"
+        img.depth = job.depth
+        return img
+
+    def size_of(self, img: Any) -> tuple[int, int]:
+        return (img.width, img.height)
+
+    def resize(self, img: Any, size: tuple[int, int]) -> Any:
+        img.resize(size[0], size[1], filter="lanczos")
+        return img
+
+    def to_srgb(self, img: Any, job: Job) -> Any:
+        icc = job.source_icc
+        if icc is None or img.type == "grayscale":
+            return img
+        # Wand's profiles[...] = only attaches a profile; MagickProfileImage converts the pixels
+        # from the attached profile to the new one (with LittleCMS).
+        img.profiles["icc"] = icc
+        target = srgb_profile()
+        if not self._profile_image(img.wand, b"icc", target, len(target)):
+            img.raise_exception()
+            raise DecodeError("ImageMagick could not convert the image to sRGB")
+        return img
+
+    def flatten(self, img: Any, background: tuple[int, int, int]) -> Any:
+        from wand.color import Color
+
+        img.background_color = Color("rgb({},{},{})".format(*background))
+        img.alpha_channel = "remove"
+        img.alpha_channel = "off"
+        return img
+
+    def save(self, img: Any, job: Job) -> bytes:
+        opts = job.options
+        try:
+            # Not img.strip(): in ImageMagick 6 it also tells the PNG writer to drop iCCP and iTXt chunks.
+            for profile in list(img.profiles):
+                del img.profiles[profile]
+            img.orientation = "top_left"
+            if job.icc:
+                img.profiles["icc"] = job.icc
+            if job.exif:
+                img.profiles["exif"] = b"Exif\x00\x00" + job.exif
+            if job.xmp:
+                img.profiles["xmp"] = job.xmp
+            img.depth = job.depth
+            fmt = job.fmt
+            img.format = _WRITERS[fmt]
+            img.compression_quality = opts.quality
+            if fmt == "jpeg":
+                img.options["jpeg:sampling-factor"] = "1x1" if opts.quality >= 90 else "2x2"
+            elif fmt == "png":
+                img.compression_quality = 65  # zlib level 6, adaptive filtering
+            elif fmt == "webp":
+                img.options["webp:lossless"] = "true" if opts.lossless else "false"
+                img.options["webp:method"] = "4"
+            elif fmt == "tiff":
+                img.compression = "zip"
+            out: bytes = img.make_blob()
+            if job.xmp and fmt == "png":
+                out = containers.png_set_xmp(out, job.xmp)
+            elif job.xmp and fmt == "webp":
+                out = containers.webp_set_xmp(out, job.xmp, job.size)
+            return out
+        finally:
+            img.close()

@@ -1,0 +1,96 @@
+"""Byte-level edits of output files, so metadata comes out the same whichever library wrote the pixels.
+
+Each function takes a complete file and returns a complete file; none decodes pixels.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+__all__ = ["jpeg_drop_exif", "png_set_xmp", "webp_set_xmp"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_XMP_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type xmp")
+
+
+def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    if not png.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG")
+    chunks = []
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack_from(">I4s", png, pos)
+        chunks.append((kind, png[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    return chunks
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def png_set_xmp(png: bytes, xmp: bytes) -> bytes:
+    """Store ``xmp`` as the standard uncompressed ``iTXt`` chunk, replacing any other XMP chunk.
+
+    (ImageMagick writes XMP as a hex-encoded "Raw profile type xmp" text chunk that other readers ignore.)
+    """
+    out = [_PNG_SIGNATURE]
+    placed = False
+    for kind, body in _png_chunks(png):
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and body.split(b"\0", 1)[0] in _XMP_KEYWORDS:
+            continue
+        if kind == b"IDAT" and not placed:
+            out.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+            placed = True
+        out.append(_png_chunk(kind, body))
+    return b"".join(out)
+
+
+def webp_set_xmp(webp: bytes, xmp: bytes, size: tuple[int, int]) -> bytes:
+    """Add (or replace) the ``XMP `` chunk of a WebP file, turning on the extended header's XMP flag."""
+    if webp[:4] != b"RIFF" or webp[8:12] != b"WEBP":
+        raise ValueError("not a WebP")
+    chunks = []
+    pos = 12
+    while pos + 8 <= len(webp):
+        kind, length = webp[pos : pos + 4], struct.unpack_from("<I", webp, pos + 4)[0]
+        chunks.append((kind, webp[pos + 8 : pos + 8 + length]))
+        pos += 8 + length + (length & 1)
+    chunks = [(k, b) for k, b in chunks if k != b"XMP "]
+    if chunks and chunks[0][0] == b"VP8X":
+        header = bytearray(chunks[0][1])
+        header[0] |= 0x04
+        chunks[0] = (b"VP8X", bytes(header))
+    else:
+        alpha = any(k == b"ALPH" for k, _ in chunks) or (
+            chunks and chunks[0][0] == b"VP8L" and len(chunks[0][1]) > 4 and chunks[0][1][4] & 0x10
+        )
+        w, h = size
+        flags = 0x04 | (0x10 if alpha else 0)
+        vp8x = bytes([flags, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+        chunks.insert(0, (b"VP8X", vp8x))
+    chunks.append((b"XMP ", xmp))
+    body = b"".join(k + struct.pack("<I", len(b)) + b + (b"\0" if len(b) & 1 else b"") for k, b in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def jpeg_drop_exif(jpeg: bytes) -> bytes:
+    """Remove APP1 EXIF segments (libvips adds one even when the source had none)."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    out = [jpeg[:2]]
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        if marker == 0xDA:  # start of scan: the rest is image data
+            break
+        length = struct.unpack_from(">H", jpeg, pos + 2)[0]
+        segment = jpeg[pos : pos + 2 + length]
+        if not (marker == 0xE1 and segment[4:10] == b"Exif\0\0"):
+            out.append(segment)
+        pos += 2 + length
+    out.append(jpeg[pos:])
+    return b"".join(out)

@@ -1,0 +1,293 @@
+"""What an input holds, read from its header without decoding pixels."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import formats, isobmff
+from .errors import DecodeError, HeicconvError, LimitExceededError
+from .options import Limits
+
+__all__ = ["ImageInfo", "Source", "inspect", "probe"]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file holds. ``width``/``height`` are the primary image's, as displayed (upright).
+
+    ``thumbnails`` lists the longest side of each embedded thumbnail of the
+    primary image; ``image_sizes`` the displayed size of every top-level image.
+    """
+
+    format: str
+    width: int
+    height: int
+    images: int = 1
+    primary_index: int = 0
+    bit_depth: int = 8
+    alpha: bool = False
+    grayscale: bool = False
+    icc_profile: bool = False
+    colour: str = "unspecified"  # "icc", "nclx" or "unspecified"
+    exif_bytes: int = 0
+    xmp: bool = False
+    thumbnails: tuple[int, ...] = ()
+    depth_images: int = 0
+    orientation: int = 1  # EXIF-style orientation the decoder applies to make it upright
+    image_sizes: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = asdict(self)
+        out["thumbnails"] = list(self.thumbnails)
+        out["image_sizes"] = [list(s) for s in self.image_sizes]
+        return out
+
+
+@dataclass
+class Source:
+    """An input after its header was read: the public info plus what the pipeline needs."""
+
+    data: bytes
+    info: ImageInfo
+    index: int  # selected top-level image
+    width: int  # selected image, displayed
+    height: int
+    alpha: bool
+    bit_depth: int
+    grayscale: bool
+    icc: bytes | None = None
+    exif: bytes | None = None  # TIFF bytes ("II*\0"/"MM\0*"), no "Exif\0\0" prefix
+    xmp: bytes | None = None
+    orientation: int = 1
+    container: isobmff.Container | None = None
+    item: isobmff.Item | None = None
+    thumbnails: list[isobmff.Item] = field(default_factory=list)
+
+
+# irot (anticlockwise) and imir -> the EXIF orientation that shows the same thing.
+_TRANSFORM_TO_EXIF = {
+    (0, None): 1,
+    (0, 0): 2,
+    (180, None): 3,
+    (0, 1): 4,
+    (90, 0): 5,
+    (270, None): 6,
+    (270, 0): 7,
+    (90, None): 8,
+    (180, 0): 4,
+    (180, 1): 2,
+    (90, 1): 7,
+    (270, 1): 5,
+}
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Read what ``data`` holds without decoding pixels.
+
+    >>> from heicconv.testing.fixtures import make_heic
+    >>> info = probe(make_heic(size=(64, 48)))
+    >>> (info.format, info.width, info.height)
+    ('heic', 64, 48)
+    """
+    return inspect(data).info
+
+
+def inspect(data: bytes, image_index: int | None = None, limits: Limits | None = None) -> Source:
+    """Read the header, select the image, and check ``limits`` before anything is decoded."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if limits is not None and len(data) > limits.max_input_bytes:
+        raise LimitExceededError(
+            f"the input is {len(data):,} bytes, over the limit of {limits.max_input_bytes:,} (max_input_bytes)"
+        )
+    fmt = formats.detect(data)
+    try:
+        source = (
+            _inspect_heif(data, fmt, image_index)
+            if fmt in ("heic", "avif")
+            else _inspect_pillow(data, fmt, image_index)
+        )
+    except HeicconvError:
+        raise
+    except Exception as exc:  # a malformed header must never escape as a raw error
+        raise DecodeError(f"cannot read the {fmt} header: {exc}") from exc
+    if limits is not None:
+        check_limits(source.width, source.height, limits)
+    return source
+
+
+def check_limits(width: int, height: int, limits: Limits) -> None:
+    if width > limits.max_width or height > limits.max_height:
+        raise LimitExceededError(
+            f"the image is {width}x{height}, over the limit of {limits.max_width}x{limits.max_height} "
+            "(max_width, max_height)"
+        )
+    if width * height > limits.max_pixels:
+        raise LimitExceededError(
+            f"the image is {width}x{height} = {width * height:,} pixels, "
+            f"over the limit of {limits.max_pixels:,} (max_pixels)"
+        )
+
+
+def _select(index: int | None, default: int, count: int) -> int:
+    if index is None:
+        return default
+    if index >= count:
+        raise DecodeError(f"image_index {index} is out of range: the file has {count} image(s) (0 to {count - 1})")
+    return index
+
+
+def _exif_payload(raw: bytes) -> bytes | None:
+    """Normalise an EXIF block to bare TIFF bytes."""
+    start = raw.find(b"II*\x00")
+    start_mm = raw.find(b"MM\x00*")
+    candidates = [s for s in (start, start_mm) if s >= 0]
+    if not candidates:
+        return None
+    return raw[min(candidates) :]
+
+
+def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
+    c = isobmff.parse(data)
+    primary_index = c.top_level.index(c.primary_id)
+    index = _select(image_index, primary_index, len(c.top_level))
+    item = c.items[c.top_level[index]]
+    if not (item.width and item.height):
+        raise DecodeError(f"image item {item.id} has no size ('ispe' box missing)")
+    primary = c.items[c.primary_id]
+    exif = xmp = None
+    for meta in c.metadata_of(item.id):
+        if meta.type == b"Exif" and exif is None:
+            raw = c.item_data(meta, data)
+            exif = _exif_payload(raw[4:] if len(raw) >= 4 else raw)
+        elif meta.type == b"mime" and "rdf+xml" in meta.content_type and xmp is None:
+            xmp = c.item_data(meta, data)
+    width, height = item.display_size
+    alpha = c.alpha_of(item.id) is not None
+    thumbs = c.thumbnails_of(item.id)
+    orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
+    pw, ph = primary.display_size
+    info = ImageInfo(
+        format=fmt,
+        width=pw,
+        height=ph,
+        images=len(c.top_level),
+        primary_index=primary_index,
+        bit_depth=primary.bit_depth or 8,
+        alpha=c.alpha_of(primary.id) is not None,
+        grayscale=primary.monochrome,
+        icc_profile=primary.icc is not None,
+        colour="icc" if primary.icc else "nclx" if primary.nclx else "unspecified",
+        exif_bytes=len(exif) if exif and item.id == primary.id else 0,
+        xmp=xmp is not None and item.id == primary.id,
+        thumbnails=tuple(sorted((max(t.display_size) for t in c.thumbnails_of(primary.id)), reverse=True)),
+        depth_images=len(c.depth_of(primary.id)),
+        orientation=_TRANSFORM_TO_EXIF.get((primary.rotation, primary.mirror), 1),
+        image_sizes=tuple(c.items[i].display_size for i in c.top_level),
+    )
+    return Source(
+        data,
+        info,
+        index,
+        width,
+        height,
+        alpha,
+        item.bit_depth or 8,
+        item.monochrome,
+        icc=item.icc,
+        exif=exif,
+        xmp=xmp,
+        orientation=orientation,
+        container=c,
+        item=item,
+        thumbnails=thumbs,
+    )
+
+
+def _pillow_plugin(fmt: str) -> Any:
+    # Explicit plugin classes: Pillow never guesses the format, and Image.open's
+    # global decompression-bomb threshold does not apply (heicconv's limits do).
+    if fmt == "jpeg":
+        from PIL import JpegImagePlugin
+
+        return JpegImagePlugin.JpegImageFile
+    if fmt == "png":
+        from PIL import PngImagePlugin
+
+        return PngImagePlugin.PngImageFile
+    if fmt == "webp":
+        from PIL import WebPImagePlugin
+
+        return WebPImagePlugin.WebPImageFile
+    from PIL import TiffImagePlugin
+
+    return TiffImagePlugin.TiffImageFile
+
+
+def open_pillow(data: bytes, fmt: str) -> Any:
+    """Open a JPEG/PNG/WebP/TIFF with Pillow's plugin for exactly that format (header only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _pillow_plugin(fmt)(io.BytesIO(data))
+
+
+def _inspect_pillow(data: bytes, fmt: str, image_index: int | None) -> Source:
+    im = open_pillow(data, fmt)
+    frames = getattr(im, "n_frames", 1)
+    index = _select(image_index, 0, frames)
+    if index:
+        im.seek(index)
+    exif_raw = im.info.get("exif")
+    exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
+    orientation = 1
+    try:
+        value = im.getexif().get(0x0112, 1)
+        orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:  # an unreadable EXIF block only means no orientation
+        orientation = 1
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    w, h = im.size
+    width, height = (h, w) if orientation >= 5 else (w, h)
+    alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
+    depth = (
+        16 if im.mode in ("I;16", "I;16B", "I;16L", "I", "RGB;16") or "16" in str(im.info.get("bitdepth", "")) else 8
+    )
+    gray = im.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "1")
+    icc = im.info.get("icc_profile") or None
+    info = ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        images=frames,
+        primary_index=0,
+        bit_depth=depth,
+        alpha=alpha,
+        grayscale=gray,
+        icc_profile=icc is not None,
+        colour="icc" if icc else "unspecified",
+        exif_bytes=len(exif or b""),
+        xmp=xmp is not None,
+        orientation=orientation,
+        image_sizes=((width, height),) if frames == 1 else (),
+    )
+    return Source(
+        data,
+        info,
+        index,
+        width,
+        height,
+        alpha,
+        depth,
+        gray,
+        icc=icc,
+        exif=exif,
+        xmp=xmp if isinstance(xmp, bytes) else None,
+        orientation=orientation,
+    )

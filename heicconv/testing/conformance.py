@@ -1,0 +1,302 @@
+"""The conformance suite every backend runs, built-in or third-party.
+
+Subclass :class:`ConformanceSuite` in a test module and override one fixture::
+
+    class TestMyBackend(ConformanceSuite):
+        @pytest.fixture
+        def backend_name(self) -> str:
+            return "mine"
+
+Every output is decoded again and checked (format by magic bytes, size, mode),
+never only for being non-empty.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import heicconv
+from heicconv import formats
+from heicconv.testing import fixtures
+from heicconv.testing.plugin import require_backend
+
+__all__ = ["ConformanceSuite", "decode"]
+
+_MAGIC: dict[str, Callable[[bytes], bool]] = {
+    "jpeg": lambda b: b[:3] == b"\xff\xd8\xff",
+    "png": lambda b: b[:8] == b"\x89PNG\r\n\x1a\n",
+    "webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+    "tiff": lambda b: b[:4] in (b"II*\x00", b"MM\x00*"),
+    "avif": lambda b: b[4:8] == b"ftyp" and formats.detect(b) == "avif",
+    "heic": lambda b: b[4:8] == b"ftyp" and formats.detect(b) == "heic",
+}
+
+
+def decode(data: bytes) -> Any:
+    """Decode any output with Pillow (pillow-heif for HEIC) and return the loaded image."""
+    from PIL import Image
+
+    if formats.detect(data) == "heic":
+        import pillow_heif
+
+        heif = pillow_heif.open_heif(io.BytesIO(data))
+        return heif[heif.primary_index].to_pillow()
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+class ConformanceSuite:
+    """Behaviour every backend must have. Override ``backend_name``."""
+
+    @pytest.fixture
+    def backend_name(self) -> str:
+        raise NotImplementedError("override the backend_name fixture")
+
+    @pytest.fixture
+    def backend(self, backend_name: str) -> str:
+        require_backend(backend_name)
+        return backend_name
+
+    # -- outputs -----------------------------------------------------------------
+    @pytest.mark.parametrize("fmt", formats.OUTPUT_FORMATS)
+    @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+    def test_every_output_format_decodes_back(self, backend: str, fmt: str, mode: str) -> None:
+        caps = heicconv.select(backend).capabilities
+        cannot_keep_alpha = mode == "RGBA" and fmt in ("avif", "heic") and "heif-alpha-output" not in caps.features
+        if fmt not in caps.outputs or cannot_keep_alpha:
+            with pytest.raises(heicconv.UnsupportedFormatError, match=fmt):
+                heicconv.convert(fixtures.make_heic((40, 30), mode), fmt, backend=backend)
+            return
+        out = heicconv.convert(fixtures.make_heic((40, 30), mode), fmt, backend=backend)
+        assert _MAGIC[fmt](out), f"{fmt} output does not start with {fmt}'s magic bytes"
+        img = decode(out)
+        assert img.size == (40, 30)
+        if mode == "RGBA":
+            expected = {"RGB"} if fmt == "jpeg" else {"RGBA"}
+        elif mode == "L" and fmt in ("webp", "avif", "heic"):
+            expected = {"L", "RGB"}  # these formats (or their decoders) have no plain grayscale mode
+        else:
+            expected = {mode}
+        assert img.mode in expected
+
+    @pytest.mark.parametrize("src_fmt", ["jpeg", "png", "webp", "tiff"])
+    def test_reads_other_inputs(self, backend: str, src_fmt: str) -> None:
+        data = fixtures.make_image(src_fmt, (50, 20))
+        img = decode(heicconv.convert(data, "png", backend=backend))
+        assert img.size == (50, 20)
+
+    @pytest.mark.parametrize("rotation", [0, 90])
+    def test_reads_avif_upright(self, backend: str, rotation: int) -> None:
+        data = fixtures.set_heif_transform(_avif((40, 30), "RGBA"), rotation, None)
+        img = decode(heicconv.convert(data, "png", backend=backend))
+        assert img.size == ((30, 40) if rotation else (40, 30))
+        assert img.mode == "RGBA"
+
+    def test_exif_orientation_of_a_jpeg_input_is_applied(self, backend: str) -> None:
+        data = fixtures.make_image("jpeg", (60, 20), exif=fixtures.exif_block(orientation=6))
+        out = heicconv.convert(data, "jpeg", backend=backend)
+        img = decode(out)
+        assert img.size == (20, 60)
+        assert img.getexif().get(0x0112, 1) == 1
+
+    @pytest.mark.parametrize(
+        ("rotation", "mirror"), [(0, None), (90, None), (180, None), (270, None), (0, 0), (0, 1), (90, 0), (270, 0)]
+    )
+    def test_heif_transforms_give_upright_pixels(self, backend: str, rotation: int, mirror: int | None) -> None:
+        from PIL import Image
+
+        base = fixtures.make_heic((60, 40), quality=95, exif=fixtures.exif_block(orientation=1))
+        data = fixtures.set_heif_transform(base, rotation, mirror)
+        out = heicconv.convert(data, "png", backend=backend)
+        img = decode(out).convert("RGB")
+        # The expected picture is the source decoded by pillow-heif (libheif applies irot/imir), not any backend.
+        import pillow_heif
+
+        expected = pillow_heif.open_heif(io.BytesIO(data))[0].to_pillow().convert("RGB")
+        assert img.size == expected.size
+        assert _psnr(img, expected) > 35
+        corner = max(1, min(img.size) // 8)
+        assert img.size == ((40, 60) if rotation in (90, 270) else (60, 40))
+        del Image, corner
+        assert decode(heicconv.convert(data, "jpeg", backend=backend)).getexif().get(0x0112, 1) == 1
+
+    @pytest.mark.parametrize(("rotation", "mirror"), [(90, None), (270, 0), (0, 1)])
+    def test_alpha_follows_the_transforms(self, backend: str, rotation: int, mirror: int | None) -> None:
+        import pillow_heif
+
+        data = fixtures.set_heif_transform(fixtures.make_heic((60, 40), "RGBA", quality=95), rotation, mirror)
+        img = decode(heicconv.convert(data, "png", backend=backend))
+        expected = pillow_heif.open_heif(io.BytesIO(data))[0].to_pillow()
+        assert img.mode == "RGBA" and img.size == expected.size
+        assert _psnr(img.getchannel("A"), expected.getchannel("A")) > 35
+
+    # -- selection ---------------------------------------------------------------
+    def test_primary_image_by_default_and_image_index(self, backend: str) -> None:
+        data = fixtures.make_heic((40, 30), images=3, primary=1)
+        assert decode(heicconv.convert(data, "png", backend=backend)).size == (48, 30)
+        for index, width in enumerate((40, 48, 56)):
+            opts = heicconv.Options(image_index=index)
+            assert decode(heicconv.convert(data, "png", opts, backend=backend)).size == (width, 30)
+        with pytest.raises(heicconv.DecodeError, match="out of range"):
+            heicconv.convert(data, "png", heicconv.Options(image_index=3), backend=backend)
+
+    def test_max_size_fits_inside_and_never_enlarges(self, backend: str) -> None:
+        data = fixtures.make_heic((120, 80))
+        assert decode(heicconv.convert(data, "png", heicconv.Options(max_size=60), backend=backend)).size == (60, 40)
+        assert decode(heicconv.convert(data, "png", heicconv.Options(max_size=(500, 500)), backend=backend)).size == (
+            120,
+            80,
+        )
+        assert decode(heicconv.convert(data, "png", heicconv.Options(max_size="100x10"), backend=backend)).size == (
+            15,
+            10,
+        )
+
+    # -- colour and metadata -----------------------------------------------------
+    @pytest.mark.parametrize("fmt", formats.OUTPUT_FORMATS)
+    def test_icc_exif_xmp_are_kept_and_strippable(self, backend: str, fmt: str) -> None:
+        from PIL import ImageCms
+
+        icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        data = fixtures.make_heic((40, 30), exif=fixtures.exif_block(), xmp=fixtures.XMP_PACKET, icc=icc)
+        features = heicconv.select(backend).capabilities.features
+        if fmt in ("avif", "heic") and "heif-metadata-output" not in features:
+            with pytest.raises(heicconv.UnsupportedFormatError, match="colour profile"):
+                heicconv.convert(data, fmt, backend=backend)
+            return
+        img = decode(heicconv.convert(data, fmt, backend=backend))
+        assert img.info.get("icc_profile") == icc
+        xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+        assert b"heicconv fixture" in (xmp if isinstance(xmp, bytes) else xmp.encode())
+        exif = img.getexif()
+        if fmt != "tiff":  # TIFF output carries no EXIF on any backend (docs/fidelity.md)
+            assert exif.get(0x010F) == "heicconv"
+            assert exif.get(0x0132) == "2026:11:26 10:00:00"
+            assert exif.get_ifd(0x8825)
+            assert exif.get(0x0112, 1) == 1
+        stripped = decode(heicconv.convert(data, fmt, heicconv.Options(metadata="strip"), backend=backend))
+        assert stripped.getexif().get(0x010F) is None
+        assert not (stripped.info.get("xmp") or stripped.info.get("XML:com.adobe.xmp"))
+        assert stripped.info.get("icc_profile") == icc  # colour is not metadata: strip keeps the profile
+
+    @pytest.mark.parametrize("signal", ["icc", "nclx"])
+    def test_colour_is_kept_or_converted_to_srgb(self, backend: str, signal: str) -> None:
+        import pillow_heif
+        from PIL import ImageCms
+
+        from heicconv.colour import profile_from_nclx, srgb_profile
+
+        p3 = profile_from_nclx(12, 13)
+        assert p3 is not None
+        if signal == "icc":
+            data = fixtures.make_heic((48, 32), quality=95, icc=p3)
+        else:
+            data = fixtures.make_heic((48, 32), quality=95, nclx=(12, 13, 6, True))
+        kept = decode(heicconv.convert(data, "png", backend=backend))
+        assert kept.info.get("icc_profile") == p3  # an nclx signal becomes the same profile on every backend
+        converted = decode(heicconv.convert(data, "png", heicconv.Options(colour="srgb"), backend=backend))
+        assert converted.info.get("icc_profile") == srgb_profile()
+        source = pillow_heif.open_heif(io.BytesIO(data))[0].to_pillow().convert("RGB")
+        expected = ImageCms.profileToProfile(
+            source,
+            ImageCms.ImageCmsProfile(io.BytesIO(p3)),
+            ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())),
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        )
+        assert expected is not None
+        assert _psnr(converted.convert("RGB"), expected) > 35
+        assert _psnr(kept.convert("RGB"), converted.convert("RGB")) < _psnr(converted.convert("RGB"), expected)
+
+    def test_location_can_be_stripped_alone(self, backend: str) -> None:
+        data = fixtures.make_heic((40, 30), exif=fixtures.exif_block(gps=True))
+        kept = decode(heicconv.convert(data, "jpeg", backend=backend)).getexif()
+        assert kept.get_ifd(0x8825)
+        opts = heicconv.Options(metadata="strip-location")
+        exif = decode(heicconv.convert(data, "jpeg", opts, backend=backend)).getexif()
+        assert not exif.get_ifd(0x8825)
+        assert exif.get(0x010F) == "heicconv"
+
+    def test_alpha_is_flattened_onto_the_background_for_jpeg(self, backend: str) -> None:
+        from PIL import Image
+
+        img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        opts = heicconv.Options(background="#00ff00", quality=95)
+        out = decode(heicconv.convert(buf.getvalue(), "jpeg", opts, backend=backend)).convert("RGB")
+        r, g, b = out.getpixel((16, 16))
+        assert g > 240 and r < 15 and b < 15
+
+    # -- errors ------------------------------------------------------------------
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b"",
+            b"garbage" * 10,
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+            b"%!PS-Adobe-3.0\n0 0 moveto showpage\n",
+            b"push graphic-context\nviewbox 0 0 640 480\nimage over 0,0 0,0 'ephemeral:/tmp/x'\npop graphic-context\n",
+        ],
+    )
+    def test_non_images_are_rejected_before_the_backend(self, backend: str, payload: bytes) -> None:
+        with pytest.raises((heicconv.UnsupportedFormatError, heicconv.DecodeError)):
+            heicconv.convert(payload, "jpeg", backend=backend)
+
+    @pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+    def test_truncated_heic_gives_a_heicconv_error_or_an_image(self, backend: str, cut: float) -> None:
+        data = fixtures.make_heic((64, 64))
+        truncated = data[: int(len(data) * cut)]
+        try:
+            out = heicconv.convert(truncated, "png", backend=backend)
+        except heicconv.HeicconvError as exc:
+            assert isinstance(exc, (heicconv.DecodeError, heicconv.UnsupportedFormatError))
+            assert exc.__cause__ is None or not isinstance(exc.__cause__, heicconv.HeicconvError)
+        else:
+            assert decode(out).size == (64, 64)
+
+    def test_header_bomb_is_refused_before_decoding(self, backend: str) -> None:
+        data = fixtures.set_ispe(fixtures.make_heic((64, 64)), 40000, 40000)
+        with pytest.raises(heicconv.LimitExceededError, match="max_pixels"):
+            heicconv.convert(data, "jpeg", backend=backend)
+
+    def test_unknown_output_format(self, backend: str) -> None:
+        with pytest.raises(heicconv.UnsupportedFormatError, match="gif"):
+            heicconv.convert(fixtures.make_heic(), "gif", backend=backend)
+
+    def test_probe_reads_without_decoding(self, backend: str) -> None:
+        data = fixtures.make_heic((40, 30), "RGBA", exif=fixtures.exif_block(), thumbnail=16)
+        info = heicconv.probe(data, backend=backend)
+        assert (info.format, info.width, info.height, info.alpha) == ("heic", 40, 30, True)
+        assert info.exif_bytes > 0 and info.thumbnails == (16,)
+
+    def test_report_says_what_happened(self, backend: str) -> None:
+        data = fixtures.make_heic((120, 80), "RGBA", exif=fixtures.exif_block())
+        result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(max_size=60), backend=backend)
+        assert result.backend == backend
+        assert (result.width, result.height) == (60, 40)
+        text = "\n".join(result.notes)
+        assert "resized 120x80 -> 60x40" in text
+        assert "alpha flattened" in text
+
+
+def _psnr(a: Any, b: Any) -> float:
+    from PIL import ImageChops, ImageStat
+
+    diff = ImageChops.difference(a, b)
+    mse = sum(v * v for v in ImageStat.Stat(diff).rms) / len(ImageStat.Stat(diff).rms)
+    if mse == 0:
+        return 100.0
+    import math
+
+    return 10 * math.log10(255 * 255 / mse)
+
+
+def _avif(size: tuple[int, int], mode: str) -> bytes:
+    buf = io.BytesIO()
+    fixtures.gradient(size, mode).save(buf, "AVIF", quality=90)
+    return buf.getvalue()

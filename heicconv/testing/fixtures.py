@@ -1,0 +1,300 @@
+"""Images generated on the fly, so tests need no files from elsewhere.
+
+pillow-heif encodes the HEIC fixtures; the helpers below add what encoders do not
+write (rotation boxes, thumbnails, a primary that is not the first image) by
+editing the container.
+
+>>> data = make_heic(size=(40, 20), mode="RGBA")
+>>> from heicconv import probe
+>>> info = probe(data)
+>>> (info.width, info.height, info.alpha)
+(40, 20, True)
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, cast
+
+__all__ = [
+    "XMP_PACKET",
+    "exif_block",
+    "gradient",
+    "make_heic",
+    "make_image",
+    "set_heif_transform",
+    "set_ispe",
+]
+
+
+def gradient(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Any:
+    """A smooth, asymmetric test picture (so rotations and mirrors are visible)."""
+    from PIL import Image
+
+    w, h = size
+    base = Image.linear_gradient("L").resize((w, h))
+    other = Image.linear_gradient("L").rotate(90).resize((w, h))
+    if mode == "L":
+        return base
+    rgb = Image.merge("RGB", (base, other, Image.new("L", (w, h), 96)))
+    # A bright block in the top-left corner marks orientation.
+    rgb.paste((250, 20, 20), (0, 0, max(1, w // 4), max(1, h // 4)))
+    if mode == "RGB":
+        return rgb
+    if mode == "LA":
+        return Image.merge("LA", (base, other))
+    # Alpha: opaque, with a transparent block at top-left and a half-transparent one at bottom-right,
+    # so a transform applied to the colour but not to the alpha shows.
+    alpha = Image.new("L", (w, h), 255)
+    alpha.paste(0, (0, 0, max(1, w // 3), max(1, h // 4)))
+    alpha.paste(128, (w - max(1, w // 4), h - max(1, h // 4), w, h))
+    return Image.merge("RGBA", (*rgb.split(), alpha))
+
+
+def exif_block(orientation: int = 1, make: str = "heicconv", gps: bool = True, extra: int = 0) -> bytes:
+    """An EXIF block (with ``Exif\\0\\0``) with camera make, date, orientation and optionally GPS."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = make  # Make
+    exif[0x0110] = "Fixture Camera"  # Model
+    exif[0x0112] = orientation
+    exif[0x0132] = "2026:11:26 10:00:00"  # DateTime
+    if gps:
+        exif[0x8825] = {1: "N", 2: (47.0, 13.0, 38.0), 3: "E", 4: (8.0, 32.0, 10.0)}
+    if extra:
+        exif[0x010E] = "x" * extra  # ImageDescription, to make a large block
+    data: bytes = exif.tobytes()
+    return data
+
+
+XMP_PACKET = (
+    b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+    b' tiff:Orientation="1"><dc:creator>heicconv fixture</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>'
+    b'<?xpacket end="w"?>'
+)
+
+
+def make_image(fmt: str = "png", size: tuple[int, int] = (64, 48), mode: str = "RGB", **save: Any) -> bytes:
+    """Encode the gradient as JPEG, PNG, WebP or TIFF with Pillow."""
+    img = gradient(size, mode)
+    buf = io.BytesIO()
+    img.save(buf, {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF"}[fmt], **save)
+    return buf.getvalue()
+
+
+def make_heic(
+    size: tuple[int, int] = (64, 48),
+    mode: str = "RGB",
+    *,
+    bit_depth: int = 8,
+    quality: int = 90,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
+    icc: bytes | None = None,
+    images: int = 1,
+    primary: int = 0,
+    thumbnail: int | None = None,
+    nclx: tuple[int, int, int, bool] | None = None,
+) -> bytes:
+    """Encode a HEIC with pillow-heif.
+
+    ``images`` top-level images (each a different size: the n-th is grown by n*8
+    pixels in width) with ``primary`` as the primary; ``thumbnail`` adds an
+    embedded thumbnail of that longest side to each image. ``nclx`` (primaries, transfer,
+    matrix, full range) signals colour the way Android phones and cameras do, without ICC.
+    """
+    import pillow_heif
+
+    heif: Any = cast(Any, pillow_heif).HeifFile()
+    for n in range(images):
+        img = gradient((size[0] + 8 * n, size[1]), mode)
+        if bit_depth > 8:
+            import numpy as np  # only the high-bit-depth fixtures need numpy
+
+            arr = np.asarray(img, dtype=np.uint16) * 257
+            heif_mode = {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}[len(img.getbands())]
+            heif.add_frombytes(heif_mode, img.size, arr.tobytes())
+        else:
+            heif.add_from_pillow(img)
+        if n == primary:
+            heif[n].info["primary"] = True
+        if nclx is not None:
+            heif[n].info["nclx_profile"] = {
+                "color_primaries": nclx[0],
+                "transfer_characteristics": nclx[1],
+                "matrix_coefficients": nclx[2],
+                "full_range_flag": int(nclx[3]),
+            }
+    params: dict[str, Any] = {"quality": quality}
+    if bit_depth > 8:
+        params["save_to_12bit"] = bit_depth == 12
+    if exif is not None:
+        params["exif"] = exif
+    if xmp is not None:
+        params["xmp"] = xmp
+    if icc is not None:
+        params["icc_profile"] = icc
+    if thumbnail:
+        params["thumbnails"] = [thumbnail]
+    buf = io.BytesIO()
+    heif.save(buf, primary_index=primary, **params)
+    return buf.getvalue()
+
+
+def _find_boxes(data: bytes, path: list[bytes]) -> list[tuple[int, int, int]]:
+    """(start, header size, total size) of boxes at ``path`` (e.g. [b"meta", b"iprp", b"ipco"])."""
+    out = []
+
+    def walk(start: int, end: int, depth: int) -> None:
+        pos = start
+        while pos + 8 <= end:
+            size, kind = struct.unpack_from(">I4s", data, pos)
+            header = 8
+            if size == 1:
+                size = struct.unpack_from(">Q", data, pos + 8)[0]
+                header = 16
+            elif size == 0:
+                size = end - pos
+            if size < header:
+                return
+            if kind == path[depth]:
+                if depth == len(path) - 1:
+                    out.append((pos, header, size))
+                else:
+                    inner = pos + header + (4 if kind == b"meta" else 0)
+                    walk(inner, pos + size, depth + 1)
+            pos += size
+
+    walk(0, len(data), 0)
+    return out
+
+
+def set_ispe(data: bytes, width: int, height: int) -> bytes:
+    """Make every ``ispe`` box claim ``width``x``height`` (a lying header, for bomb tests)."""
+    out = bytearray(data)
+    for start, header, _size in _find_boxes(data, [b"meta", b"iprp", b"ipco", b"ispe"]):
+        struct.pack_into(">II", out, start + header + 4, width, height)
+    return bytes(out)
+
+
+def set_heif_transform(data: bytes, rotation: int = 0, mirror: int | None = None) -> bytes:
+    """Add ``irot``/``imir`` properties to the primary image and its alpha plane (as cameras write them).
+
+    ``rotation`` is in degrees anticlockwise (0, 90, 180, 270); ``mirror`` is the
+    ``imir`` axis (0: left-right, 1: top-bottom) or None.
+    """
+    from heicconv import isobmff
+
+    container = isobmff.parse(data)
+    primary = container.primary_id
+    alpha = container.alpha_of(primary)
+    targets = {primary} | ({alpha.id} if alpha is not None else set())
+    props = []
+    if rotation:
+        props.append(_box(b"irot", bytes([rotation // 90])))
+    if mirror is not None:
+        props.append(_box(b"imir", bytes([mirror])))
+    if not props:
+        return data
+    ((ipco_start, ipco_header, ipco_size),) = _find_boxes(data, [b"meta", b"iprp", b"ipco"])
+    count = _count_children(data, ipco_start + ipco_header, ipco_start + ipco_size)
+    new_indices = list(range(count + 1, count + 1 + len(props)))
+    ipma_start, ipma_header, ipma_size = _find_boxes(data, [b"meta", b"iprp", b"ipma"])[0]
+    ipma = data[ipma_start : ipma_start + ipma_size]
+    new_ipma = _ipma_add(ipma, ipma_header, targets, new_indices)
+    added = b"".join(props)
+    # Rebuild: ipco grows by `added`, ipma by its delta; fix sizes of iprp and meta, and iloc offsets.
+    delta = len(added) + len(new_ipma) - len(ipma)
+    body = (
+        data[: ipco_start + ipco_size]
+        + added
+        + data[ipco_start + ipco_size : ipma_start]
+        + new_ipma
+        + data[ipma_start + ipma_size :]
+    )
+    out = bytearray(body)
+    _grow(out, ipco_start, len(added))
+    for path in ([b"meta"], [b"meta", b"iprp"]):
+        start, _h, _s = _find_boxes(data, path)[0]
+        _grow(out, start, delta)
+    return _shift_iloc(bytes(out), ipma_start, delta)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _count_children(data: bytes, start: int, end: int) -> int:
+    n, pos = 0, start
+    while pos + 8 <= end:
+        n += 1
+        pos += struct.unpack_from(">I", data, pos)[0]
+    return n
+
+
+def _grow(buf: bytearray, start: int, delta: int) -> None:
+    size = struct.unpack_from(">I", buf, start)[0]
+    struct.pack_into(">I", buf, start, size + delta)
+
+
+def _ipma_add(ipma: bytes, header: int, item_ids: set[int], indices: list[int]) -> bytes:
+    version, flags = ipma[header], int.from_bytes(ipma[header + 1 : header + 4], "big")
+    pos = header + 4
+    count = struct.unpack_from(">I", ipma, pos)[0]
+    pos += 4
+    out = bytearray(ipma[:pos])
+    for _ in range(count):
+        id_size = 2 if version < 1 else 4
+        entry_id = int.from_bytes(ipma[pos : pos + id_size], "big")
+        n = ipma[pos + id_size]
+        assoc_size = 2 if flags & 1 else 1
+        assocs = ipma[pos + id_size + 1 : pos + id_size + 1 + n * assoc_size]
+        pos += id_size + 1 + n * assoc_size
+        if entry_id in item_ids:
+            extra = b"".join((0x8000 | i).to_bytes(2, "big") if assoc_size == 2 else bytes([0x80 | i]) for i in indices)
+            out += entry_id.to_bytes(id_size, "big") + bytes([n + len(indices)]) + assocs + extra
+        else:
+            out += entry_id.to_bytes(id_size, "big") + bytes([n]) + assocs
+    struct.pack_into(">I", out, 0, len(out))
+    return bytes(out)
+
+
+def _shift_iloc(data: bytes, after: int, delta: int) -> bytes:
+    """Move file-offset extents that point past ``after`` by ``delta`` bytes."""
+    ((start, header, _size),) = _find_boxes(data, [b"meta", b"iloc"])
+    out = bytearray(data)
+    pos = start + header
+    version = data[pos]
+    pos += 4
+    sizes = struct.unpack_from(">H", data, pos)[0]
+    pos += 2
+    offset_size, length_size, base_size, index_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15, sizes & 15
+    count_size = 2 if version < 2 else 4
+    count = int.from_bytes(data[pos : pos + count_size], "big")
+    pos += count_size
+    for _ in range(count):
+        pos += count_size  # item id
+        method = 0
+        if version in (1, 2):
+            method = struct.unpack_from(">H", data, pos)[0] & 15
+            pos += 2
+        pos += 2  # data reference index
+        base = int.from_bytes(data[pos : pos + base_size], "big") if base_size else 0
+        base_pos = pos
+        pos += base_size
+        extents = struct.unpack_from(">H", data, pos)[0]
+        pos += 2
+        if method == 0 and base_size and base > after:
+            out[base_pos : base_pos + base_size] = (base + delta).to_bytes(base_size, "big")
+        for _ in range(extents):
+            if version in (1, 2) and index_size:
+                pos += index_size
+            off = int.from_bytes(data[pos : pos + offset_size], "big")
+            if method == 0 and offset_size and base + off > after and not (base_size and base > after):
+                out[pos : pos + offset_size] = (off + delta).to_bytes(offset_size, "big")
+            pos += offset_size + length_size
+    return bytes(out)

@@ -1,0 +1,46 @@
+"""Developer and CI sessions. ``nox -s tests`` is the project's test command."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite and the doctests, with every backend whose system library is installed.
+
+    Set HEICCONV_CORPUS to run the real-world corpus too, and HEICCONV_REQUIRE_BACKENDS
+    (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip.
+    """
+    session.install("-e", ".[all,test,lambda,server]")
+    session.run("pytest", "tests", "heicconv", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def tests_matrix(session: nox.Session) -> None:
+    """The suite on every supported Python that is installed (missing ones are skipped)."""
+    session.install("-e", ".[all,test,lambda,server]")
+    session.run("pytest", "tests", "heicconv", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[all,test]", "mypy")
+    session.run("mypy", "--strict", "heicconv")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """heicconv.convert against the same job written directly with each library (HEIC 12 MP -> JPEG q85)."""
+    session.install("-e", ".[all]")
+    session.run("python", "benchmarks/overhead.py", *session.posargs)
