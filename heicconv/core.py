@@ -102,7 +102,12 @@ def convert_with_report(
         raise
     except Exception as exc:  # a third-party backend's own error never escapes
         raise EncodeError(f"backend {conv.name!r} failed: {exc}") from exc
-    return Result(out, fmt, 0, 0, conv.name, source.info, (f"backend: {conv.name}",))
+    try:
+        written = inspect(out)
+        width, height = written.width, written.height
+    except HeicconvError:  # a format heicconv does not read back: leave the size unknown
+        width = height = 0
+    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",))
 
 
 def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:

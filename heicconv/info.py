@@ -32,7 +32,7 @@ class ImageInfo:
     grayscale: bool = False
     icc_profile: bool = False
     colour: str = "unspecified"  # "icc", "nclx" or "unspecified"
-    exif_bytes: int = 0
+    exif_bytes: int = 0  # as a JPEG would store it: the TIFF block plus its 6-byte "Exif\0\0" header
     xmp: bool = False
     thumbnails: tuple[int, ...] = ()
     depth_images: int = 0
@@ -153,7 +153,10 @@ def _exif_payload(raw: bytes) -> bytes | None:
 
 
 def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
-    c = isobmff.parse(data)
+    try:
+        c = isobmff.parse(data)
+    except DecodeError as exc:
+        raise DecodeError(f"the {fmt.upper()} file is damaged or incomplete: {exc}") from exc
     primary_index = c.top_level.index(c.primary_id)
     index = _select(image_index, primary_index, len(c.top_level))
     item = c.items[c.top_level[index]]
@@ -183,7 +186,7 @@ def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
         grayscale=primary.monochrome,
         icc_profile=primary.icc is not None,
         colour="icc" if primary.icc else "nclx" if primary.nclx else "unspecified",
-        exif_bytes=len(exif) if exif and item.id == primary.id else 0,
+        exif_bytes=len(exif) + 6 if exif and item.id == primary.id else 0,
         xmp=xmp is not None and item.id == primary.id,
         thumbnails=tuple(sorted((max(t.display_size) for t in c.thumbnails_of(primary.id)), reverse=True)),
         depth_images=len(c.depth_of(primary.id)),
@@ -272,7 +275,7 @@ def _inspect_pillow(data: bytes, fmt: str, image_index: int | None) -> Source:
         grayscale=gray,
         icc_profile=icc is not None,
         colour="icc" if icc else "unspecified",
-        exif_bytes=len(exif or b""),
+        exif_bytes=len(exif) + 6 if exif else 0,
         xmp=xmp is not None,
         orientation=orientation,
         image_sizes=((width, height),) if frames == 1 else (),

@@ -131,6 +131,11 @@ def get(name: str) -> Converter:
                 module = importlib.import_module(module_name)
                 factory = getattr(module, attr)
             except ImportError as exc:
+                if exc.name == module_name:  # heicconv's own module, not the library it wraps
+                    where = "reinstall heicconv" if name in BUILTIN else "is its package installed?"
+                    raise BackendUnavailableError(
+                        f"backend {name!r}: module {module_name} is missing; {where}"
+                    ) from exc
                 raise BackendUnavailableError(
                     f"backend {name!r} cannot be imported ({exc}){install_hint(name)}"
                 ) from exc

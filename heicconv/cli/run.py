@@ -1,0 +1,218 @@
+"""Converting the planned files, in this process (``-j 1``) or in worker processes.
+
+Every output is written to a hidden temporary file in its target folder and moved
+into place in one step, so an interrupted run leaves either the complete image or
+nothing. Existing files are replaced only with ``--overwrite``; otherwise the move
+is a hard link, which fails instead of replacing a file that appeared meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core import convert_with_report
+from ..errors import DecodeError, HeicconvError
+from ..options import Limits, Options
+
+__all__ = ["Item", "Outcome", "convert_one", "execute", "explain", "temp_path"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One conversion, as sent to a worker (everything it needs, nothing it must look up)."""
+
+    source: str
+    output: str
+    temp: str
+    fmt: str
+    options: Options
+    limits: Limits
+    backend: str | None
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # converted | skipped | failed
+    error: str = ""
+    note: str = ""
+    seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+    backend: str = ""
+
+
+def temp_path(output: Path, tag: str) -> Path:
+    """A hidden name next to ``output`` that folder scans ignore and a later run can recognise.
+
+    >>> temp_path(Path("out/a.jpg"), "42-0").as_posix()
+    'out/.a.jpg.42-0.heicconv-tmp'
+    """
+    return output.with_name(f".{output.name[:100]}.{tag}.heicconv-tmp")
+
+
+def explain(exc: HeicconvError) -> str:
+    """The error in words for someone who has a file, not a parser: say what is wrong first."""
+    if isinstance(exc, DecodeError) and not str(exc).startswith("the input is empty"):
+        return f"the file is damaged or incomplete ({exc})"
+    return str(exc)
+
+
+def _place(data: bytes, item: Item) -> None:
+    output = Path(item.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL with the default mode (not mkstemp's 0600), so outputs get the usual permissions.
+    fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if item.overwrite:
+        os.replace(item.temp, output)
+        return
+    try:
+        os.link(item.temp, output)
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links on this file system (FAT, some network shares): check, then move.
+        if os.path.lexists(output):
+            raise FileExistsError(output) from None
+        os.replace(item.temp, output)
+    else:
+        os.unlink(item.temp)
+
+
+def convert_one(item: Item) -> Outcome:
+    """Convert one file and write its output; never raises for a bad file (the batch goes on)."""
+    start = time.perf_counter()
+    try:
+        data = Path(item.source).read_bytes()
+        result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
+        _place(result.data, item)
+    except FileExistsError:
+        return Outcome("skipped", note=f"{item.output} appeared while converting; --overwrite replaces it")
+    except HeicconvError as exc:
+        return Outcome("failed", error=explain(exc), seconds=time.perf_counter() - start)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return Outcome("failed", error=f"{exc.strerror or exc}{where}", seconds=time.perf_counter() - start)
+    except MemoryError:
+        return Outcome(
+            "failed",
+            error="out of memory; convert this file alone (-j 1) or with a smaller --max-size",
+            seconds=time.perf_counter() - start,
+        )
+    except Exception as exc:  # a bug, but one file's bug must not stop the batch
+        return Outcome(
+            "failed",
+            error=f"unexpected {type(exc).__name__}: {exc} (this is a heicconv bug; please report it)",
+            seconds=time.perf_counter() - start,
+        )
+    finally:
+        # Also runs on Ctrl-C in this process: no temporary file outlives its conversion.
+        with contextlib.suppress(OSError):
+            os.unlink(item.temp)
+    return Outcome(
+        "converted",
+        seconds=time.perf_counter() - start,
+        width=result.width,
+        height=result.height,
+        backend=result.backend,
+    )
+
+
+def _ignore_sigint() -> None:
+    # Workers leave Ctrl-C to the main process, which stops handing out work and
+    # lets the conversions in progress finish, so every output is complete.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _remove(paths: Iterator[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def execute(
+    items: list[Item],
+    jobs: int,
+    on_done: Callable[[int, Outcome], None],
+    on_stopping: Callable[[int], None],
+    work: Callable[[Item], Outcome] = convert_one,
+) -> None:
+    """Run ``work`` on each of ``items``, calling ``on_done(index, outcome)`` as each finishes.
+
+    On Ctrl-C, no new file is started; conversions already running finish (a second
+    Ctrl-C abandons them and removes their temporary files), then ``KeyboardInterrupt``
+    is raised again for the caller to report.
+    """
+    if jobs <= 1 or len(items) <= 1:
+        for index, item in enumerate(items):
+            on_done(index, work(item))
+        return
+
+    context = multiprocessing.get_context("spawn")  # fork is unsafe with image libraries' threads
+    todo = iter(enumerate(items))
+    # No queue beyond one file per worker: Ctrl-C has nothing to cancel, and if a worker
+    # crashes, the files in flight are the ones that were really being converted.
+    window = jobs
+    while True:
+        running: dict[Future[Outcome], int] = {}
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_sigint)
+        broken = False
+        try:
+            try:
+                for index, item in todo:
+                    running[executor.submit(work, item)] = index
+                    if len(running) >= window:
+                        break
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = running.pop(future)
+                        try:
+                            outcome = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            outcome = Outcome(
+                                "failed",
+                                error="the worker process converting this file (or one converted at the same time) "
+                                "crashed; convert it alone with -j 1 to see which",
+                            )
+                            _remove(iter([items[index].temp]))
+                        on_done(index, outcome)
+                    if broken:
+                        continue  # collect every failed future, then start a new pool
+                    for index, item in todo:
+                        running[executor.submit(work, item)] = index
+                        if len(running) >= window:
+                            break
+            except KeyboardInterrupt:
+                for future in running:
+                    future.cancel()
+                busy = {f: i for f, i in running.items() if not f.cancelled()}
+                on_stopping(len(busy))
+                try:
+                    for future in wait(busy).done:
+                        with contextlib.suppress(BrokenProcessPool):
+                            on_done(busy[future], future.result())
+                except KeyboardInterrupt:
+                    for process in list(getattr(executor, "_processes", {}).values()):
+                        process.terminate()
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    _remove(items[i].temp for i in busy.values())
+                raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if not broken:
+            return

@@ -1,0 +1,175 @@
+"""Conversions in worker processes with a memory cap and a wall-clock timeout.
+
+A pathological upload then costs one worker, replaced at once, and the caller gets a clean
+``LimitExceededError`` or ``heicconv.TimeoutError`` instead of a dead service.
+
+The memory cap is on resident memory, checked every 20 ms while a conversion runs (Linux's
+``/proc``; elsewhere only the timeout applies). An address-space limit (``RLIMIT_AS``) would be
+simpler but misjudges multi-threaded libraries: libvips reserves about 700 MB of virtual memory
+for its thread arenas before it decodes anything. Use it where one
+process serves many users (the container route); on AWS Lambda the function's own memory size
+and timeout play that role.
+
+>>> import heicconv
+>>> from heicconv.isolated import IsolatedConverter
+>>> from heicconv.testing.fixtures import make_heic
+>>> with IsolatedConverter(workers=1, timeout=60) as pool:
+...     pool.convert(make_heic(), "png")[:4]
+b'\\x89PNG'
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DecodeError, HeicconvError, LimitExceededError, TimeoutError
+from .options import Limits, Options
+
+__all__ = ["IsolatedConverter"]
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of a process in bytes (Linux); 0 where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> None:
+    """Worker loop: convert what arrives until the pipe closes."""
+    import heicconv
+
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        data, fmt, options, backend, limits = request
+        try:
+            result = heicconv.convert(data, fmt, options, backend=backend, limits=limits)
+            conn.send(("ok", result))
+        except MemoryError:
+            conn.send(("error", LimitExceededError(f"the conversion needed more than {memory_bytes >> 20} MB")))
+        except HeicconvError as exc:
+            conn.send(("error", exc))
+        except Exception as exc:  # heicconv wraps library errors; anything else is a bug worth seeing
+            conn.send(("error", DecodeError(f"the worker failed: {type(exc).__name__}: {exc}")))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: multiprocessing.connection.Connection
+
+
+class IsolatedConverter:
+    """A pool of worker processes that run ``heicconv.convert`` under a memory cap and a timeout.
+
+    ``workers`` processes (default: CPU count) are each stopped past ``memory_mb`` of resident memory;
+    a call that runs past ``timeout`` seconds kills its worker and raises ``heicconv.TimeoutError``;
+    a worker that dies (out of memory, or a crash in a native library) is replaced and the call
+    raises ``LimitExceededError`` or ``DecodeError``. Thread-safe: many threads may call ``convert``.
+    """
+
+    def __init__(self, workers: int | None = None, *, timeout: float = 30.0, memory_mb: int = 3072) -> None:
+        if timeout <= 0 or memory_mb < 64:
+            raise ValueError("timeout must be positive and memory_mb at least 64")
+        self.timeout = timeout
+        self.memory_bytes = memory_mb * 1024 * 1024
+        self._ctx = multiprocessing.get_context("spawn")  # no inherited locks or library state
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(workers or os.cpu_count() or 1):
+            self._idle.put(self._start())
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def convert(
+        self,
+        data: bytes,
+        fmt: str,
+        options: Options | None = None,
+        *,
+        backend: str | None = None,
+        limits: Limits | None = None,
+    ) -> bytes:
+        """Like ``heicconv.convert``, in a worker process."""
+        if self._closed:
+            raise RuntimeError("this IsolatedConverter is closed")
+        worker = self._idle.get()
+        failure: HeicconvError | None = None
+        try:
+            failure = self._exchange(worker, (bytes(data), fmt, options, backend, limits))
+            if failure is None:
+                status, payload = worker.conn.recv()
+        except (EOFError, OSError) as exc:  # the worker died: a crash in a native library, or the OOM killer
+            worker.process.join(1)
+            code = worker.process.exitcode
+            if code in (-9, 137):
+                failure = LimitExceededError("the conversion's worker was killed (out of memory)")
+            else:
+                failure = DecodeError(f"the conversion's worker died (exit code {code}); the input may be hostile")
+            failure.__cause__ = exc
+        if failure is not None:
+            self._retire(worker)
+            self._idle.put(self._start())
+            raise failure
+        self._idle.put(worker)
+        if status == "ok":
+            out: bytes = payload
+            return out
+        raise payload
+
+    def _exchange(self, worker: _Worker, request: tuple[Any, ...]) -> HeicconvError | None:
+        """Send a request and wait for its answer, watching the clock and the worker's memory."""
+        worker.conn.send(request)
+        deadline = time.monotonic() + self.timeout
+        while not worker.conn.poll(0.02):
+            if time.monotonic() > deadline:
+                return TimeoutError(f"the conversion took longer than {self.timeout:g} s; its worker was stopped")
+            if _rss(worker.process.pid) > self.memory_bytes:
+                return LimitExceededError(
+                    f"the conversion needed more than {self.memory_bytes >> 20} MB; its worker was stopped"
+                )
+        return None
+
+    def close(self) -> None:
+        """Stop every worker."""
+        self._closed = True
+        with self._lock:
+            workers = list(self._all)
+        for worker in workers:
+            self._retire(worker)
+
+    def __enter__(self) -> IsolatedConverter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,651 @@
+"""The command line, run as users run it: ``python -m heicconv`` in a subprocess, on generated files.
+
+Files of the real-world corpus are used only when ``HEICCONV_CORPUS`` points at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from heicconv import Limits, Options
+from heicconv.cli.run import Item, Outcome, execute
+from heicconv.testing.fixtures import make_heic, make_image
+
+CORPUS = os.environ.get("HEICCONV_CORPUS")
+needs_corpus = pytest.mark.skipif(not CORPUS, reason="HEICCONV_CORPUS is not set")
+REAL_JSON_KEYS = {"path", "output", "status", "error", "seconds", "width", "height", "backend"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    # The user's own heicconv settings must not leak into the tests.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    env.pop("HEICCONV_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "heicconv", *args],
+        cwd=cwd,
+        env=env if env is not None else _env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def by_path(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    return {Path(r["path"]).name: r for r in records(result)}
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def decoded_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        img.load()  # a truncated file fails here
+        width, height = img.size
+        return width, height
+
+
+@pytest.fixture(scope="module")
+def heic() -> bytes:
+    return make_heic(size=(96, 64))
+
+
+@pytest.fixture(scope="module")
+def heic_alpha() -> bytes:
+    return make_heic(size=(40, 30), mode="RGBA")
+
+
+@pytest.fixture
+def tree(tmp_path: Path, heic: bytes, heic_alpha: bytes) -> Path:
+    """src/ with HEIC files under every suffix spelling, a sub-folder, and files that are not images."""
+    src = tmp_path / "src"
+    (src / "trip" / "day1").mkdir(parents=True)
+    (src / "a.heic").write_bytes(heic)
+    (src / "B.HEIC").write_bytes(heic_alpha)
+    (src / "c.heif").write_bytes(heic)
+    (src / "trip" / "d.HIF").write_bytes(heic)
+    (src / "trip" / "day1" / "e.heic").write_bytes(heic)
+    (src / "trip" / "f.png").write_bytes(make_image("png", size=(20, 10)))
+    (src / "notes.txt").write_text("not an image")
+    (src / "._a.heic").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    return src
+
+
+# The two-path form used by the README.
+
+
+def test_short_form_converts_and_never_clobbers(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "in.heic").write_bytes(heic)
+    first = run("in.heic", "out.jpg", "--quality", "70", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert decoded_size(tmp_path / "out.jpg") == (96, 64)
+    before = (tmp_path / "out.jpg").read_bytes()
+
+    again = run("in.heic", "out.jpg", "--quality", "20", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "--overwrite" in again.stderr
+    assert (tmp_path / "out.jpg").read_bytes() == before
+
+    forced = run("in.heic", "out.jpg", "--quality", "20", "--overwrite", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "out.jpg").read_bytes() != before
+    assert (tmp_path / "in.heic").read_bytes() == heic
+
+
+def test_short_form_takes_the_format_from_the_suffix(tmp_path: Path, heic_alpha: bytes) -> None:
+    (tmp_path / "in.HEIC").write_bytes(heic_alpha)
+    result = run("in.HEIC", "sub/out.png", "--backend", "pillow", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "sub" / "out.png") as img:
+        assert (img.format, img.size, img.mode) == ("PNG", (40, 30), "RGBA")
+
+
+# convert: layout, names, which files are read.
+
+
+def test_convert_mirrors_the_folder_tree(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src", "-r", "-o", "out", "-j", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert files_under(out) == {"a.jpg", "B.jpg", "c.jpg", "trip/d.jpg", "trip/day1/e.jpg", "trip/f.jpg"}
+    assert decoded_size(out / "B.jpg") == (40, 30)
+    assert decoded_size(out / "trip" / "f.jpg") == (20, 10)
+    assert "ignored 1 file(s)" in result.stderr  # notes.txt
+
+
+def test_convert_without_recursive_stays_at_the_top(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src", "-o", "out", "--to", "webp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert files_under(tmp_path / "out") == {"a.webp", "B.webp", "c.webp"}
+
+
+def test_convert_writes_next_to_the_inputs_by_default(tree: Path, tmp_path: Path) -> None:
+    before = {name: (tree / name).read_bytes() for name in files_under(tree)}
+    result = run("convert", "src", "-r", "--to", "png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    made = files_under(tree) - set(before)
+    assert made == {"a.png", "B.png", "c.png", "trip/d.png", "trip/day1/e.png"}
+    # f.png is already PNG: its output would be itself, so it is left alone, and no input changed.
+    assert all((tree / name).read_bytes() == data for name, data in before.items())
+    assert "left 1 png file(s)" in result.stderr
+
+
+def test_explicit_non_image_is_skipped_with_a_note(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src/notes.txt", "src/a.heic", "-o", "out", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = by_path(result)
+    assert got["notes.txt"]["status"] == "skipped"
+    assert "not an image" in got["notes.txt"]["note"]
+    assert got["a.heic"]["status"] == "converted"
+
+
+def test_an_image_without_an_image_suffix_is_read_by_content(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "IMG_0001").write_bytes(heic)
+    result = run("convert", "IMG_0001", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert decoded_size(tmp_path / "IMG_0001.jpg") == (96, 64)
+
+
+# Never lose or clobber data.
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"precious")
+
+    default = run("convert", "src", "-o", "out", "--json", cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert (out / "a.jpg").read_bytes() == b"precious"
+    record = by_path(default)["a.heic"]
+    assert record["status"] == "skipped"
+    assert "exists" in record["note"]
+    assert "--overwrite replaces them" in default.stderr
+
+    quiet = run("convert", "src", "-o", "out", "--skip-existing", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "a.heic" not in quiet.stderr  # skipped without a note
+    assert (out / "a.jpg").read_bytes() == b"precious"
+
+    forced = run("convert", "src", "-o", "out", "--overwrite", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert decoded_size(out / "a.jpg") == (96, 64)
+
+
+def test_an_output_folder_inside_the_input_is_not_read_again(tree: Path, tmp_path: Path) -> None:
+    first = run("convert", "src", "-r", "-o", "src/converted", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run("convert", "src", "-r", "-o", "src/converted", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert {r["status"] for r in records(again)} == {"skipped"}
+    assert not (tree / "converted" / "converted").exists()
+
+
+def test_output_dir_must_be_a_folder(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src", "-o", "src/notes.txt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not a folder" in result.stderr
+
+
+def test_overwrite_and_skip_existing_exclude_each_other(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src", "--overwrite", "--skip-existing", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not allowed with" in result.stderr
+
+
+def test_two_inputs_for_one_output_is_a_conflict(tmp_path: Path, heic: bytes, heic_alpha: bytes) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.heic").write_bytes(heic)
+    (tmp_path / "src" / "a.HEIC").write_bytes(heic_alpha)
+    (tmp_path / "src" / "b.heic").write_bytes(heic)
+    result = run("convert", "src", "-o", "out", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    got = records(result)
+    conflicts = [r for r in got if r["status"] == "failed"]
+    assert {Path(r["path"]).name for r in conflicts} == {"a.heic", "a.HEIC"}
+    assert all("conflict" in r["error"] for r in conflicts)
+    assert files_under(tmp_path / "out") == {"b.jpg"}
+
+
+def test_an_output_never_replaces_an_input(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "a.heic").write_bytes(heic)
+    result = run("convert", "a.heic", "--to", "heic", "--overwrite", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "would replace the input" in result.stderr
+    assert (tmp_path / "a.heic").read_bytes() == heic
+
+
+def test_a_bad_file_fails_alone(tree: Path, tmp_path: Path) -> None:
+    (tree / "broken.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00garbage" * 20)
+    (tree / "empty.heic").write_bytes(b"")
+    result = run("convert", "src", "-o", "out", "-j", "2", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    got = by_path(result)
+    assert got["broken.heic"]["status"] == "failed"
+    assert got["empty.heic"]["status"] == "failed"
+    assert got["broken.heic"]["error"]
+    assert "src/broken.heic" in result.stderr  # the plain line names the file
+    assert files_under(tmp_path / "out") == {"a.jpg", "B.jpg", "c.jpg"}
+    assert "failed 2" in result.stderr
+
+
+def test_dry_run_writes_nothing(tree: Path, tmp_path: Path) -> None:
+    before = files_under(tmp_path)
+    result = run("convert", "src", "-r", "-o", "out", "--dry-run", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert files_under(tmp_path) == before
+    assert not (tmp_path / "out").exists()
+    got = records(result)
+    assert {r["status"] for r in got} == {"planned"}
+    assert {Path(r["output"]).relative_to("out").as_posix() for r in got} >= {"trip/day1/e.jpg", "a.jpg"}
+
+
+def test_interrupted_run_leaves_only_complete_files(tmp_path: Path) -> None:
+    data = make_heic(size=(1024, 768))
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(150):
+        (src / f"p{n:03d}.heic").write_bytes(data)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heicconv", "convert", "src", "-o", "out", "-j", "1", "--to", "png"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and any(not n.startswith(".") for n in os.listdir(out))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no output appeared"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    names = os.listdir(out)
+    assert not [n for n in names if n.startswith(".")], "temporary files left behind"
+    assert 0 < len(names) < 150
+    for name in names:
+        assert decoded_size(out / name) == (1024, 768)
+
+
+# Output formats: JSON, plain lines.
+
+
+def test_json_lines_parse_and_carry_every_field(tree: Path, tmp_path: Path) -> None:
+    result = run("convert", "src", "-r", "-o", "out", "--json", "-j", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = records(result)
+    assert len(got) == 6
+    for record in got:
+        assert record.keys() >= REAL_JSON_KEYS
+        assert record["status"] == "converted"
+        assert record["backend"] == "pillow"
+        assert Path(tmp_path / record["output"]).is_file()
+        assert decoded_size(tmp_path / record["output"]) == (record["width"], record["height"])
+
+
+def test_no_escape_codes_when_not_on_a_terminal(tree: Path, tmp_path: Path) -> None:
+    (tree / "broken.heic").write_bytes(b"\x00\x00\x00\x10ftypheic" + b"\x00" * 8)
+    result = run("convert", "src", "-r", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 1
+    for text in (result.stdout, result.stderr):
+        assert "\x1b" not in text
+        assert "\r" not in text
+    assert "converted 6" in result.stderr
+    info = run("info", "src/a.heic", cwd=tmp_path)
+    assert "\x1b" not in info.stdout + info.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_progress_bar_on_a_terminal(tree: Path, tmp_path: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heicconv", "convert", "src", "-r", "-o", "out", "-j", "1"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    assert proc.stdout is not None and proc.stdout.read() == b""
+    text = b"".join(chunks).decode()
+    assert "6/6" in text and "files/s" in text and "ETA" in text
+    assert "converted 6" in text
+    assert "converted src/a.heic" not in text  # the bar replaces the per-file lines
+
+
+def test_quiet_prints_only_failures(tree: Path, tmp_path: Path) -> None:
+    (tree / "broken.heic").write_bytes(b"")
+    result = run("convert", "src", "-o", "out", "-q", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        next(line for line in result.stderr.splitlines() if line.startswith("failed src/broken.heic"))
+    ]
+
+
+# Options and configuration.
+
+
+def test_conversion_flags_apply(tmp_path: Path) -> None:
+    (tmp_path / "big.heic").write_bytes(make_heic(size=(400, 200)))
+    result = run("convert", "big.heic", "--to", "png", "--max-size", "100x100", "--strip", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert decoded_size(tmp_path / "big.png") == (100, 50)
+
+
+def test_cli_table_sets_defaults_and_flags_win(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "heicconv.toml").write_text('[cli]\nto = "webp"\nrecursive = true\nmax_size = "32x32"\njobs = 1\n')
+    result = run("convert", "src", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "trip/day1/e.webp" in files_under(tmp_path / "out")
+    assert max(decoded_size(tmp_path / "out" / "a.webp")) == 32
+
+    flags = run("convert", "src", "-o", "out2", "--to", "png", "--no-recursive", "--max-size", "48", cwd=tmp_path)
+    assert flags.returncode == 0, flags.stderr
+    assert files_under(tmp_path / "out2") == {"a.png", "B.png", "c.png"}
+    assert decoded_size(tmp_path / "out2" / "a.png") == (48, 32)
+
+
+def test_environment_overrides_the_cli_table(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "heicconv.toml").write_text('[cli]\nto = "webp"\n')
+    result = run("convert", "src/a.heic", cwd=tmp_path, env=_env(HEICCONV_CLI_TO="png"))
+    assert result.returncode == 0, result.stderr
+    assert (tree / "a.png").is_file()
+
+
+def test_configured_options_apply_under_the_flags(tmp_path: Path) -> None:
+    (tmp_path / "big.heic").write_bytes(make_heic(size=(400, 200)))
+    (tmp_path / "heicconv.toml").write_text("[options]\nmax_size = 40\n")
+    result = run("convert", "big.heic", "--to", "png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert decoded_size(tmp_path / "big.png") == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[cli]\nquality = 500\n", ["quality", "1 to 100", "heicconv.toml"]),
+        ('[cli]\ncolour = "red"\n', ["colour", "unknown key", "known keys"]),
+        ('[cli]\nto = "bmp"\n', ["to", "bmp"]),
+        ("[cli]\noverwrite = true\nskip_existing = true\n", ["only one"]),
+        ("backend = 'nonesuch'\n", ["backend", "nonesuch"]),
+    ],
+)
+def test_configuration_errors_exit_2(tree: Path, tmp_path: Path, toml: str, words: list[str]) -> None:
+    (tmp_path / "heicconv.toml").write_text(toml)
+    result = run("convert", "src", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("heicconv: error:")
+    for word in words:
+        assert word in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["convert", "src", "--quality", "0"], ["--quality", "1 to 100"]),
+        (["convert", "src", "--to", "bmp"], ["--to", "bmp"]),
+        (["convert", "src", "--max-size", "wide"], ["--max-size", "WxH"]),
+        (["convert", "src", "-j", "0"], ["--jobs"]),
+        (["convert", "src", "--backend", "nonesuch"], ["nonesuch", "known"]),
+        (["frobnicate"], ["unknown command"]),
+        (["src/a.heic"], ["heicconv convert"]),
+        (["src", "out.jpg"], ["is a folder", "heicconv convert"]),
+        (["src/a.heic", "out.bmp"], ["unknown command"]),
+        ([], ["usage"]),
+    ],
+)
+def test_usage_errors_exit_2(tree: Path, tmp_path: Path, args: list[str], words: list[str]) -> None:
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    for word in words:
+        assert word in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_installed_console_script(tmp_path: Path, heic: bytes) -> None:
+    script = Path(sys.executable).with_name("heicconv")
+    if not script.exists():
+        pytest.skip("the heicconv console script is not installed next to this Python")
+    (tmp_path / "a.heic").write_bytes(heic)
+    result = subprocess.run([str(script), "a.heic", "a.png"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert decoded_size(tmp_path / "a.png") == (96, 64)
+
+
+def test_help_has_examples(tmp_path: Path) -> None:
+    top = run("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for word in ("convert", "info", "backends", "bench", "serve", "examples:"):
+        assert word in top.stdout
+    sub = run("convert", "--help", cwd=tmp_path)
+    assert sub.returncode == 0
+    assert "--skip-existing" in sub.stdout
+    assert "examples:" in sub.stdout
+
+
+def test_parallel_and_serial_runs_agree(tree: Path, tmp_path: Path) -> None:
+    serial = run("convert", "src", "-r", "-o", "one", "-j", "1", "--to", "png", cwd=tmp_path)
+    parallel = run("convert", "src", "-r", "-o", "two", "-j", "3", "--to", "png", cwd=tmp_path)
+    assert serial.returncode == parallel.returncode == 0, serial.stderr + parallel.stderr
+    names = files_under(tmp_path / "one")
+    assert names == files_under(tmp_path / "two")
+    for name in names:
+        with Image.open(tmp_path / "one" / name) as a, Image.open(tmp_path / "two" / name) as b:
+            assert a.tobytes() == b.tobytes()
+
+
+def crash_on_request(item: Item) -> Outcome:
+    """A stand-in conversion that kills its worker process for inputs named "crash"."""
+    if item.source == "crash":
+        os._exit(3)
+    return Outcome("converted")
+
+
+def test_a_crashing_worker_fails_its_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    names = ["a", "b", "crash", "c", "d", "e", "f"]
+    items = [
+        Item(n, str(tmp_path / f"{n}.jpg"), str(tmp_path / f".{n}.tmp"), "jpeg", Options(), Limits(), "pillow", False)
+        for n in names
+    ]
+    got: dict[str, str] = {}
+    execute(items, 2, lambda i, o: got.__setitem__(names[i], o.status), lambda n: None, work=crash_on_request)
+    assert set(got) == set(names)
+    assert got["crash"] == "failed"
+    # Only the files in flight with the crash can be blamed; the rest converted in a new worker.
+    assert sum(status == "failed" for status in got.values()) <= 2
+    assert got["f"] == "converted"
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "a.heic").write_bytes(heic)
+    old = os.umask(0o022)
+    try:
+        result = run("a.heic", "a.jpg", cwd=tmp_path)
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.jpg").stat().st_mode & 0o777 == 0o644
+
+
+# info and backends.
+
+
+def test_info_describes_a_file(tmp_path: Path) -> None:
+    (tmp_path / "x.heic").write_bytes(make_heic(size=(64, 48), images=3, primary=1, thumbnail=16))
+    (tmp_path / "notes.txt").write_text("hello")
+    result = run("info", "x.heic", "notes.txt", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    x, notes = records(result)
+    assert (x["width"], x["height"], x["images"], x["primary_index"]) == (72, 48, 3, 1)
+    assert x["thumbnails"] == [16]
+    assert "not an image" in notes["error"]
+
+    plain = run("info", "x.heic", cwd=tmp_path)
+    assert plain.returncode == 0
+    assert "72x48" in plain.stdout
+
+
+def test_backends_lists_every_backend_and_the_selected_one(tmp_path: Path) -> None:
+    result = run("backends", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    names = {b["name"] for b in got["backends"]}
+    assert {"pillow", "vips", "wand"} <= names
+    assert got["selected"] == {"name": "pillow", "source": "default (auto)"}
+    pillow = next(b for b in got["backends"] if b["name"] == "pillow")
+    assert pillow["available"] and "heic" in pillow["inputs"] and "jpeg" in pillow["outputs"]
+
+    chosen = run("backends", cwd=tmp_path, env=_env(HEICCONV_BACKEND="pillow"))
+    assert "selected: pillow (from the environment (HEICCONV_BACKEND))" in chosen.stdout
+
+
+# Lazily loaded subcommands.
+
+
+def test_missing_lazy_subcommand_says_it_is_unavailable(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from heicconv import cli
+
+    monkeypatch.setitem(cli.LAZY_COMMANDS, "bench", ("heicconv.no_such_module.cli", "measure"))
+    assert cli.main(["bench", "--anything"]) == 2
+    err = capsys.readouterr().err
+    assert "not available" in err
+    assert "heicconv.no_such_module.cli" in err
+
+
+@pytest.mark.parametrize("name", ["bench", "serve"])
+def test_lazy_subcommands_load_when_present(tmp_path: Path, name: str) -> None:
+    import importlib.util
+
+    from heicconv.cli import LAZY_COMMANDS
+
+    module = LAZY_COMMANDS[name][0]
+    try:
+        present = importlib.util.find_spec(module) is not None
+    except ImportError:
+        present = False
+    result = run(name, "--help", cwd=tmp_path)
+    if present:
+        assert result.returncode == 0, result.stderr
+        assert f"heicconv {name}" in result.stdout
+    else:
+        assert result.returncode == 2
+        assert "not available" in result.stderr
+
+
+def test_help_does_not_import_lazy_subcommands(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom heicconv.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('heicconv.benchmark.cli', 'heicconv.server.cli') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# The real-world corpus.
+
+
+def _manifest() -> dict[str, dict[str, Any]]:
+    assert CORPUS
+    with open(Path(CORPUS) / "manifest.json") as fh:
+        return {f["path"]: f for f in json.load(fh)["files"]}
+
+
+def _real_files(skip_huge: bool) -> Iterator[Path]:
+    assert CORPUS
+    for path in sorted((Path(CORPUS) / "real").iterdir()):
+        if not (skip_huge and path.name == "200MP.heic"):
+            yield path
+
+
+@needs_corpus
+def test_info_matches_the_corpus_manifest(tmp_path: Path) -> None:
+    manifest = _manifest()
+    files = list(_real_files(skip_huge=False))
+    result = run("info", "--json", *map(str, files), cwd=tmp_path, env=_env(HEICCONV_CORPUS=str(CORPUS)))
+    assert result.returncode == 0, result.stderr
+    got = records(result)
+    assert len(got) == len(files)
+    for record in got:
+        expected = manifest[f"real/{Path(record['path']).name}"]
+        for key in ("width", "height", "images", "primary_index", "bit_depth", "alpha", "thumbnails"):
+            assert record[key] == expected[key], (record["path"], key)
+
+
+@needs_corpus
+def test_converting_the_corpus(tmp_path: Path) -> None:
+    manifest = _manifest()
+    src = tmp_path / "real"
+    src.mkdir()
+    for path in _real_files(skip_huge=True):
+        (src / path.name).symlink_to(path)
+    result = run("convert", "real", "-o", "out", "-j", "2", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for record in records(result):
+        expected = manifest[f"real/{Path(record['path']).name}"]
+        assert record["status"] == "converted"
+        assert decoded_size(tmp_path / record["output"]) == (expected["width"], expected["height"])
+
+
+@needs_corpus
+def test_corrupted_corpus_files_fail_cleanly(tmp_path: Path) -> None:
+    assert CORPUS
+    src = tmp_path / "bad"
+    src.mkdir()
+    for path in (Path(CORPUS) / "corrupted").iterdir():
+        # corrupted.heic and corrupted.hif would both become corrupted.jpg: give each its own name.
+        (src / f"{path.stem}-{path.suffix[1:]}{path.suffix}").symlink_to(path)
+    result = run("convert", "bad", "-o", "out", "--json", cwd=tmp_path)
+    got = by_path(result)
+    assert result.returncode == 1
+    for name in ("corrupted-heic.heic", "corrupted-hif.hif", "empty-heic.heic"):
+        assert got[name]["status"] == "failed"
+        assert "conflict" not in got[name]["error"]
+        assert "unexpected" not in got[name]["error"]  # a heicconv error, not a leaked one
+    assert got["truncated-heic.heic"]["status"] in {"converted", "failed"}
+    assert "Traceback" not in result.stderr
