@@ -17,7 +17,14 @@ def tests(session: nox.Session) -> None:
     (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip.
     """
     session.install("-e", ".[all,test,lambda,server]")
-    session.run("pytest", "tests", "heicconv", *session.posargs)
+    session.run("pytest", "tests", "heicconv", "docs", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The long fuzz run: 20,000 mutated inputs per backend, fixed seed (``-- --count N --seed S`` to change)."""
+    session.install("-e", ".[all,test]")
+    session.run("python", "-m", "heicconv.testing.fuzz", "--count", "20000", "--seed", "1", *session.posargs)
 
 
 @nox.session(python=PYTHONS)
@@ -30,7 +37,7 @@ def tests_matrix(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks", "docs")
 
 
 @nox.session
@@ -41,6 +48,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """heicconv.convert against the same job written directly with each library (HEIC 12 MP -> JPEG q85)."""
-    session.install("-e", ".[all]")
+    """heicconv's overhead over each library called directly, memory per backend, threads and bomb refusal."""
+    session.install("-e", ".[all,test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
+    session.run("python", "benchmarks/memory.py")
+    session.run("python", "benchmarks/threads.py")

@@ -171,8 +171,17 @@ def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
         elif meta.type == b"mime" and "rdf+xml" in meta.content_type and xmp is None:
             xmp = c.item_data(meta, data)
     width, height = item.display_size
-    alpha = c.alpha_of(item.id) is not None
-    thumbs = c.thumbnails_of(item.id)
+    isobmff.check_image(c, item)
+    alpha_item = c.alpha_of(item.id)
+    alpha = alpha_item is not None
+    if alpha_item is not None:
+        isobmff.check_image(c, alpha_item, "alpha plane")
+        if alpha_item.display_size != item.display_size:
+            raise DecodeError(
+                "the alpha plane is {}x{} but the image is {}x{}".format(*alpha_item.display_size, *item.display_size)
+            )
+    # A thumbnail is only a shortcut: one that does not hold together is ignored, not an error.
+    thumbs = [t for t in c.thumbnails_of(item.id) if _sound(c, t, item)]
     orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
     pw, ph = primary.display_size
     info = ImageInfo(
@@ -210,6 +219,17 @@ def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
         item=item,
         thumbnails=thumbs,
     )
+
+
+def _sound(c: isobmff.Container, thumb: isobmff.Item, image: isobmff.Item) -> bool:
+    tw, th = thumb.display_size
+    if not (0 < tw <= image.width and 0 < th <= image.height) and not (0 < tw * th <= image.width * image.height):
+        return False
+    try:
+        isobmff.check_image(c, thumb, "thumbnail")
+    except DecodeError:
+        return False
+    return True
 
 
 def _pillow_plugin(fmt: str) -> Any:

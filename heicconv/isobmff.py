@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import DecodeError
 
-__all__ = ["Container", "Item", "parse"]
+__all__ = ["Container", "Item", "check_image", "parse"]
 
 _IMAGE_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci", b"j2k1", b"vvc1"})
 _ALPHA_URNS = ("urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha")
@@ -43,6 +43,8 @@ class Item:
     nclx: tuple[int, int, int, bool] | None = None
     bit_depth: int = 0
     monochrome: bool = False
+    chroma: int = 1  # chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4
+    grid: tuple[int, int, int, int] | None = None  # rows, columns, width, height of a 'grid' item
     aux_type: str = ""
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
 
@@ -236,13 +238,13 @@ def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: byt
     idat = bytes(children[b"idat"].raw(children[b"idat"].end - children[b"idat"].pos)) if b"idat" in children else b""
     container = Container(major, brands, primary, items, [], idat, pitm_field)
     for item in items.values():
-        if item.type == b"grid" and not (item.width and item.height):
-            _grid_size(container, item, data)
+        if item.type == b"grid":
+            _grid_header(container, item, data)
         tile = items.get(item.refs[b"dimg"][0]) if item.refs.get(b"dimg") else None
         if tile is not None:
             # A derived image (grid, overlay) takes what it does not say itself from its first tile, as libheif does.
             if not item.bit_depth:
-                item.bit_depth, item.monochrome = tile.bit_depth, tile.monochrome
+                item.bit_depth, item.monochrome, item.chroma = tile.bit_depth, tile.monochrome, tile.chroma
             if item.icc is None and item.nclx is None:
                 item.icc, item.nclx = tile.icc, tile.nclx
     primary_item = items[primary]
@@ -360,7 +362,8 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
             item.bit_depth = max(depths)
     elif kind == b"hvcC":
         prop.need(19)
-        item.monochrome = prop.buf[prop.pos + 16] & 3 == 0
+        item.chroma = prop.buf[prop.pos + 16] & 3
+        item.monochrome = item.chroma == 0
         item.bit_depth = item.bit_depth or (prop.buf[prop.pos + 17] & 7) + 8
     elif kind == b"av1C":
         prop.need(3)
@@ -372,13 +375,47 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         item.aux_type = prop.cstring()
 
 
-def _grid_size(container: Container, item: Item, data: bytes) -> None:
+def _grid_header(container: Container, item: Item, data: bytes) -> None:
     raw = _Reader(container.item_data(item, data, 64))
     raw.u8()
     flags = raw.u8()
-    raw.u8(), raw.u8()
+    rows, cols = raw.u8() + 1, raw.u8() + 1
     size = 4 if flags & 1 else 2
-    item.width, item.height = raw.uint(size), raw.uint(size)
+    width, height = raw.uint(size), raw.uint(size)
+    item.grid = (rows, cols, width, height)
+    if not (item.width and item.height):
+        item.width, item.height = width, height
+
+
+def check_image(c: Container, item: Item, role: str = "image") -> None:
+    """Refuse an image whose parts disagree: grid tiles that do not tile its size, tiles of other sizes.
+
+    Decoders given such a file allocate what the header claims, or loop on it, before they fail.
+    """
+    if item.type == b"grid":
+        if item.grid is None:
+            raise DecodeError(f"the {role} is a grid without a grid description")
+        rows, cols, width, height = item.grid
+        tiles = item.refs.get(b"dimg", [])
+        if len(tiles) != rows * cols or not all(t in c.items for t in tiles):
+            raise DecodeError(f"the {role} is a {cols}x{rows} grid with {len(tiles)} tile(s)")
+        sizes = {(c.items[t].width, c.items[t].height) for t in tiles}
+        if len(sizes) != 1:
+            raise DecodeError(f"the {role}'s grid tiles differ in size ({len(sizes)} sizes)")
+        tw, th = sizes.pop()
+        if not (tw * (cols - 1) < width <= tw * cols and th * (rows - 1) < height <= th * rows):
+            raise DecodeError(
+                f"the {role}'s {cols}x{rows} tiles of {tw}x{th} do not make its declared {width}x{height}"
+            )
+        if (item.width, item.height) != (width, height):
+            raise DecodeError(f"the {role}'s grid says {width}x{height} but its 'ispe' says {item.width}x{item.height}")
+    elif item.type == b"iovl" or item.type == b"iden":
+        for ref in item.refs.get(b"dimg", []):
+            part = c.items.get(ref)
+            if part is None:
+                raise DecodeError(f"the {role} refers to a missing item {ref}")
+            if part.width * part.height > 4 * max(1, item.width * item.height):
+                raise DecodeError(f"the {role}'s input {ref} is far larger than the {role} itself")
 
 
 def _top_level(c: Container) -> list[int]:

@@ -19,3 +19,16 @@ def _clean_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     heicconv.config.reset()
     yield
     heicconv.config.reset()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The lowest PSNR seen per backend pair (tests/test_equivalence.py), to watch over time."""
+    import sys
+
+    module = sys.modules.get("test_equivalence") or sys.modules.get("tests.test_equivalence")
+    lowest = getattr(module, "LOWEST", None)
+    if not lowest:
+        return
+    terminalreporter.section("lowest PSNR per backend pair")
+    for (a, b), (value, where) in sorted(lowest.items()):
+        terminalreporter.write_line(f"{a} vs {b}: {value:.1f} dB ({where})")

@@ -71,6 +71,7 @@ class Job:
     source: Source
     fmt: str
     options: Options
+    limits: Limits
     size: tuple[int, int]  # output width, height
     flatten: bool  # alpha onto options.background
     alpha: bool  # output keeps alpha
@@ -240,7 +241,9 @@ def plan(data: bytes, fmt: str, options: Options, limits: Limits, capabilities: 
             exif = xmp = icc = None
     for d in dropped:
         notes.append(f"dropped {d}")
-    return Job(source, fmt, options, size, flatten, alpha, depth, icc, exif, xmp, to_srgb, source_icc, thumbnail, notes)
+    return Job(
+        source, fmt, options, limits, size, flatten, alpha, depth, icc, exif, xmp, to_srgb, source_icc, thumbnail, notes
+    )
 
 
 def _icc_name(icc: bytes) -> str:
@@ -303,6 +306,8 @@ class PipelineBackend(Generic[Img]):
         except MemoryError as exc:
             raise LimitExceededError(f"{self.name}: ran out of memory decoding the image") from exc
         except Exception as exc:
+            if _out_of_memory(exc):
+                raise LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}") from exc
             raise DecodeError(
                 f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc)}"
             ) from exc
@@ -310,7 +315,11 @@ class PipelineBackend(Generic[Img]):
             out = self.save(img, job)
         except HeicconvError:
             raise
+        except MemoryError as exc:
+            raise LimitExceededError(f"{self.name}: ran out of memory writing {job.fmt}") from exc
         except Exception as exc:
+            if _out_of_memory(exc):
+                raise LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}") from exc
             if self.decode_failed(exc):  # lazy libraries decode while they encode
                 raise DecodeError(
                     f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc, 2)}"
@@ -362,6 +371,15 @@ class PipelineBackend(Generic[Img]):
     def decode_failed(self, exc: BaseException) -> bool:
         """Whether an error raised while saving came from decoding (libraries that decode lazily say so)."""
         return False
+
+
+_MEMORY_WORDS = ("memory allocation", "out of memory", "cannot allocate", "allocating", "cache resources exhausted")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Libraries report a failed allocation in their own words (libheif, ImageMagick, libvips)."""
+    text = str(exc).lower()
+    return any(word in text for word in _MEMORY_WORDS)
 
 
 def _first_line(exc: BaseException, lines: int = 1) -> str:

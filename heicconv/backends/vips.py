@@ -39,6 +39,9 @@ class VipsBackend(PipelineBackend[Any]):
                 f"backend 'vips': pyvips or libvips is missing ({exc}){install_hint('vips')}"
             ) from exc
         self._vips = pyvips
+        # libvips caches recent operations with their pixels. heicconv's inputs are one-off buffers, so the
+        # cache only holds memory: with it, RSS climbed from 186 to about 400 MB over 500 conversions.
+        pyvips.cache_set_max(0)
         if not pyvips.type_find("VipsForeignLoad", "heifload_buffer"):
             raise BackendUnavailableError(
                 "backend 'vips': this libvips was built without HEIF support (heifload)" + install_hint("vips")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .. import containers
 from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
+from ..options import Limits
 from ..registry import install_hint
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
 from .base import Capabilities, Job, PipelineBackend
@@ -62,6 +64,8 @@ class WandBackend(PipelineBackend[Any]):
         self._profile_image = library.MagickProfileImage
         self._profile_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
         self._profile_image.restype = ctypes.c_int
+        self._limits_lock = threading.Lock()
+        self._applied: dict[str, int] = {}
         if not wand_version.formats("HEIC"):
             raise BackendUnavailableError(
                 "backend 'wand': ImageMagick has no HEIC coder (built without libheif)" + install_hint("wand")
@@ -109,7 +113,19 @@ class WandBackend(PipelineBackend[Any]):
         # An explicit coder: ImageMagick never guesses the format from the bytes.
         return self._image.Image(blob=data, format=coder)
 
+    def _raise_limits(self, limits: Limits) -> None:
+        """Map heicconv's limits onto ImageMagick's (process-wide, so they only ever grow up to the policy's)."""
+        from wand.resource import limits as magick
+
+        wanted = {"width": limits.max_width, "height": limits.max_height, "area": limits.max_pixels}
+        with self._limits_lock:
+            for name, value in wanted.items():
+                if value > self._applied.get(name, 0):
+                    magick[name] = value
+                    self._applied[name] = value
+
     def load(self, job: Job) -> Any:
+        self._raise_limits(job.limits)
         src = job.source
         if src.container is not None and src.item is not None:
             c = src.container
@@ -220,6 +236,10 @@ class WandBackend(PipelineBackend[Any]):
                 img.options["jpeg:sampling-factor"] = "1x1" if opts.quality >= 90 else "2x2"
             elif fmt == "png":
                 img.compression_quality = 65  # zlib level 6, adaptive filtering
+                # Never a palette or 1-bit PNG (ImageMagick picks those for images with few colours).
+                gray = job.source.grayscale and not job.source.alpha
+                img.options["png:color-type"] = "6" if job.alpha else "0" if gray else "2"
+                img.options["png:bit-depth"] = str(job.depth)
             elif fmt == "webp":
                 img.options["webp:lossless"] = "true" if opts.lossless else "false"
                 img.options["webp:method"] = "4"

@@ -1,0 +1,134 @@
+"""Prices and Lambda limits the cost model uses: documented defaults that every run can override.
+
+Prices change, so each one carries the date it was taken and where from. Override one on the
+command line (``--price lambda_x86_gb_s=0.000015``) or in the config file's ``[bench]`` table
+(``lambda_x86_gb_s = 0.000015``, or ``HEICCONV_BENCH_LAMBDA_X86_GB_S`` in the environment).
+
+>>> prices = Prices().replace(lambda_x86_gb_s=0.000015)
+>>> prices.lambda_x86_gb_s, prices.lambda_arm64_gb_s
+(1.5e-05, 1.33334e-05)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["PRICES_DATE", "PRICE_FACTS", "LambdaLimits", "Price", "Prices", "parse_price"]
+
+#: When the default prices were taken (AWS price list and pricing pages).
+PRICES_DATE = "2026-11"
+
+
+@dataclass(frozen=True)
+class Price:
+    """One documented default price."""
+
+    value: float
+    unit: str
+    source: str
+
+
+#: Every default price, by the key used to override it. Region us-east-2, first pricing tier.
+PRICE_FACTS: dict[str, Price] = {
+    "lambda_requests_per_million": Price(0.20, "USD per 1M requests", "AWS price list (us-east-2, 2026-08)"),
+    "lambda_x86_gb_s": Price(0.0000166667, "USD per GB-second, x86_64", "AWS price list (first 6B GB-s a month)"),
+    "lambda_arm64_gb_s": Price(0.0000133334, "USD per GB-second, arm64", "AWS price list (first 7.5B GB-s a month)"),
+    "fargate_x86_vcpu_hour": Price(0.04048, "USD per vCPU-hour, Linux x86", "AWS Fargate pricing (2026)"),
+    "fargate_x86_gb_hour": Price(0.004445, "USD per GB-hour, Linux x86", "AWS Fargate pricing (2026)"),
+    "fargate_arm64_vcpu_hour": Price(0.03238, "USD per vCPU-hour, Linux arm", "AWS Fargate pricing (2026)"),
+    "fargate_arm64_gb_hour": Price(0.00356, "USD per GB-hour, Linux arm", "AWS Fargate pricing (2026)"),
+}
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The prices one projection uses (defaults: :data:`PRICE_FACTS`, taken :data:`PRICES_DATE`)."""
+
+    lambda_requests_per_million: float = PRICE_FACTS["lambda_requests_per_million"].value
+    lambda_x86_gb_s: float = PRICE_FACTS["lambda_x86_gb_s"].value
+    lambda_arm64_gb_s: float = PRICE_FACTS["lambda_arm64_gb_s"].value
+    fargate_x86_vcpu_hour: float = PRICE_FACTS["fargate_x86_vcpu_hour"].value
+    fargate_x86_gb_hour: float = PRICE_FACTS["fargate_x86_gb_hour"].value
+    fargate_arm64_vcpu_hour: float = PRICE_FACTS["fargate_arm64_vcpu_hour"].value
+    fargate_arm64_gb_hour: float = PRICE_FACTS["fargate_arm64_gb_hour"].value
+    #: price key -> where a non-default value came from (for the report)
+    overridden: tuple[tuple[str, str], ...] = ()
+
+    def replace(self, source: str = "code", **values: float) -> Prices:
+        """A copy with some prices changed; ``source`` is recorded for the report."""
+        for key, value in values.items():
+            if key not in PRICE_FACTS:
+                raise ConfigError(f"{key}: unknown price (in {source}); known: {', '.join(sorted(PRICE_FACTS))}")
+            _check(key, value, source)
+        kept = tuple((k, s) for k, s in self.overridden if k not in values)
+        new = kept + tuple((k, source) for k in values)
+        return dataclasses.replace(self, **values, overridden=new)
+
+    def gb_second(self, arch: str) -> float:
+        return self.lambda_x86_gb_s if arch == "x86_64" else self.lambda_arm64_gb_s
+
+    def fargate(self, arch: str) -> tuple[float, float]:
+        """(USD per vCPU-hour, USD per GB-hour) for ``arch``."""
+        if arch == "x86_64":
+            return self.fargate_x86_vcpu_hour, self.fargate_x86_gb_hour
+        return self.fargate_arm64_vcpu_hour, self.fargate_arm64_gb_hour
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every price with its unit and where it came from, for the report."""
+        where = dict(self.overridden)
+        return [
+            {
+                "key": key,
+                "value": getattr(self, key),
+                "unit": fact.unit,
+                "source": where.get(key, f"default, {fact.source}, taken {PRICES_DATE}"),
+            }
+            for key, fact in PRICE_FACTS.items()
+        ]
+
+
+def _check(key: str, value: object, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{key}: a price must be a number >= 0, got {value!r} (in {source})")
+    return float(value)
+
+
+def parse_price(text: str, source: str = "--price") -> tuple[str, float]:
+    """``"key=value"`` -> ``(key, value)``, checked.
+
+    >>> parse_price("lambda_arm64_gb_s=0.0000120001")
+    ('lambda_arm64_gb_s', 1.20001e-05)
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"{source}: expected KEY=VALUE, got {text!r}")
+    if key not in PRICE_FACTS:
+        raise ConfigError(f"{key}: unknown price (in {source}); known: {', '.join(sorted(PRICE_FACTS))}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: a price must be a number, got {raw.strip()!r} (in {source})") from None
+    return key, _check(key, value, source)
+
+
+@dataclass(frozen=True)
+class LambdaLimits:
+    """Lambda's hard limits the report checks the measurements against (Lambda quotas, 2026-11)."""
+
+    memory_min_mb: int = 128
+    memory_max_mb: int = 10_240
+    one_vcpu_mb: int = 1_769  # CPU share is proportional to memory; this much buys one vCPU
+    max_vcpus: int = 6
+    timeout_s: float = 900.0
+    sync_payload_bytes: int = 6 * 1024 * 1024  # request and response, synchronous invoke
+
+    @property
+    def sync_image_bytes(self) -> int:
+        """The largest image that fits a synchronous payload once base64-encoded (about 4.5 MB)."""
+        return self.sync_payload_bytes // 4 * 3

@@ -1,0 +1,292 @@
+"""A bounded, reproducible fuzz run: mutated inputs through every backend, each in its own process.
+
+    python -m heicconv.testing.fuzz --count 20000 --seed 1 --backends pillow,vips,wand [--corpus DIR]
+
+Inputs are generated fixtures (and small corpus files with ``--corpus``) mutated with bit flips,
+truncations, corrupted box sizes, swapped ``ftyp`` brands, lying ``ispe`` sizes and inserted
+bytes, from a fixed seed, so a run is repeatable. Each backend runs in a worker subprocess, so a
+segfault is caught: the parent records it, saves the input, and starts a new worker. Every
+input must give an image or a ``HeicconvError`` within ``--timeout`` seconds; anything else
+(a crash, a hang, another exception) is a finding, saved under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import select
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["FuzzReport", "mutate", "run", "seeds"]
+
+_BOXES = [
+    b"ftyp",
+    b"meta",
+    b"hdlr",
+    b"pitm",
+    b"iinf",
+    b"infe",
+    b"iloc",
+    b"iref",
+    b"iprp",
+    b"ipco",
+    b"ipma",
+    b"ispe",
+    b"hvcC",
+    b"av1C",
+    b"colr",
+    b"pixi",
+    b"irot",
+    b"imir",
+    b"clap",
+    b"auxC",
+    b"idat",
+    b"mdat",
+    b"thmb",
+    b"auxl",
+    b"dimg",
+    b"cdsc",
+]
+_BRANDS = [b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis", b"hevc", b"isom", b"jpeg", b"\x00\x00\x00\x00"]
+
+
+def seeds(corpus: Path | None = None, max_bytes: int = 300_000) -> list[bytes]:
+    """The inputs mutations start from: generated fixtures, and small corpus files when given."""
+    from PIL import Image
+
+    from . import fixtures
+
+    out = [
+        fixtures.make_heic((32, 24)),
+        fixtures.make_heic((24, 24), "RGBA"),
+        fixtures.make_heic((16, 16), "L"),
+        fixtures.make_heic((40, 24), images=2, primary=1, thumbnail=8, exif=fixtures.exif_block()),
+        fixtures.set_heif_transform(fixtures.make_heic((24, 16), "RGBA"), 90, 0),
+        fixtures.make_image("jpeg", (32, 24), exif=fixtures.exif_block(orientation=6)),
+        fixtures.make_image("png", (32, 24), mode="RGBA"),
+        fixtures.make_image("webp", (32, 24)),
+        fixtures.make_image("tiff", (32, 24)),
+    ]
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (10, 200, 30)).save(buf, "AVIF", quality=50)
+    out.append(buf.getvalue())
+    if corpus is not None:
+        for path in sorted(corpus.rglob("*")):
+            if (
+                path.is_file()
+                and path.suffix.lower() in (".heic", ".heif", ".hif")
+                and path.stat().st_size <= max_bytes
+            ):
+                out.append(path.read_bytes())
+    return out
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One random mutation (sometimes two) of ``data``."""
+    buf = bytearray(data)
+    for _ in range(rng.choice((1, 1, 1, 2))):
+        kind = rng.randrange(7)
+        if not buf:
+            buf = bytearray(rng.randbytes(rng.randrange(1, 64)))
+            continue
+        if kind == 0:  # bit flips
+            for _ in range(rng.randrange(1, 9)):
+                i = rng.randrange(len(buf))
+                buf[i] ^= 1 << rng.randrange(8)
+        elif kind == 1:  # truncation
+            del buf[rng.randrange(len(buf)) :]
+        elif kind == 2 or kind == 3:  # a box's size field
+            found = [i - 4 for b in _BOXES for i in _find_all(buf, b) if i >= 4]
+            if found:
+                pos = rng.choice(found)
+                size = struct.unpack_from(">I", buf, pos)[0]
+                new = rng.choice((0, 1, 7, 8, size - 1, size + 1, size * 2, 0xFFFFFFFF, rng.randrange(1 << 32)))
+                struct.pack_into(">I", buf, pos, new & 0xFFFFFFFF)
+        elif kind == 4:  # ftyp brands
+            for i in _find_all(buf, b"ftyp")[:1]:
+                for off in range(4, 24, 4):
+                    if i + off + 4 <= len(buf) and rng.random() < 0.5:
+                        buf[i + off : i + off + 4] = rng.choice(_BRANDS)
+        elif kind == 5:  # ispe sizes that lie
+            for i in _find_all(buf, b"ispe"):
+                if i + 16 <= len(buf) and rng.random() < 0.7:
+                    w, h = rng.choice(((0, 0), (1, 1), (40000, 40000), (65535, 1), (rng.randrange(1 << 16),) * 2))
+                    struct.pack_into(">II", buf, i + 8, w, h)
+        else:  # inserted or overwritten bytes
+            i = rng.randrange(len(buf))
+            junk = rng.randbytes(rng.randrange(1, 32))
+            if rng.random() < 0.5:
+                buf[i:i] = junk
+            else:
+                buf[i : i + len(junk)] = junk
+    return bytes(buf)
+
+
+def _find_all(buf: bytearray, needle: bytes) -> list[int]:
+    out: list[int] = []
+    i = buf.find(needle)
+    while i >= 0 and len(out) < 64:
+        out.append(i)
+        i = buf.find(needle, i + 1)
+    return out
+
+
+@dataclass
+class FuzzReport:
+    backend: str
+    inputs: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    findings: list[str] = field(default_factory=list)  # files saved under --out
+    seconds: float = 0.0
+    slowest: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def summary(self) -> str:
+        top = ", ".join(f"{k} {v}" for k, v in self.outcomes.most_common())
+        return (
+            f"{self.backend}: {self.inputs} inputs in {self.seconds:.0f} s (slowest {self.slowest:.2f} s); "
+            f"{top}; findings: {len(self.findings)}"
+        )
+
+
+class _Worker:
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "heicconv.testing.fuzz", "--worker", backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+
+    def ask(self, data: bytes, timeout: float) -> str | None:
+        """The worker's answer, or None if it died or went past ``timeout`` (then it is killed)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.stop()
+            return "hang"
+        line = self.proc.stdout.readline()
+        return line.decode("utf-8", "replace").strip() or None
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run(
+    backend: str, count: int, seed: int, *, out: Path | None = None, timeout: float = 10.0, corpus: Path | None = None
+) -> FuzzReport:
+    """Fuzz one backend with ``count`` mutated inputs from ``seed``."""
+    rng = random.Random(f"{seed}:{backend}")
+    bases = seeds(corpus)
+    report = FuzzReport(backend)
+    worker = _Worker(backend)
+    start = time.monotonic()
+    try:
+        for n in range(count):
+            data = mutate(rng.choice(bases), rng)
+            t0 = time.monotonic()
+            answer = worker.ask(data, timeout)
+            report.slowest = max(report.slowest, time.monotonic() - t0)
+            report.inputs += 1
+            if answer is None:
+                answer = f"crash (exit {worker.proc.wait()})"
+            report.outcomes[answer.split(":")[0]] += 1
+            if answer.startswith(("ok", "HeicconvError")):
+                continue
+            name = f"{backend}-{seed}-{n}.bin"
+            report.findings.append(f"{name}: {answer}")
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / name).write_bytes(data)
+            if answer == "hang" or answer.startswith("crash"):
+                worker.stop()
+                worker = _Worker(backend)
+    finally:
+        worker.stop()
+        report.seconds = time.monotonic() - start
+    return report
+
+
+def _serve(backend: str) -> None:
+    """Worker side: read length-prefixed inputs on stdin, answer one line each on stdout."""
+    import heicconv
+
+    heicconv.select(backend)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(4)
+        if len(head) < 4:
+            return
+        data = stdin.read(struct.unpack(">I", head)[0])
+        try:
+            heicconv.convert(data, "jpeg", heicconv.Options(max_size=256), backend=backend)
+            answer = "ok"
+        except heicconv.HeicconvError as exc:
+            answer = f"HeicconvError:{type(exc).__name__}"
+        except Exception as exc:  # the finding this harness exists for
+            answer = f"{type(exc).__name__}: {str(exc)[:200]}".replace("\n", " ")
+        stdout.write(answer.encode() + b"\n")
+        stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="pillow,vips,wand")
+    parser.add_argument("--count", type=int, default=20_000, help="inputs per backend")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
+    parser.add_argument("--corpus", type=Path, default=os.environ.get("HEICCONV_CORPUS") or None)
+    parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.worker:
+        _serve(args.worker)
+        return 0
+    reports = [
+        run(b, args.count, args.seed, out=args.out, timeout=args.timeout, corpus=args.corpus)
+        for b in args.backends.split(",")
+    ]
+    for r in reports:
+        print(
+            json.dumps(
+                {
+                    "backend": r.backend,
+                    "inputs": r.inputs,
+                    "outcomes": r.outcomes,
+                    "findings": r.findings,
+                    "seconds": round(r.seconds, 1),
+                    "slowest": round(r.slowest, 3),
+                }
+            )
+            if args.json
+            else r.summary()
+        )
+        for f in r.findings[:20]:
+            print("   ", f)
+    return 0 if all(r.clean for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
