@@ -206,7 +206,10 @@ def plan(data: bytes, fmt: str, options: Options, limits: Limits, capabilities: 
         exif = xmp = None
     else:
         if exif is not None:
+            before = exif_tools.orientation(exif)
             exif = exif_tools.reset_orientation(exif)
+            if before != 1:
+                notes.append(f"EXIF Orientation {before} -> 1 (the pixels are upright)")
             if options.metadata == "strip-location":
                 try:
                     exif = exif_tools.strip_location(exif)
@@ -228,7 +231,7 @@ def plan(data: bytes, fmt: str, options: Options, limits: Limits, capabilities: 
                 xmp = re.sub(rb"<exif:GPS(\w+)>.*?</exif:GPS\1>", b"", xmp, flags=re.S)
         kept = [name for name, value in (("EXIF", exif), ("XMP", xmp)) if value]
         if kept:
-            notes.append(" and ".join(kept) + " kept" + (" (EXIF Orientation set to 1)" if exif else ""))
+            notes.append(" and ".join(kept) + " kept")
     if fmt in ("avif", "heic") and "heif-metadata-output" not in capabilities.features:
         if icc is not None and not to_srgb:
             raise UnsupportedFormatError(

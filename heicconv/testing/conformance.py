@@ -135,6 +135,25 @@ class ConformanceSuite:
         assert img.mode == "RGBA" and img.size == expected.size
         assert _psnr(img.getchannel("A"), expected.getchannel("A")) > 35
 
+    @pytest.mark.parametrize("fmt", ["png", "tiff"])
+    def test_sixteen_bits_are_kept_when_asked(self, backend: str, fmt: str) -> None:
+        data = fixtures.make_heic((40, 30), bit_depth=10, quality=95)
+        opts = heicconv.Options(bit_depth=16)
+        if "16-bit-output" not in heicconv.select(backend).capabilities.features:
+            with pytest.raises(heicconv.UnsupportedFormatError, match="16-bit"):
+                heicconv.convert(data, fmt, opts, backend=backend)
+            return
+        out = heicconv.convert(data, fmt, opts, backend=backend)
+        if fmt == "png":
+            assert out[24] == 16  # IHDR bit depth
+        else:
+            from PIL import TiffImagePlugin
+
+            tiff = TiffImagePlugin.TiffImageFile(io.BytesIO(out))
+            assert set(tiff.tag_v2[258]) == {16}  # BitsPerSample
+        eight = decode(heicconv.convert(data, "png", backend=backend))
+        assert eight.size == (40, 30) and heicconv.convert(data, "png", backend=backend)[24] == 8
+
     # -- selection ---------------------------------------------------------------
     def test_primary_image_by_default_and_image_index(self, backend: str) -> None:
         data = fixtures.make_heic((40, 30), images=3, primary=1)
