@@ -27,6 +27,23 @@ def fuzz(session: nox.Session) -> None:
     session.run("python", "-m", "heicconv.testing.fuzz", "--count", "20000", "--seed", "1", *session.posargs)
 
 
+@nox.session
+def lambda_zip(session: nox.Session) -> None:
+    """Build the AWS Lambda deployment ZIPs (python3.12, x86_64 and arm64) into dist/, and check their size."""
+    session.run(
+        "python",
+        "docker/build_lambda_zip.py",
+        "--arch",
+        "x86_64",
+        "--arch",
+        "arm64",
+        "--out",
+        "dist",
+        *session.posargs,
+        external=True,
+    )
+
+
 @nox.session(python=PYTHONS)
 def tests_matrix(session: nox.Session) -> None:
     """The suite on every supported Python that is installed (missing ones are skipped)."""

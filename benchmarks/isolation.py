@@ -1,6 +1,6 @@
 """What running a conversion in an isolated worker costs: in-process vs IsolatedConverter, per call.
 
-    python benchmarks/isolation.py [--runs 15]
+python benchmarks/isolation.py [--runs 15]
 """
 
 from __future__ import annotations

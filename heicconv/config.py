@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .options import Limits, Options
+from .options import Limits, Options, field_from_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -231,7 +231,7 @@ def _resolve(configured: dict[str, Any], key: tuple[Any, ...]) -> Settings:
         for name in fields:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None:
-                values[name] = _from_env(name, raw)
+                values[name] = field_from_text(name, raw)
                 sources[f"{kind}.{name}"] = f"the environment ({ENV_PREFIX}{name.upper()})"
     for name in _ADAPTER_SECTIONS:
         prefix = f"{ENV_PREFIX}{name.upper()}_"
@@ -276,23 +276,3 @@ def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:
         if n not in known:
             raise ConfigError(f"backends: unknown backend {n!r} (in {where}); known: {', '.join(known)}")
     return tuple(names)
-
-
-def _from_env(name: str, raw: str) -> Any:
-    """Turn an environment string into the type the field wants; validation happens later."""
-    text = raw.strip()
-    if name in {"lossless", "use_thumbnail"}:
-        lowered = text.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        return text
-    if name in {"max_size", "metadata", "colour", "background"}:
-        return text
-    if name == "image_index" and text.lower() in {"", "none", "primary"}:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["jpeg_drop_exif", "png_set_xmp", "webp_set_xmp"]
+__all__ = ["jpeg_drop_exif", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type xmp")
@@ -46,6 +46,22 @@ def png_set_xmp(png: bytes, xmp: bytes) -> bytes:
             out.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
             placed = True
         out.append(_png_chunk(kind, body))
+    return b"".join(out)
+
+
+def png_set_icc(png: bytes, icc: bytes) -> bytes:
+    """Store ``icc`` as the PNG's ``iCCP`` chunk, replacing any colour chunk (``sRGB``, ``gAMA``, ``cHRM``).
+
+    (ImageMagick writes an ``sRGB`` chunk instead of the profile when the profile is sRGB, so the
+    profile's bytes would differ from the other backends'.)
+    """
+    out = [_PNG_SIGNATURE]
+    for kind, body in _png_chunks(png):
+        if kind in (b"iCCP", b"sRGB", b"gAMA", b"cHRM"):
+            continue
+        out.append(_png_chunk(kind, body))
+        if kind == b"IHDR":
+            out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc, 6)))
     return b"".join(out)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 from .errors import ConfigError
 
-__all__ = ["Limits", "Options", "parse_colour", "parse_size"]
+__all__ = ["Limits", "Options", "field_from_text", "parse_colour", "parse_size"]
 
 MetadataPolicy = Literal["keep", "strip", "strip-location"]
 ColourPolicy = Literal["keep", "srgb"]
@@ -187,3 +187,29 @@ def _from_mapping(cls: Any, values: dict[str, Any], source: str) -> Any:
         object.__setattr__(obj, f.name, values.get(f.name, default))
     obj._validate(source)
     return obj
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def field_from_text(name: str, text: str) -> Any:
+    """Turn a text value (an environment variable, a query parameter) into what an Options or Limits field takes.
+
+    Only the type is converted here; the value is validated when the Options or Limits is built.
+
+    >>> field_from_text("quality", " 80 "), field_from_text("lossless", "yes"), field_from_text("max_size", "800x600")
+    (80, True, '800x600')
+    """
+    text = text.strip()
+    if name in ("lossless", "use_thumbnail"):
+        lowered = text.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else text
+    if name == "image_index" and text.lower() in ("", "none", "primary"):
+        return None
+    if name in ("max_size", "metadata", "colour", "background"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +80,13 @@ class BackendStatus:
 _lock = threading.Lock()
 _instances: dict[str, Converter] = {}
 _plugins: dict[str, Entry] | None = None
+
+
+def entry_points(group: str) -> Any:
+    """The installed entry points of ``group`` (importlib.metadata costs ~16 ms: loaded on first lookup only)."""
+    from importlib import metadata
+
+    return metadata.entry_points(group=group)
 
 
 def _third_party() -> dict[str, Entry]:

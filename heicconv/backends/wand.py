@@ -239,6 +239,10 @@ class WandBackend(PipelineBackend[Any]):
                 # Never a palette or 1-bit PNG (ImageMagick picks those for images with few colours).
                 gray = job.source.grayscale and not job.source.alpha
                 img.options["png:color-type"] = "6" if job.alpha else "0" if gray else "2"
+                # ImageMagick also writes its image properties as text chunks: the decode's EXIF fields
+                # (GPS too, even when metadata is stripped), creation times (so no two runs match), and
+                # colour chunks the other backends do not write. heicconv writes metadata itself.
+                img.options["png:exclude-chunk"] = "bKGD,cHRM,gAMA,sRGB,iCCP,tEXt,zTXt,tIME,date"
                 img.options["png:bit-depth"] = str(job.depth)
             elif fmt == "webp":
                 img.options["webp:lossless"] = "true" if opts.lossless else "false"
@@ -246,6 +250,8 @@ class WandBackend(PipelineBackend[Any]):
             elif fmt == "tiff":
                 img.compression = "zip"
             out: bytes = img.make_blob()
+            if fmt == "png" and job.icc:
+                out = containers.png_set_icc(out, job.icc)
             if job.xmp and fmt == "png":
                 out = containers.png_set_xmp(out, job.xmp)
             elif job.xmp and fmt == "webp":

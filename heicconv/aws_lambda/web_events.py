@@ -1,0 +1,122 @@
+"""HTTP requests through API Gateway REST (payload 1.0), HTTP API and Function URLs (2.0).
+
+The body arrives base64-encoded and is decoded here with ``base64.b64decode``
+(a decoder that assumes UTF-8 text would corrupt image bytes). The request is
+answered by the same code as the HTTP service (:mod:`heicconv.server.api`), then
+wrapped in the proxy response shape; a response too large for Lambda is
+answered 413 or, if configured, stored in S3 and answered with a presigned URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from .. import formats
+from ..core import list_backends, selected_backend
+from ..server import api
+from .aws import s3
+from .settings import LambdaSettings
+
+__all__ = ["handle_http", "is_http_event"]
+
+
+def is_http_event(event: dict[str, Any]) -> bool:
+    return "httpMethod" in event or (event.get("version") == "2.0" and "requestContext" in event)
+
+
+def handle_http(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]:
+    """Answer one proxy request; never raises, errors are JSON replies."""
+    try:
+        return _respond(_route(event, cfg), cfg)
+    except Exception as exc:
+        return _respond(api.reply_for_error(exc), cfg)
+
+
+def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
+    if event.get("version") == "2.0":
+        method = str(event.get("requestContext", {}).get("http", {}).get("method", ""))
+        path = str(event.get("rawPath") or "/")
+    else:
+        method = str(event.get("httpMethod", ""))
+        path = str(event.get("path") or "/")
+    method = method.upper()
+    if method == "GET" and path.rstrip("/").endswith("/health"):
+        name, where = selected_backend()
+        return api.json_reply(200, {"status": "ok", "backend": name, "backend_from": where})
+    if method == "GET" and path.rstrip("/").endswith("/backends"):
+        return api.json_reply(200, {"backends": [s.to_dict() for s in list_backends()]})
+    if method != "POST":
+        return api.error_reply(405, "method_not_allowed", f"{method} {path}: POST an image to convert it")
+    headers = _headers(event)
+    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return api.error_reply(400, "bad_request", "the body is marked isBase64Encoded but is not valid base64")
+    else:
+        # Without binaryMediaTypes, API Gateway passes text: an image sent this way is already damaged.
+        data = body.encode("utf-8") if isinstance(body, str) else b""
+    reply = api.convert_request(query, headers, data, default_format=cfg.format)
+    if reply.status == 200 and _size(reply) > cfg.max_response_bytes:
+        return _oversize(reply, cfg)
+    return reply
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    """Lower-case header names; payload 1.0 may only have multiValueHeaders."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if str(name).lower() not in headers and values:
+            headers[str(name).lower()] = ", ".join(str(v) for v in values)
+    return headers
+
+
+def _size(reply: api.Reply) -> int:
+    """Bytes of the proxy response once the body is base64 (4 per 3) and wrapped in JSON."""
+    envelope = len(json.dumps({"statusCode": reply.status, "headers": reply.all_headers(), "isBase64Encoded": True}))
+    return envelope + 16 + 4 * ((len(reply.body) + 2) // 3)
+
+
+def _oversize(reply: api.Reply, cfg: LambdaSettings) -> api.Reply:
+    size = len(reply.body)
+    if cfg.oversize != "s3":
+        return api.error_reply(
+            413,
+            "response_too_large",
+            f"the converted image is {size} bytes, too large for a Lambda response of at most "
+            f"{cfg.max_response_bytes} bytes once base64-encoded; ask for a smaller one (max_size=..., a lower "
+            "quality, format=webp or avif), or set HEICCONV_LAMBDA_OVERSIZE=s3 to receive a download URL",
+        )
+    import uuid  # only here: it pulls in `platform`, a cost every cold start would pay
+
+    bucket = cfg.oversize_bucket or cfg.output_bucket
+    fmt = next(f for f, mime in formats.MIME_TYPES.items() if mime == reply.content_type)
+    key = f"{cfg.oversize_prefix}{uuid.uuid4().hex}{formats.SUFFIXES[fmt]}"
+    client = s3()
+    client.put_object(Bucket=bucket, Key=key, Body=reply.body, ContentType=reply.content_type)
+    url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=cfg.url_expires)
+    payload = {
+        "url": url,
+        "expires_in": cfg.url_expires,
+        "bucket": bucket,
+        "key": key,
+        "content_type": reply.content_type,
+        "bytes": size,
+    }
+    return api.json_reply(200, payload, {**reply.headers, "Location": url})
+
+
+def _respond(reply: api.Reply, cfg: LambdaSettings) -> dict[str, Any]:
+    if reply.content_type == "application/json":
+        return {"statusCode": reply.status, "headers": reply.all_headers(), "body": reply.body.decode()}
+    return {
+        "statusCode": reply.status,
+        "headers": reply.all_headers(),
+        "body": base64.b64encode(reply.body).decode("ascii"),
+        "isBase64Encoded": True,
+    }

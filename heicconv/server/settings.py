@@ -1,0 +1,122 @@
+"""The HTTP service's settings, read from ``heicconv.config.section("server")``.
+
+Each key comes from the ``[server]`` table of the config file or from
+``HEICCONV_SERVER_<KEY>`` in the environment (which wins). Environment values are
+strings; :class:`Section` converts them and raises ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from .. import formats
+from ..config import section
+from ..errors import ConfigError, UnsupportedFormatError
+
+__all__ = ["Section", "ServerSettings", "load"]
+
+
+class Section:
+    """Typed reads from one adapter table, with errors that name the key and where it is set."""
+
+    def __init__(self, name: str, overrides: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self.values = {**section(name), **self.overrides}
+
+    def where(self, key: str) -> str:
+        if key in self.overrides:
+            return "the command line"
+        env = f"HEICCONV_{self.name.upper()}_{key.upper()}"
+        return f"the environment ({env})" if env in os.environ else f"the config file [{self.name}] table"
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.name}.{key}: {message}, got {self.values[key]!r} (in {self.where(key)})")
+
+    def check_keys(self, known: Collection[str]) -> None:
+        for key in self.values:
+            if key not in known:
+                raise ConfigError(
+                    f"{self.name}.{key}: unknown key (in {self.where(key)}); known keys: {', '.join(sorted(known))}"
+                )
+
+    def string(self, key: str, default: str) -> str:
+        value = self.values.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default).strip().lower()
+        if value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.values.get(key, default)
+        if isinstance(value, str):
+            try:
+                value = int(value.strip().replace("_", ""))
+            except ValueError:
+                raise self.fail(key, "must be an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"must be an integer of at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be an integer from {minimum} to {maximum}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self.values.get(key, default)
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self.fail(key, "must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            raise self.fail(key, f"must be a number of at least {minimum}")
+        return float(value)
+
+    def output_format(self, key: str, default: str) -> str:
+        try:
+            return formats.normalize(self.string(key, default))
+        except UnsupportedFormatError as exc:
+            raise self.fail(key, str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How ``heicconv serve`` runs. Defaults suit one container with a few CPUs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2  # conversions running at once
+    queue: int = 8  # conversions waiting for a worker; beyond that, 429
+    pool: str = "thread"  # "thread" or "process"
+    max_body_bytes: int = 64 * 1024 * 1024
+    timeout: float = 30.0  # seconds a request waits for its conversion before 504
+    format: str = "jpeg"  # output format when neither ?format= nor Accept names one
+    log_level: str = "info"
+
+
+_KEYS = ("host", "port", "workers", "queue", "pool", "max_body_bytes", "timeout", "format", "log_level")
+
+
+def load(**overrides: Any) -> ServerSettings:
+    """The effective settings: ``overrides`` (command line) over ``[server]`` and ``HEICCONV_SERVER_*``."""
+    s = Section("server", overrides)
+    s.check_keys(_KEYS)
+    d = ServerSettings(workers=max(1, os.cpu_count() or 1))
+    return ServerSettings(
+        host=s.string("host", d.host),
+        port=s.integer("port", d.port, 0, 65535),
+        workers=s.integer("workers", d.workers, 1),
+        queue=s.integer("queue", d.queue, 0),
+        pool=s.choice("pool", d.pool, ("thread", "process")),
+        max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, 1),
+        timeout=s.number("timeout", d.timeout, 0.001),
+        format=s.output_format("format", d.format),
+        log_level=s.choice("log_level", d.log_level, ("critical", "error", "warning", "info", "debug")),
+    )
