@@ -59,7 +59,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[all,test]", "mypy")
+    session.install("-e", ".[all,test,lambda,server]", "mypy")
     session.run("mypy", "--strict", "heicconv")
 
 

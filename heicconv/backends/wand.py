@@ -131,11 +131,7 @@ class WandBackend(PipelineBackend[Any]):
             c = src.container
             target = job.thumbnail if job.thumbnail is not None else src.item
             img = self._read(c.with_primary(src.data, target.id), "heic")
-            if job.thumbnail is not None and (img.width, img.height) != target.display_size:
-                # libheif refuses a thumbnail whose coded size differs from its declared one; so does heicconv.
-                img.close()
-                raise DecodeError("the embedded thumbnail's coded size differs from its declared size")
-            self._crop_to(img, target.display_size)
+            self._check_size(img, target.display_size)
             alpha_item = c.alpha_of(target.id) if job.thumbnail is None else None
             if alpha_item is not None:
                 # Decoded as a primary, the alpha item gets its own transforms, as libheif gives it.
@@ -155,15 +151,16 @@ class WandBackend(PipelineBackend[Any]):
                 img.auto_orient()
         return self._normalise(img, job)
 
-    def _crop_to(self, img: Any, size: tuple[int, int]) -> None:
-        # libheif crops the coded picture to the declared size; ImageMagick 6 may hand back the padded one.
+    def _check_size(self, img: Any, size: tuple[int, int]) -> None:
+        # libheif 1.16 and later refuse a picture whose coded size differs from the size the file declares
+        # (so do pillow-heif and libvips); ImageMagick 6 with an older libheif hands it back. Refuse it too.
         if (img.width, img.height) != size:
-            if img.width < size[0] or img.height < size[1]:
-                raise DecodeError(f"ImageMagick decoded {img.width}x{img.height}, expected {size[0]}x{size[1]}")
-            img.crop(0, 0, width=size[0], height=size[1])
+            decoded = f"{img.width}x{img.height}"
+            img.close()
+            raise DecodeError(f"the picture decodes to {decoded}, not the {size[0]}x{size[1]} its header declares")
 
     def _apply_alpha(self, img: Any, decoded: Any) -> None:
-        self._crop_to(decoded, (img.width, img.height))
+        self._check_size(decoded, (img.width, img.height))
         # ImageMagick 6 leaves HEIF pixels as YCbCr: the Y plane (red channel) of the alpha image is the alpha.
         channel = "red" if decoded.colorspace == "ycbcr" else "gray"
         with decoded.channel_images[channel] as mask:

@@ -294,6 +294,12 @@ class ConformanceSuite:
         with pytest.raises(heicconv.LimitExceededError, match="max_pixels"):
             heicconv.convert(data, "jpeg", backend=backend)
 
+    @pytest.mark.parametrize("claimed", [(32, 32), (128, 128)])
+    def test_a_header_that_lies_about_the_size_is_a_decode_error(self, backend: str, claimed: tuple[int, int]) -> None:
+        data = fixtures.set_ispe(fixtures.make_heic((64, 64)), *claimed)
+        with pytest.raises(heicconv.DecodeError):
+            heicconv.convert(data, "png", backend=backend)
+
     def test_unknown_output_format(self, backend: str) -> None:
         with pytest.raises(heicconv.UnsupportedFormatError, match="gif"):
             heicconv.convert(fixtures.make_heic(), "gif", backend=backend)
