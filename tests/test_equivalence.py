@@ -63,8 +63,13 @@ def _corpus() -> list[Any]:
 
 
 def _array(img: Any) -> Any:
-    mode = "RGBA" if "A" in img.mode else "RGB"
-    return np.asarray(img.convert(mode), dtype=np.float64)
+    """Pixels as compared: with alpha, premultiplied, since the colour under a transparent pixel is invisible
+    (and resizers leave different colours there)."""
+    if "A" not in img.mode:
+        return np.asarray(img.convert("RGB"), dtype=np.float64)
+    rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+    rgba[..., :3] *= rgba[..., 3:] / 255.0
+    return rgba
 
 
 def psnr(a: Any, b: Any) -> float:
@@ -115,14 +120,81 @@ def _chroma_444(data: bytes) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "threshold", "box"), [("png", 40.0, None), ("jpeg", 35.0, None), ("jpeg", 35.0, 48), ("webp", 35.0, None)]
+    ("fmt", "threshold", "box"),
+    [("png", 40.0, None), ("png", 35.0, 48), ("jpeg", 35.0, None), ("jpeg", 35.0, 48), ("webp", 35.0, None)],
 )
 @pytest.mark.parametrize("data", _generated())
 def test_generated_fixtures_agree(data: bytes, fmt: str, threshold: float, box: int | None) -> None:
     _check(data, fmt, heicconv.Options(quality=95, max_size=box), threshold, "fixture")
 
 
-@pytest.mark.parametrize(("fmt", "threshold", "box"), [("png", 40.0, None), ("jpeg", 35.0, None), ("jpeg", 35.0, 512)])
+@pytest.mark.parametrize(
+    ("fmt", "threshold", "box"), [("png", 40.0, None), ("png", 35.0, 512), ("jpeg", 35.0, None), ("jpeg", 35.0, 512)]
+)
 @pytest.mark.parametrize("path", _corpus())
 def test_corpus_files_agree(path: Path, fmt: str, threshold: float, box: int | None) -> None:
     _check(path.read_bytes(), fmt, heicconv.Options(quality=95, max_size=box), threshold, path.name)
+
+
+def png16_samples(png: bytes) -> tuple[tuple[int, int, int], list[int]]:
+    """Decode a small 16-bit PNG into ((width, height, channels), samples); Pillow reads 16-bit RGB as 8-bit."""
+    import struct
+    import zlib
+
+    pos, idat, header = 8, b"", None
+    while pos < len(png):
+        length, kind = struct.unpack_from(">I4s", png, pos)
+        body = png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    assert header is not None
+    width, height, depth, colour = header
+    assert depth == 16 and colour in (0, 2, 6)
+    channels = {0: 1, 2: 3, 6: 4}[colour]
+    bpp, stride = 2 * channels, 2 * channels * width
+    raw, prev, rows = zlib.decompress(idat), bytearray(stride), []
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    data = b"".join(rows)
+    return (width, height, channels), list(struct.unpack(f">{len(data) // 2}H", data))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize("box", [None, 24])
+def test_sixteen_bit_png_agrees_across_backends(mode: str, box: int | None) -> None:
+    data = fixtures.make_heic((40, 30), mode, bit_depth=10, quality=95)
+    outputs = {}
+    for name in BACKENDS:
+        require_backend(name)
+        png = heicconv.convert(data, "png", heicconv.Options(bit_depth=16, max_size=box), backend=name)
+        outputs[name] = png16_samples(png)
+    shapes = {shape for shape, _ in outputs.values()}
+    assert len(shapes) == 1, shapes
+    (width, height, channels), _ = outputs[BACKENDS[0]]
+    for a, b in itertools.combinations(BACKENDS, 2):
+        x = np.asarray(outputs[a][1], dtype=np.float64).reshape(height, width, channels)
+        y = np.asarray(outputs[b][1], dtype=np.float64).reshape(height, width, channels)
+        if channels == 4:  # premultiplied, as in _array
+            x[..., :3] *= x[..., 3:] / 65535.0
+            y[..., :3] *= y[..., 3:] / 65535.0
+        value = 10 * np.log10(65535.0**2 / max(float(((x - y) ** 2).mean()), 1e-9))
+        assert value >= (35.0 if box else 40.0), f"{a} vs {b}: 16-bit PSNR {value:.1f} dB"
+        assert max(x.max(), y.max()) > 60000  # the samples span 16 bits, not 8 widened

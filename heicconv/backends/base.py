@@ -32,6 +32,13 @@ FEATURES = (
     "thumbnail-decode",  # decodes an embedded thumbnail instead of the full image
     "heif-alpha-output",  # writes alpha into AVIF/HEIC
     "heif-metadata-output",  # writes ICC, EXIF and XMP into AVIF/HEIC
+    "16-bit-srgb",  # converts 16-bit images to sRGB
+)
+
+
+#: What every built-in backend does; each adds the features only it has.
+COMMON_FEATURES = frozenset(
+    {"heif-alpha", "high-bit-depth", "16-bit-output", "icc", "exif", "xmp", "srgb", "thumbnail-decode"}
 )
 
 
@@ -180,6 +187,10 @@ def plan(data: bytes, fmt: str, options: Options, limits: Limits, capabilities: 
     depth = 16 if options.bit_depth == 16 and fmt in ("png", "tiff") else 8
     if depth == 16 and "16-bit-output" not in capabilities.features:
         raise UnsupportedFormatError("bit_depth: this backend cannot write 16-bit output; use the vips or wand backend")
+    if depth == 16 and options.colour == "srgb" and "16-bit-srgb" not in capabilities.features:
+        raise UnsupportedFormatError(
+            "this backend cannot convert 16-bit images to sRGB; use bit_depth=8, or the vips or wand backend"
+        )
     if source.bit_depth > depth:
         notes.append(f"{source.bit_depth}-bit scaled to {depth}-bit")
 

@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 from typing import Any
 
+from .. import deep
 from ..colour import srgb_profile
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS, OUTPUT_FORMATS
 from ..info import open_pillow
-from .base import Capabilities, Job, PipelineBackend
+from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
 
 __all__ = ["PillowBackend", "load_pillow_heif"]
 
@@ -59,19 +60,7 @@ class PillowBackend(PipelineBackend[Any]):
         self.capabilities = Capabilities(
             frozenset(inputs),
             frozenset(outputs),
-            frozenset(
-                {
-                    "heif-alpha",
-                    "high-bit-depth",
-                    "icc",
-                    "exif",
-                    "xmp",
-                    "srgb",
-                    "thumbnail-decode",
-                    "heif-alpha-output",
-                    "heif-metadata-output",
-                }
-            ),
+            COMMON_FEATURES | {"heif-alpha-output", "heif-metadata-output"},
         )
 
     def versions(self) -> dict[str, str]:
@@ -88,6 +77,38 @@ class PillowBackend(PipelineBackend[Any]):
 
     # -- primitives --------------------------------------------------------------
     def load(self, job: Job) -> Any:
+        if job.depth == 16:
+            return self._load_deep(job)
+        return self._load_8(job)
+
+    def _load_deep(self, job: Job) -> list[Any]:
+        """16-bit output: the image as ``I;16`` bands (Pillow has no 16-bit RGB mode)."""
+        src = job.source
+        Image = self._Image
+        bands: list[Any] = []
+        if src.container is not None and src.info.format == "heic":
+            frame = self._heif.open_heif(io.BytesIO(src.data), convert_hdr_to_8bit=False)[src.index]
+            n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
+            if n:
+                (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
+                if stride != w * n * 2:
+                    raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
+                for c in range(n):
+                    plane = bytearray(w * h * 2)
+                    plane[0::2] = raw[2 * c :: 2 * n]
+                    plane[1::2] = raw[2 * c + 1 :: 2 * n]
+                    bands.append(Image.frombytes("I;16", (w, h), bytes(plane)))
+        if not bands:  # an 8-bit source: widen it (v * 257 maps 255 to 65535)
+            bands = [b.convert("I").point(lambda v: v * 257).convert("I;16") for b in self._load_8(job).split()]
+        if len(bands) == 2:
+            bands = [bands[0], bands[0], bands[0], bands[1]]
+        if src.grayscale and not src.alpha:
+            bands = bands[:1]
+        elif not src.alpha:
+            bands = bands[:3]
+        return bands
+
+    def _load_8(self, job: Job) -> Any:
         src = job.source
         Image = self._Image
         if src.info.format == "avif":
@@ -109,7 +130,7 @@ class PillowBackend(PipelineBackend[Any]):
                 for i in range(len(sizes)):
                     thumb = frame.get_thumbnail(i)
                     if tuple(thumb.size) == want:
-                        return thumb.to_pillow()
+                        return self._normalise(thumb.to_pillow(), job)
             img = frame.to_pillow()
             img.info.clear()
         else:
@@ -140,11 +161,32 @@ class PillowBackend(PipelineBackend[Any]):
         return img
 
     def size_of(self, img: Any) -> tuple[int, int]:
-        w, h = img.size
+        w, h = img[0].size if isinstance(img, list) else img.size
         return (int(w), int(h))
 
     def resize(self, img: Any, size: tuple[int, int]) -> Any:
-        return img.resize(size, self._Image.Resampling.LANCZOS)
+        lanczos = self._Image.Resampling.LANCZOS
+        if not isinstance(img, list):
+            return img.resize(size, lanczos)  # Pillow premultiplies RGBA itself
+        if len(img) != 4:
+            return [band.resize(size, lanczos) for band in img]
+        # 16-bit RGBA: premultiply, resize in floating point, unpremultiply, as for 8 bits.
+        from PIL import ImageMath
+
+        alpha = img[3].convert("F")
+        small_alpha = alpha.resize(size, lanczos)
+        out = []
+        for band in img[:3]:
+            pm = ImageMath.lambda_eval(lambda e: e["c"] * e["a"] / 65535.0, c=band.convert("F"), a=alpha)
+            back = ImageMath.lambda_eval(
+                lambda e: e["min"](e["max"](e["c"] * 65535.0 / e["max"](e["a"], 1.0) + 0.5, 0.0), 65535.0),
+                c=pm.resize(size, lanczos),
+                a=small_alpha,
+            )
+            out.append(back.convert("I").convert("I;16"))
+        clipped = ImageMath.lambda_eval(lambda e: e["min"](e["max"](e["a"] + 0.5, 0.0), 65535.0), a=small_alpha)
+        out.append(clipped.convert("I").convert("I;16"))
+        return out
 
     def to_srgb(self, img: Any, job: Job) -> Any:
         from PIL import ImageCms
@@ -164,6 +206,10 @@ class PillowBackend(PipelineBackend[Any]):
         return base
 
     def save(self, img: Any, job: Job) -> bytes:
+        if isinstance(img, list):  # 16-bit PNG or TIFF
+            if job.fmt == "png":
+                return deep.write_png16(img, job.icc, job.exif, job.xmp)
+            return deep.write_tiff16(img, job.icc, job.xmp)
         opts = job.options
         buf = io.BytesIO()
         params: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
 from ..registry import install_hint
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
-from .base import Capabilities, Job, PipelineBackend
+from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
 from .pillow import load_pillow_heif
 
 __all__ = ["VipsBackend"]
@@ -63,20 +63,7 @@ class VipsBackend(PipelineBackend[Any]):
         self.capabilities = Capabilities(
             frozenset(INPUT_FORMATS),
             frozenset(outputs),
-            frozenset(
-                {
-                    "heif-alpha",
-                    "high-bit-depth",
-                    "16-bit-output",
-                    "icc",
-                    "exif",
-                    "xmp",
-                    "srgb",
-                    "thumbnail-decode",
-                    "heif-alpha-output",
-                    "heif-metadata-output",
-                }
-            ),
+            COMMON_FEATURES | {"16-bit-srgb", "heif-alpha-output", "heif-metadata-output"},
         )
 
     def versions(self) -> dict[str, str]:

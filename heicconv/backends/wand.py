@@ -24,7 +24,7 @@ from ..formats import INPUT_FORMATS
 from ..options import Limits
 from ..registry import install_hint
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
-from .base import Capabilities, Job, PipelineBackend
+from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
 
 __all__ = ["WandBackend"]
 
@@ -92,9 +92,7 @@ class WandBackend(PipelineBackend[Any]):
         self.capabilities = Capabilities(
             frozenset(INPUT_FORMATS),
             frozenset(outputs),
-            frozenset(
-                {"heif-alpha", "high-bit-depth", "16-bit-output", "icc", "exif", "xmp", "srgb", "thumbnail-decode"}
-            ),
+            COMMON_FEATURES | {"16-bit-srgb"},
         )
 
     def versions(self) -> dict[str, str]:
