@@ -1,4 +1,4 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): backend skips that CI turns into failures.
+"""Backend skips that CI turns into failures (for the conformance suite and heicconv's own tests).
 
 ``HEICCONV_REQUIRE_BACKENDS=pillow,wand,vips`` makes a test that would skip
 because one of those backends is missing fail instead, so nothing passes by
