@@ -317,28 +317,14 @@ class PipelineBackend(Generic[Img]):
                 img = self.flatten(img, job.options.background_rgb)
         except HeicconvError:
             raise
-        except MemoryError as exc:
-            raise LimitExceededError(f"{self.name}: ran out of memory decoding the image") from exc
         except Exception as exc:
-            if _out_of_memory(exc):
-                raise LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}") from exc
-            raise DecodeError(
-                f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc)}"
-            ) from exc
+            raise self._library_error(exc, job, decoding=True) from exc
         try:
             out = self.save(img, job)
         except HeicconvError:
             raise
-        except MemoryError as exc:
-            raise LimitExceededError(f"{self.name}: ran out of memory writing {job.fmt}") from exc
         except Exception as exc:
-            if _out_of_memory(exc):
-                raise LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}") from exc
-            if self.decode_failed(exc):  # lazy libraries decode while they encode
-                raise DecodeError(
-                    f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc, 2)}"
-                ) from exc
-            raise EncodeError(f"{self.name} could not write {job.fmt}: {_first_line(exc)}") from exc
+            raise self._library_error(exc, job, decoding=False) from exc
         dropped = tuple(n[len("dropped ") :] for n in job.notes if n.startswith("dropped "))
         return Result(
             out,
@@ -350,6 +336,16 @@ class PipelineBackend(Generic[Img]):
             (f"backend: {self.name}", *job.notes),
             dropped,
         )
+
+    def _library_error(self, exc: Exception, job: Job, *, decoding: bool) -> HeicconvError:
+        """A library's own exception, as the heicconv error it means (the caller chains the original)."""
+        if isinstance(exc, MemoryError) or _out_of_memory(exc):
+            return LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}")
+        if decoding or self.decode_failed(exc):  # lazy libraries decode while they encode
+            return DecodeError(
+                f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc, 2)}"
+            )
+        return EncodeError(f"{self.name} could not write {job.fmt}: {_first_line(exc)}")
 
     def _load_preferring_thumbnail(self, job: Job) -> Img:
         if job.thumbnail is None:
