@@ -70,6 +70,8 @@ class Container:
     def with_primary(self, data: bytes, item_id: int) -> bytes:
         """``data`` with ``pitm`` pointing at ``item_id`` (same length), for decoders that read only the primary."""
         offset, size = self.pitm_field
+        if int.from_bytes(data[offset : offset + size], "big") == item_id:
+            return data  # already the primary: no copy of the file
         if item_id >= 1 << (8 * size):
             raise DecodeError(f"item id {item_id} does not fit the file's primary-item field")
         return data[:offset] + item_id.to_bytes(size, "big") + data[offset + size :]
