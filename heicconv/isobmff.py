@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import DecodeError
 
-__all__ = ["Container", "Item", "check_image", "parse"]
+__all__ = ["Container", "Item", "NewItem", "check_image", "parse", "write"]
 
 _IMAGE_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci", b"j2k1", b"vvc1"})
 _ALPHA_URNS = ("urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha")
@@ -47,6 +47,7 @@ class Item:
     grid: tuple[int, int, int, int] | None = None  # rows, columns, width, height of a 'grid' item
     aux_type: str = ""
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
+    props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -65,16 +66,8 @@ class Container:
     items: dict[int, Item]
     top_level: list[int]  # ids of top-level images, in file order
     idat: bytes = b""
-    pitm_field: tuple[int, int] = (0, 0)  # byte offset and size of the primary item id, for rewriting it
-
-    def with_primary(self, data: bytes, item_id: int) -> bytes:
-        """``data`` with ``pitm`` pointing at ``item_id`` (same length), for decoders that read only the primary."""
-        offset, size = self.pitm_field
-        if int.from_bytes(data[offset : offset + size], "big") == item_id:
-            return data  # already the primary: no copy of the file
-        if item_id >= 1 << (8 * size):
-            raise DecodeError(f"item id {item_id} does not fit the file's primary-item field")
-        return data[:offset] + item_id.to_bytes(size, "big") + data[offset + size :]
+    # Where the property boxes lie in the original (start, end), for ``extract``.
+    property_spans: list[tuple[int, int]] = field(default_factory=list)  # 'ipco' children, in order
 
     def referring(self, ref_type: bytes, to_id: int) -> list[int]:
         """Ids of items that have a ``ref_type`` reference to ``to_id`` (thumbnails, alpha, metadata)."""
@@ -110,22 +103,201 @@ class Container:
         for offset, length in item.extents:
             start = item.base_offset + offset
             end = len(source) if length == 0 else start + length
+            if item.construction_method == 0 and 0 <= start <= end and end > len(source):
+                raise DecodeError(
+                    f"the file is truncated: item {item.id}'s data runs to byte {end:,} but the file ends at "
+                    f"byte {len(source):,}"
+                )
             if start < 0 or end > len(source) or start > end:
-                raise DecodeError(f"item {item.id} points outside the file (bytes {start}-{end} of {len(source)})")
+                where = "its 'idat' box" if item.construction_method == 1 else "the file"
+                raise DecodeError(f"item {item.id} points outside {where} (bytes {start}-{end} of {len(source)})")
             total += end - start
             if total > limit:
                 raise DecodeError(f"item {item.id} is larger than {limit} bytes")
             chunks.append(source[start:end])
         return b"".join(chunks)
 
+    def parts_of(self, item_id: int) -> list[int]:
+        """``item_id`` and every item a decoder needs to produce it, in that order.
+
+        That is the items it is derived from (grid tiles, overlay inputs) and the alpha plane of each
+        (an overlay's inputs may have their own). Nothing else in the file is needed.
+        """
+        wanted = [item_id]
+        seen: list[int] = []
+        while wanted:
+            current = wanted.pop(0)
+            if current in seen or current not in self.items:
+                continue
+            seen.append(current)
+            wanted.extend(self.items[current].refs.get(b"dimg", []))
+            alpha_item = self.alpha_of(current)
+            if alpha_item is not None:
+                wanted.append(alpha_item.id)
+        return seen
+
+    def extract(self, data: bytes, item_id: int) -> bytes:
+        """A new HEIF file that holds only ``item_id`` (as its primary image), its parts and its alpha planes.
+
+        Decoders then see one image and the properties it needs, none of the auxiliary images,
+        metadata, groups or derived items (gain maps, mattes, 'tmap') that older libheif versions
+        refuse; the image may have been hidden, a thumbnail or an alpha plane. Every part's data
+        is bounds-checked, so a truncated file fails here, before any decoder runs.
+        """
+        return write(self.copy_items(data, item_id), item_id)
+
+    def copy_items(self, data: bytes, item_id: int) -> list[NewItem]:
+        """``item_id`` and its parts (:meth:`parts_of`) as items to :func:`write`, their data read from ``data``."""
+        ids = self.parts_of(item_id)
+        keep = set(ids)
+        parts = []
+        for i in ids:
+            item = self.items[i]
+            parts.append(
+                NewItem(
+                    i,
+                    item.type,
+                    self.item_data(item, data, limit=len(data) + len(self.idat)),
+                    [(bytes(data[a:b]), essential) for a, b, essential in self._property_boxes(item)],
+                    parts=item.refs.get(b"dimg", []),
+                    aux_of=[t for t in item.refs.get(b"auxl", []) if t in keep],  # an alpha plane of a kept image
+                    # Only the new primary is shown, so it is the one top-level image whatever a decoder
+                    # lists (even an alpha plane decoded on its own); its parts are hidden, as tiles are.
+                    hidden=i != item_id,
+                )
+            )
+        return parts
+
+    def _property_boxes(self, item: Item) -> list[tuple[int, int, bool]]:
+        return [(*self.property_spans[index - 1], essential) for index, essential in item.props]
+
+
+@dataclass
+class NewItem:
+    """An image item for :func:`write`: its coded data and its property boxes (whole, with ``essential``)."""
+
+    id: int
+    type: bytes
+    data: bytes
+    properties: list[tuple[bytes, bool]]
+    parts: list[int] = field(default_factory=list)  # 'dimg': the items it is derived from (grid tiles)
+    aux_of: list[int] = field(default_factory=list)  # 'auxl': the images it is an auxiliary image of
+    hidden: bool = True
+    describes: list[int] = field(default_factory=list)  # 'cdsc': for metadata items (Exif, mime)
+    content_type: bytes = b""  # for 'mime' items
+
+
+def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | None = None) -> bytes:
+    """A HEIF file of ``items`` (``primary`` shown, the rest as each item says), data in one ``mdat``.
+
+    Identical property boxes are stored once. ``brands`` defaults to what the items are: HEVC or AV1
+    still images (not the original's brands, which may promise an image sequence that is not there).
+    """
+    wide = max(i.id for i in items) > 0xFFFF
+    boxes: list[bytes] = []
+    index: dict[bytes, int] = {}
+    for item in items:
+        for raw, _ in item.properties:
+            if raw not in index:
+                boxes.append(raw)
+                index[raw] = len(boxes)
+    big_index = len(boxes) > 127
+    entries = []
+    for item in items:
+        cells = b"".join(
+            struct.pack(">H", index[raw] | (0x8000 if essential else 0))
+            if big_index
+            else struct.pack(">B", index[raw] | (0x80 if essential else 0))
+            for raw, essential in item.properties
+        )
+        entries.append(_id(item.id, wide) + struct.pack(">B", len(item.properties)) + cells)
+    ipma = _full_box(
+        b"ipma", 1 if wide else 0, 1 if big_index else 0, struct.pack(">I", len(items)) + b"".join(entries)
+    )
+    iprp = _box(b"iprp", _box(b"ipco", b"".join(boxes)) + ipma)
+
+    infes = [
+        _full_box(
+            b"infe",
+            3 if wide else 2,
+            1 if i.hidden and i.id != primary else 0,
+            _id(i.id, wide) + b"\0\0" + i.type + b"\0" + (i.content_type + b"\0" if i.type == b"mime" else b""),
+        )
+        for i in items
+    ]
+    refs = [
+        _box(kind, _id(item.id, wide) + struct.pack(">H", len(targets)) + b"".join(_id(t, wide) for t in targets))
+        for item in items
+        for kind, targets in ((b"dimg", item.parts), (b"auxl", item.aux_of), (b"cdsc", item.describes))
+        if targets
+    ]
+
+    def meta(offsets: list[int]) -> bytes:
+        # One extent per item, 64-bit offsets and lengths; version 2 adds the construction method field.
+        extent, fields = (">HHHQQ", (0, 0, 1)) if wide else (">HHQQ", (0, 1))
+        extents = b"".join(
+            _id(i.id, wide) + struct.pack(extent, *fields, off, len(i.data))
+            for i, off in zip(items, offsets, strict=True)
+        )
+        return _full_box(
+            b"meta",
+            0,
+            0,
+            b"".join(
+                [
+                    _full_box(b"hdlr", 0, 0, b"\0" * 4 + b"pict" + b"\0" * 13),
+                    _DINF,
+                    _full_box(b"pitm", 1 if wide else 0, 0, _id(primary, wide)),
+                    _full_box(b"iinf", 1 if wide else 0, 0, _count(len(infes), wide) + b"".join(infes)),
+                    _full_box(b"iref", 1 if wide else 0, 0, b"".join(refs)) if refs else b"",
+                    iprp,
+                    _full_box(b"iloc", 2 if wide else 0, 0, b"\x88\x00" + _count(len(items), wide) + extents),
+                ]
+            ),
+        )
+
+    if brands is None:
+        coded = {i.type for i in items}
+        brand = b"avif" if b"av01" in coded else b"heic" if b"hvc1" in coded else b"mif1"
+        brands = (brand, b"mif1", brand) if brand != b"mif1" else (b"mif1", b"mif1")
+    ftyp = _box(b"ftyp", brands[0] + b"\0\0\0\0" + b"".join(brands[1:]))
+    at = len(ftyp) + len(meta([0] * len(items))) + 16  # 16: the mdat header, with a 64-bit size
+    offsets = []
+    for item in items:
+        offsets.append(at)
+        at += len(item.data)
+    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + sum(len(i.data) for i in items))
+    return b"".join([ftyp, meta(offsets), mdat, *(i.data for i in items)])
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _full_box(kind: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def _id(item_id: int, wide: bool) -> bytes:
+    return struct.pack(">I" if wide else ">H", item_id)
+
+
+def _count(n: int, wide: bool) -> bytes:
+    return struct.pack(">I" if wide else ">H", n)
+
+
+#: A data-information box that says every item's data is in this file.
+_DINF = _box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1) + _full_box(b"url ", 0, 1, b"")))
+
 
 class _Reader:
-    __slots__ = ("buf", "end", "pos")
+    __slots__ = ("buf", "end", "pos", "start")
 
-    def __init__(self, buf: bytes | memoryview, pos: int = 0, end: int | None = None) -> None:
+    def __init__(self, buf: bytes | memoryview, pos: int = 0, end: int | None = None, start: int | None = None) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf) if end is None else end
+        self.start = pos if start is None else start  # where the box begins, header included
 
     def need(self, n: int) -> None:
         if n < 0 or self.pos + n > self.end:
@@ -193,7 +365,7 @@ class _Reader:
             if size < header or start + size > self.end:
                 raise DecodeError(f"box {kind!r} at byte {start} claims {size} bytes, beyond its parent")
             self.pos = start + size
-            yield kind, _Reader(self.buf, start + header, start + size)
+            yield kind, _Reader(self.buf, start + header, start + size, start)
 
 
 def parse(data: bytes) -> Container:
@@ -227,7 +399,6 @@ def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: byt
     items = _parse_iinf(children[b"iinf"])
     pitm = children[b"pitm"]
     version, _ = pitm.full_box()
-    pitm_field = (pitm.pos, 2 if version == 0 else 4)
     primary = pitm.u16() if version == 0 else pitm.u32()
     if primary not in items:
         raise DecodeError(f"the primary item {primary} is not in the item list")
@@ -235,10 +406,17 @@ def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: byt
         _parse_iloc(children[b"iloc"], items)
     if b"iref" in children:
         _parse_iref(children[b"iref"], items)
-    if b"iprp" in children:
-        _parse_iprp(children[b"iprp"], items)
+    property_spans = _parse_iprp(children[b"iprp"], items) if b"iprp" in children else []
     idat = bytes(children[b"idat"].raw(children[b"idat"].end - children[b"idat"].pos)) if b"idat" in children else b""
-    container = Container(major, brands, primary, items, [], idat, pitm_field)
+    container = Container(
+        major,
+        brands,
+        primary,
+        items,
+        [],
+        idat,
+        property_spans=property_spans,
+    )
     for item in items.values():
         if item.type == b"grid":
             _grid_header(container, item, data)
@@ -314,11 +492,12 @@ def _parse_iref(box: _Reader, items: dict[int, Item]) -> None:
             items[from_id].refs.setdefault(kind, []).extend(to_ids)
 
 
-def _parse_iprp(box: _Reader, items: dict[int, Item]) -> None:
+def _parse_iprp(box: _Reader, items: dict[int, Item]) -> list[tuple[int, int]]:
+    """Apply each item's properties; return where every property box lies, in 'ipco' order."""
     children = list(box.boxes())
     ipco = next((b for k, b in children if k == b"ipco"), None)
     if ipco is None:
-        return
+        return []
     props = list(ipco.boxes())
     for kind, ipma in children:
         if kind != b"ipma":
@@ -327,14 +506,18 @@ def _parse_iprp(box: _Reader, items: dict[int, Item]) -> None:
         for _ in range(ipma.u32()):
             item_id = ipma.u16() if version < 1 else ipma.u32()
             for _ in range(ipma.u8()):
-                index = (ipma.u16() & 0x7FFF) if flags & 1 else (ipma.u8() & 0x7F)
+                entry = ipma.u16() if flags & 1 else ipma.u8()
+                essential = bool(entry & (0x8000 if flags & 1 else 0x80))
+                index = entry & (0x7FFF if flags & 1 else 0x7F)
                 item = items.get(item_id)
                 if index == 0 or item is None:
                     continue
                 if index > len(props):
                     raise DecodeError(f"item {item_id} refers to property {index} of {len(props)}")
+                item.props.append((index, essential))
                 pkind, prop = props[index - 1]
                 _apply_property(item, pkind, _Reader(prop.buf, prop.pos, prop.end))
+    return [(prop.start, prop.end) for _, prop in props]
 
 
 def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:

@@ -42,6 +42,7 @@ def _generated() -> list[Any]:
             ),
             id="rotated-mirrored",
         ),
+        pytest.param(fixtures.make_iphone_heic((96, 64)), id="ios18-layout"),
         pytest.param(
             fixtures.make_image("jpeg", (60, 40), exif=fixtures.exif_block(orientation=8), quality=95),
             id="jpeg-orientation-8",

@@ -91,6 +91,19 @@ class Job:
     thumbnail: Any = None  # isobmff.Item of an embedded thumbnail to decode instead
     notes: list[str] = field(default_factory=list)
 
+    def heif_input(self, item: Any = None) -> bytes:
+        """The HEIF/AVIF file a decoder reads: only the image to decode (``item``, else the thumbnail or
+        the selected image), as its primary, with its parts and alpha plane (``isobmff.Container.extract``).
+
+        Every backend decodes this rather than the upload, so all see the same single image, and
+        library versions that refuse today's phone files (auxiliary images, gain maps) read them.
+        """
+        c = self.source.container
+        target = item if item is not None else self.thumbnail if self.thumbnail is not None else self.source.item
+        if c is None or target is None:
+            raise TypeError("heif_input: the source is not a HEIF/AVIF file")
+        return c.extract(self.source.data, target.id)
+
 
 @dataclass(frozen=True)
 class Result:

@@ -87,7 +87,7 @@ class PillowBackend(PipelineBackend[Any]):
         Image = self._Image
         bands: list[Any] = []
         if src.container is not None and src.info.format == "heic":
-            frame = self._heif.open_heif(io.BytesIO(src.data), convert_hdr_to_8bit=False)[src.index]
+            frame = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
             n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
             if n:
                 (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
@@ -115,23 +115,13 @@ class PillowBackend(PipelineBackend[Any]):
             # pillow-heif reads no AVIF; Pillow's own plugin does, but leaves irot/imir to the caller.
             from PIL import AvifImagePlugin
 
-            img: Any = AvifImagePlugin.AvifImageFile(io.BytesIO(src.data))
-            if src.index:
-                img.seek(src.index)
+            img: Any = AvifImagePlugin.AvifImageFile(io.BytesIO(job.heif_input()))
             img.load()
             for method in _TRANSPOSE.get(src.orientation, []):
                 img = img.transpose(Image.Transpose(method))
         elif src.container is not None:
-            heif = self._heif.open_heif(io.BytesIO(src.data), convert_hdr_to_8bit=job.depth == 8)
-            frame = heif[src.index]
-            if job.thumbnail is not None:
-                want = job.thumbnail.display_size
-                sizes = frame.info.get("thumbnails", [])
-                for i in range(len(sizes)):
-                    thumb = frame.get_thumbnail(i)
-                    if tuple(thumb.size) == want:
-                        return self._normalise(thumb.to_pillow(), job)
-            img = frame.to_pillow()
+            heif = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=job.depth == 8)
+            img = heif[0].to_pillow()
             img.info.clear()
         else:
             img = open_pillow(src.data, src.info.format)

@@ -82,10 +82,7 @@ class VipsBackend(PipelineBackend[Any]):
         loader = getattr(vips.Image, _LOADERS[src.info.format])
         kwargs: dict[str, Any] = {"access": "sequential"}
         if src.container is not None:
-            kwargs["page"] = src.index
-            if job.thumbnail is not None:
-                kwargs["thumbnail"] = True
-            img = loader(src.data, **kwargs)
+            img = loader(job.heif_input(), **kwargs)
             if job.thumbnail is not None:
                 img = img.copy_memory()  # small; decoding now lets a broken thumbnail fall back to the image
         else:

@@ -128,12 +128,13 @@ class WandBackend(PipelineBackend[Any]):
         if src.container is not None and src.item is not None:
             c = src.container
             target = job.thumbnail if job.thumbnail is not None else src.item
-            img = self._read(c.with_primary(src.data, target.id), "heic")
+            img = self._read(job.heif_input(), "heic")
             self._check_size(img, target.display_size)
             alpha_item = c.alpha_of(target.id) if job.thumbnail is None else None
             if alpha_item is not None:
-                # Decoded as a primary, the alpha item gets its own transforms, as libheif gives it.
-                with self._read(c.with_primary(src.data, alpha_item.id), "heic") as decoded:
+                # ImageMagick 6 decodes no alpha plane: decode it as an image of its own, which gets its
+                # own transforms, as libheif gives it.
+                with self._read(job.heif_input(alpha_item), "heic") as decoded:
                     self._apply_alpha(img, decoded)
         else:
             img = self._read(src.data, _CODERS[src.info.format])

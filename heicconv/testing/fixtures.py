@@ -23,6 +23,7 @@ __all__ = [
     "gradient",
     "make_heic",
     "make_image",
+    "make_iphone_heic",
     "set_heif_transform",
     "set_ispe",
 ]
@@ -143,6 +144,31 @@ def make_heic(
     buf = io.BytesIO()
     heif.save(buf, primary_index=primary, **params)
     return buf.getvalue()
+
+
+def make_iphone_heic(size: tuple[int, int] = (64, 48), *, exif: bytes | None = None) -> bytes:
+    """A HEIC laid out as iPhones write them since iOS 18: the photo, an HDR gain map that is an
+    auxiliary image of both the photo and an ISO 21496-1 ``tmap`` item, and EXIF that describes both.
+
+    libheif before 1.18 refuses such a file ("Too many auxiliary image references", "Metadata not
+    correctly assigned to image"), as it refuses real iPhone photos.
+    """
+    from .. import isobmff
+
+    def coded(data: bytes) -> list[isobmff.NewItem]:
+        c = isobmff.parse(data)
+        return c.copy_items(data, c.primary_id)
+
+    photo = coded(make_heic(size))[0]
+    photo.id, photo.hidden = 1, False
+    gain = coded(make_heic((max(1, size[0] // 2), max(1, size[1] // 2)), "L"))[0]
+    auxc = _box(b"auxC", b"\0\0\0\0" + b"urn:com:apple:photo:2020:aux:hdrgainmap\0")
+    gain.id, gain.aux_of, gain.properties = 2, [1, 3], [*gain.properties, (auxc, False)]
+    ispe = next(raw for raw, _ in photo.properties if raw[4:8] == b"ispe")
+    # A tmap's data starts with its version; what follows (the gain map metadata) decoders only read for HDR.
+    tmap = isobmff.NewItem(3, b"tmap", b"\0" * 62, [(ispe, False)], parts=[1, 2], hidden=False)
+    meta = isobmff.NewItem(4, b"Exif", b"\0\0\0\x06" + (exif or exif_block()), [], describes=[1, 3])
+    return isobmff.write([photo, gain, tmap, meta], 1, brands=(b"heic", b"mif1", b"heic", b"tmap"))
 
 
 def _find_boxes(data: bytes, path: list[bytes]) -> list[tuple[int, int, int]]:
