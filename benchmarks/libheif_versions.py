@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import heicconv
-from heicconv import isobmff
+from heicconv.info import inspect
 
 # Run by each decoder's interpreter: decode every path, print one JSON result per path.
 _CHILD = r"""
@@ -73,13 +73,43 @@ def _version(python: str) -> str:
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
+def _generated(folder: Path) -> list[Path]:
+    """Forms that real files take and the corpus lacks, written by heicconv's fixtures."""
+    import io
+
+    from heicconv.testing import fixtures
+
+    avif = io.BytesIO()
+    fixtures.gradient((96, 64), "RGBA").save(avif, "AVIF", quality=90)
+    forms = {
+        "gen-ios18-layout.heic": fixtures.make_iphone_heic((256, 192)),
+        "gen-mini.heic": fixtures.make_mini_heic((128, 64)),
+        "gen-mini-alpha-rot90.heic": fixtures.make_mini_heic((128, 64), "RGBA", orientation=8),
+        "gen-alpha-irot-on-image-only.heic": fixtures.set_heif_transform(
+            fixtures.make_heic((64, 48), "RGBA"), 90, None, on_alpha=False
+        ),
+        "gen-avif-irot-imir.avif": fixtures.set_heif_transform(avif.getvalue(), 270, 1),
+    }
+    paths = []
+    for name, data in forms.items():
+        (folder / name).write_bytes(data)
+        paths.append(folder / name)
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="a folder of .heic/.heif/.hif/.avif files")
+    parser.add_argument("folder", type=Path, nargs="?", help="a folder of .heic/.heif/.hif/.avif files")
     parser.add_argument("--python", action="append", default=[], metavar="LABEL=PATH")
+    parser.add_argument("--generated", action="store_true", help="also the forms heicconv's fixtures write")
     args = parser.parse_args()
 
-    files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".heic", ".heif", ".hif", ".avif"))
+    files = []
+    if args.folder:
+        files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".heic", ".heif", ".hif", ".avif"))
+    generated_dir = tempfile.TemporaryDirectory()
+    if args.generated:
+        files += _generated(Path(generated_dir.name))
     decoders: list[tuple[str, str, str]] = []
     for spec in args.python:
         label, _, python = spec.partition("=")
@@ -97,11 +127,13 @@ def main() -> None:
             data = path.read_bytes()
             originals.append(str(path))
             try:
-                c = isobmff.parse(data)
+                source = inspect(data)  # expands a 'mini' box, as a conversion does
+                c = source.container
+                assert c is not None and source.item is not None
                 out = Path(tmp) / path.name
-                out.write_bytes(c.extract(data, c.primary_id))
+                out.write_bytes(c.extract(source.data, source.item.id))
                 normalised.append(str(out))
-                declared.append(c.items[c.primary_id].display_size)
+                declared.append((source.width, source.height))
             except heicconv.HeicconvError as exc:
                 normalised.append("")
                 declared.append((0, 0))

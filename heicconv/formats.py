@@ -109,6 +109,8 @@ def detect(data: bytes) -> str:
     brands = _ftyp_brands(bytes(data[:4096]))
     if brands is not None:
         major, all_brands = brands
+        if major == b"mif3":  # low-overhead HEIF: the codec brand is the minor version (heicconv.mini)
+            all_brands = all_brands | {head[12:16]}
         if major in _AVIF_BRANDS or (all_brands & _AVIF_BRANDS and major not in _HEIC_BRANDS - {b"mif1", b"msf1"}):
             return "avif"
         if all_brands & _HEIC_BRANDS:

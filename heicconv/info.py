@@ -7,8 +7,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import formats, isobmff
-from .errors import DecodeError, HeicconvError, LimitExceededError
+from . import completeness, formats, isobmff, mini
+from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
 from .options import Limits
 
 __all__ = ["ImageInfo", "Source", "inspect", "probe"]
@@ -68,19 +68,21 @@ class Source:
     thumbnails: list[isobmff.Item] = field(default_factory=list)
 
 
-# irot (anticlockwise) and imir -> the EXIF orientation that shows the same thing.
+# irot (anticlockwise), then imir, -> the EXIF orientation that shows the same thing. imir's field is
+# read as HEIF's amended text (ISO/IEC 23008-12 Amd 2, "mode") and as libheif, ImageMagick and iPhones
+# do: 0 exchanges top and bottom, 1 exchanges left and right.
 _TRANSFORM_TO_EXIF = {
     (0, None): 1,
-    (0, 0): 2,
-    (180, None): 3,
-    (0, 1): 4,
+    (0, 0): 4,
+    (0, 1): 2,
+    (90, None): 8,
     (90, 0): 5,
+    (90, 1): 7,
+    (180, None): 3,
+    (180, 0): 2,
+    (180, 1): 4,
     (270, None): 6,
     (270, 0): 7,
-    (90, None): 8,
-    (180, 0): 4,
-    (180, 1): 2,
-    (90, 1): 7,
     (270, 1): 5,
 }
 
@@ -93,11 +95,15 @@ def probe(data: bytes) -> ImageInfo:
     >>> (info.format, info.width, info.height)
     ('heic', 64, 48)
     """
-    return inspect(data).info
+    return inspect(data, whole=False).info
 
 
-def inspect(data: bytes, image_index: int | None = None, limits: Limits | None = None) -> Source:
-    """Read the header, select the image, and check ``limits`` before anything is decoded."""
+def inspect(data: bytes, image_index: int | None = None, limits: Limits | None = None, *, whole: bool = True) -> Source:
+    """Read the header, select the image, and check ``limits`` before anything is decoded.
+
+    With ``whole`` (what a conversion needs), a file that ends before its format says it does
+    raises ``DecodeError``; without it (``probe``), the header of a partial download is enough.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -108,9 +114,9 @@ def inspect(data: bytes, image_index: int | None = None, limits: Limits | None =
     fmt = formats.detect(data)
     try:
         source = (
-            _inspect_heif(data, fmt, image_index)
+            _inspect_heif(data, fmt, image_index, whole)
             if fmt in ("heic", "avif")
-            else _inspect_pillow(data, fmt, image_index)
+            else _inspect_pillow(data, fmt, image_index, whole)
         )
     except HeicconvError:
         raise
@@ -138,7 +144,8 @@ def _select(index: int | None, default: int, count: int) -> int:
     if index is None:
         return default
     if index >= count:
-        raise DecodeError(f"image_index {index} is out of range: the file has {count} image(s) (0 to {count - 1})")
+        # The caller's mistake, not the file's: a ConfigError (HTTP 400), like any other bad option value.
+        raise ConfigError(f"image_index: {index} is out of range: the file has {count} image(s) (0 to {count - 1})")
     return index
 
 
@@ -152,11 +159,23 @@ def _exif_payload(raw: bytes) -> bytes | None:
     return raw[min(candidates) :]
 
 
-def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
+def _inspect_heif(data: bytes, fmt: str, image_index: int | None, whole: bool) -> Source:
+    if mini.is_mini(data):
+        data = mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
+    elif isobmff.sequence_only(data):
+        # Decoders differ here (some read the first frame, some nothing); heicconv gives one answer.
+        raise DecodeError(
+            f"the {fmt.upper()} file holds only an image sequence (a 'moov' track) and no still image; "
+            "heicconv converts still images"
+        )
     try:
         c = isobmff.parse(data)
     except DecodeError as exc:
-        raise DecodeError(f"the {fmt.upper()} file is damaged or incomplete: {exc}") from exc
+        why = f"the {fmt.upper()} file is damaged or incomplete: {exc}"
+        cut = isobmff.cut_short(data)
+        raise DecodeError(f"the {fmt.upper()} file is truncated: {cut}" if cut else why) from exc
+    if whole and c.truncated:
+        raise DecodeError(f"the {fmt.upper()} file is truncated: {c.truncated}")
     primary_index = c.top_level.index(c.primary_id)
     index = _select(image_index, primary_index, len(c.top_level))
     item = c.items[c.top_level[index]]
@@ -176,12 +195,15 @@ def _inspect_heif(data: bytes, fmt: str, image_index: int | None) -> Source:
     alpha = alpha_item is not None
     if alpha_item is not None:
         isobmff.check_image(c, alpha_item, "alpha plane")
-        if alpha_item.display_size != item.display_size:
+        # Coded at the image's size (its transforms then apply to it), or already shown at the image's size.
+        if not (c.alpha_follows_image(alpha_item, item) or alpha_item.display_size == item.display_size):
             raise DecodeError(
-                "the alpha plane is {}x{} but the image is {}x{}".format(*alpha_item.display_size, *item.display_size)
+                f"the alpha plane is {alpha_item.width}x{alpha_item.height} but the image is {item.width}x{item.height}"
             )
     # A thumbnail is only a shortcut: one that does not hold together is ignored, not an error.
     thumbs = [t for t in c.thumbnails_of(item.id) if _sound(c, t, item)]
+    if whole:  # everything a decoder will read must be in the file (size-0 'mdat' boxes say nothing)
+        c.check_data(data, c.parts_of(item.id) + [i for t in thumbs for i in c.parts_of(t.id)])
     orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
     pw, ph = primary.display_size
     info = ImageInfo(
@@ -259,12 +281,16 @@ def open_pillow(data: bytes, fmt: str) -> Any:
         return _pillow_plugin(fmt)(io.BytesIO(data))
 
 
-def _inspect_pillow(data: bytes, fmt: str, image_index: int | None) -> Source:
+def _inspect_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool) -> Source:
+    if whole:
+        completeness.check(data, fmt)
     im = open_pillow(data, fmt)
     frames = getattr(im, "n_frames", 1)
     index = _select(image_index, 0, frames)
     if index:
         im.seek(index)
+    if whole and fmt == "tiff":
+        completeness.check_tiff_frame(data, im)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
     orientation = 1

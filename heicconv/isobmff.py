@@ -9,14 +9,17 @@ raises ``DecodeError``.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .bitstream import hevc_picture_size
 from .errors import DecodeError
 
-__all__ = ["Container", "Item", "NewItem", "check_image", "parse", "write"]
+__all__ = ["Container", "Item", "NewItem", "check_image", "cut_short", "parse", "sequence_only", "write"]
 
+_TRANSFORMS = frozenset({b"clap", b"irot", b"imir"})  # transformative properties, applied in this order
 _IMAGE_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci", b"j2k1", b"vvc1"})
 _ALPHA_URNS = ("urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha")
 _DEPTH_URNS = ("urn:mpeg:hevc:2015:auxid:2", "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
@@ -38,13 +41,14 @@ class Item:
     height: int = 0
     crop: tuple[int, int] | None = None  # clean-aperture size, from 'clap'
     rotation: int = 0  # degrees anticlockwise, from 'irot'
-    mirror: int | None = None  # 'imir' axis: 0 = vertical axis (left-right), 1 = horizontal axis
+    mirror: int | None = None  # 'imir' mode: 0 exchanges top and bottom, 1 left and right (HEIF Amd 2)
     icc: bytes | None = None
     nclx: tuple[int, int, int, bool] | None = None
     bit_depth: int = 0
     monochrome: bool = False
     chroma: int = 1  # chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4
     grid: tuple[int, int, int, int] | None = None  # rows, columns, width, height of a 'grid' item
+    coded_size: tuple[int, int] | None = None  # what the HEVC stream's own SPS says it decodes to
     aux_type: str = ""
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
     props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
@@ -68,6 +72,7 @@ class Container:
     idat: bytes = b""
     # Where the property boxes lie in the original (start, end), for ``extract``.
     property_spans: list[tuple[int, int]] = field(default_factory=list)  # 'ipco' children, in order
+    truncated: str = ""  # how the top-level boxes show the file was cut short, if they do
 
     def referring(self, ref_type: bytes, to_id: int) -> list[int]:
         """Ids of items that have a ``ref_type`` reference to ``to_id`` (thumbnails, alpha, metadata)."""
@@ -96,26 +101,41 @@ class Container:
     def item_data(self, item: Item, data: bytes, limit: int = 64 * 1024 * 1024) -> bytes:
         """The bytes of an item (from ``mdat`` or ``idat``), bounds-checked."""
         source = self.idat if item.construction_method == 1 else data
-        if item.construction_method not in (0, 1):
-            raise DecodeError(f"item {item.id} uses an unsupported iloc construction method")
         chunks = []
         total = 0
-        for offset, length in item.extents:
-            start = item.base_offset + offset
-            end = len(source) if length == 0 else start + length
-            if item.construction_method == 0 and 0 <= start <= end and end > len(source):
-                raise DecodeError(
-                    f"the file is truncated: item {item.id}'s data runs to byte {end:,} but the file ends at "
-                    f"byte {len(source):,}"
-                )
-            if start < 0 or end > len(source) or start > end:
-                where = "its 'idat' box" if item.construction_method == 1 else "the file"
-                raise DecodeError(f"item {item.id} points outside {where} (bytes {start}-{end} of {len(source)})")
+        for start, end in self._extents(item, data):
             total += end - start
             if total > limit:
                 raise DecodeError(f"item {item.id} is larger than {limit} bytes")
             chunks.append(source[start:end])
         return b"".join(chunks)
+
+    def check_data(self, data: bytes, ids: list[int]) -> None:
+        """Raise ``DecodeError`` if any of these items' data is not all in ``data`` (a truncated file)."""
+        for i in ids:
+            if i in self.items:
+                for _ in self._extents(self.items[i], data):
+                    pass
+
+    def _extents(self, item: Item, data: bytes) -> Iterator[tuple[int, int]]:
+        """(start, end) of each extent of ``item`` in ``data`` (or in 'idat'), checked to lie inside it."""
+        if item.construction_method not in (0, 1):
+            raise DecodeError(f"item {item.id} uses an unsupported iloc construction method")
+        source = self.idat if item.construction_method == 1 else data
+        for offset, length in item.extents:
+            start = item.base_offset + offset
+            end = len(source) if length == 0 else start + length
+            if item.construction_method == 0 and 0 <= start <= end and end > len(source):
+                if self.truncated:
+                    raise DecodeError(f"the file is truncated: {self.truncated}")
+                raise DecodeError(
+                    f"the file is truncated or damaged: item {item.id}'s data runs to byte {end:,} but the file "
+                    f"ends at byte {len(source):,}"
+                )
+            if start < 0 or end > len(source) or start > end:
+                where = "its 'idat' box" if item.construction_method == 1 else "the file"
+                raise DecodeError(f"item {item.id} points outside {where} (bytes {start}-{end} of {len(source)})")
+            yield start, end
 
     def parts_of(self, item_id: int) -> list[int]:
         """``item_id`` and every item a decoder needs to produce it, in that order.
@@ -158,7 +178,7 @@ class Container:
                     i,
                     item.type,
                     self.item_data(item, data, limit=len(data) + len(self.idat)),
-                    [(bytes(data[a:b]), essential) for a, b, essential in self._property_boxes(item)],
+                    [(bytes(data[a:b]), essential) for a, b, essential in self._property_boxes(item, data)],
                     parts=item.refs.get(b"dimg", []),
                     aux_of=[t for t in item.refs.get(b"auxl", []) if t in keep],  # an alpha plane of a kept image
                     # Only the new primary is shown, so it is the one top-level image whatever a decoder
@@ -168,8 +188,31 @@ class Container:
             )
         return parts
 
-    def _property_boxes(self, item: Item) -> list[tuple[int, int, bool]]:
-        return [(*self.property_spans[index - 1], essential) for index, essential in item.props]
+    def _property_boxes(self, item: Item, data: bytes) -> list[tuple[int, int, bool]]:
+        """Where ``item``'s property boxes are, with ``essential``; an alpha plane coded at its image's size
+        gets the image's crop, rotation and mirror (see :meth:`alpha_follows_image`)."""
+        own = [(*self.property_spans[index - 1], essential) for index, essential in item.props]
+        master = self.master_of(item)
+        if master is None or not self.alpha_follows_image(item, master):
+            return own
+        kept = [p for p in own if bytes(data[p[0] + 4 : p[0] + 8]) not in _TRANSFORMS]
+        return kept + [p for p in self._property_boxes(master, data) if bytes(data[p[0] + 4 : p[0] + 8]) in _TRANSFORMS]
+
+    def master_of(self, item: Item) -> Item | None:
+        """The image whose alpha plane ``item`` is, if it is one."""
+        if item.aux_type not in _ALPHA_URNS:
+            return None
+        masters = [self.items[t] for t in item.refs.get(b"auxl", []) if t in self.items]
+        return masters[0] if masters else None
+
+    @staticmethod
+    def alpha_follows_image(alpha: Item, image: Item) -> bool:
+        """Whether an alpha plane is coded like its image, so the image's crop, rotation and mirror apply to it.
+
+        Cameras repeat the image's transforms on the alpha plane; libheif's own encoder writes them on the
+        image only. Either way the plane is coded at the image's coded size, and is shown as the image is.
+        """
+        return (alpha.width, alpha.height) == (image.width, image.height)
 
 
 @dataclass
@@ -184,6 +227,7 @@ class NewItem:
     aux_of: list[int] = field(default_factory=list)  # 'auxl': the images it is an auxiliary image of
     hidden: bool = True
     describes: list[int] = field(default_factory=list)  # 'cdsc': for metadata items (Exif, mime)
+    thumbnail_of: list[int] = field(default_factory=list)  # 'thmb': the images it is a thumbnail of
     content_type: bytes = b""  # for 'mime' items
 
 
@@ -228,7 +272,12 @@ def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | Non
     refs = [
         _box(kind, _id(item.id, wide) + struct.pack(">H", len(targets)) + b"".join(_id(t, wide) for t in targets))
         for item in items
-        for kind, targets in ((b"dimg", item.parts), (b"auxl", item.aux_of), (b"cdsc", item.describes))
+        for kind, targets in (
+            (b"dimg", item.parts),
+            (b"auxl", item.aux_of),
+            (b"cdsc", item.describes),
+            (b"thmb", item.thumbnail_of),
+        )
         if targets
     ]
 
@@ -350,6 +399,13 @@ class _Reader:
         v = self.u32()
         return v >> 24, v & 0xFFFFFF
 
+    def boxes_lenient(self) -> Iterator[tuple[bytes, _Reader]]:
+        """:meth:`boxes`, stopping quietly at the first malformed one."""
+        try:
+            yield from self.boxes()
+        except DecodeError:
+            return
+
     def boxes(self) -> Iterator[tuple[bytes, _Reader]]:
         """Split the rest of this reader into child boxes, lazily."""
         while self.pos < self.end:
@@ -366,6 +422,12 @@ class _Reader:
                 raise DecodeError(f"box {kind!r} at byte {start} claims {size} bytes, beyond its parent")
             self.pos = start + size
             yield kind, _Reader(self.buf, start + header, start + size, start)
+
+
+def sequence_only(data: bytes) -> bool:
+    """Whether the file holds an image sequence (a 'moov' track) and no still image (no 'meta' box)."""
+    kinds = {kind for kind, _ in _Reader(memoryview(data)).boxes_lenient()}
+    return b"moov" in kinds and b"meta" not in kinds
 
 
 def parse(data: bytes) -> Container:
@@ -388,7 +450,34 @@ def parse(data: bytes) -> Container:
     brands = {major}
     while ftyp.end - ftyp.pos >= 4:
         brands.add(ftyp.raw(4))
-    return _parse_meta(meta, major, frozenset(brands), data)
+    container = _parse_meta(meta, major, frozenset(brands), data)
+    container.truncated = cut_short(data)
+    return container
+
+
+#: Top-level boxes a HEIF/AVIF file is made of; one that claims more bytes than the file has means
+#: the file was cut short. Other data after the image (an appended video, padding) is not judged.
+_FILE_BOXES = frozenset({b"ftyp", b"meta", b"mdat", b"moov", b"free", b"skip", b"uuid", b"idat", b"sefd", b"mpvd"})
+
+
+def cut_short(data: bytes) -> str:
+    """Why the file's top-level boxes say it is incomplete, or "" if they do not."""
+    pos = 0
+    while len(data) - pos >= 8:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size == 1:
+            if len(data) - pos < 16:
+                break
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        elif size == 0:  # runs to the end of the file, whatever its length
+            break
+        if kind not in _FILE_BOXES or size < 8:
+            break
+        if pos + size > len(data):
+            name = kind.decode("latin-1")
+            return f"its '{name}' box at byte {pos:,} declares {size:,} bytes but only {len(data) - pos:,} are there"
+        pos += size
+    return ""
 
 
 def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: bytes) -> Container:
@@ -422,9 +511,10 @@ def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: byt
             _grid_header(container, item, data)
         tile = items.get(item.refs[b"dimg"][0]) if item.refs.get(b"dimg") else None
         if tile is not None:
-            # A derived image (grid, overlay) takes what it does not say itself from its first tile, as libheif does.
-            if not item.bit_depth:
-                item.bit_depth, item.monochrome, item.chroma = tile.bit_depth, tile.monochrome, tile.chroma
+            # A derived image (grid, overlay) takes what it does not say itself from its first tile, as libheif
+            # does; its chroma always (it has no codec configuration of its own, even when 'pixi' gives a depth).
+            item.bit_depth = item.bit_depth or tile.bit_depth
+            item.monochrome, item.chroma = tile.monochrome, tile.chroma
             if item.icc is None and item.nclx is None:
                 item.icc, item.nclx = tile.icc, tile.nclx
     primary_item = items[primary]
@@ -547,6 +637,10 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
             item.bit_depth = max(depths)
     elif kind == b"hvcC":
         prop.need(19)
+        try:
+            item.coded_size = _coded_size(bytes(prop.buf[prop.pos : prop.end]))
+        except ValueError as exc:
+            raise DecodeError(f"item {item.id}'s HEVC configuration is malformed: {exc}") from exc
         item.chroma = prop.buf[prop.pos + 16] & 3
         item.monochrome = item.chroma == 0
         item.bit_depth = item.bit_depth or (prop.buf[prop.pos + 17] & 7) + 8
@@ -572,11 +666,27 @@ def _grid_header(container: Container, item: Item, data: bytes) -> None:
         item.width, item.height = width, height
 
 
-def check_image(c: Container, item: Item, role: str = "image") -> None:
-    """Refuse an image whose parts disagree: grid tiles that do not tile its size, tiles of other sizes.
+@functools.lru_cache(maxsize=64)
+def _coded_size(hvcc: bytes) -> tuple[int, int] | None:
+    return hevc_picture_size(hvcc)  # tiles share one 'hvcC': parse it once
 
-    Decoders given such a file allocate what the header claims, or loop on it, before they fail.
+
+def _check_coded_size(item: Item, role: str) -> None:
+    if item.coded_size is not None and item.coded_size != (item.width, item.height):
+        raise DecodeError(
+            "the {}'s HEVC stream codes a {}x{} picture but its header ('ispe') declares {}x{}".format(
+                role, *item.coded_size, item.width, item.height
+            )
+        )
+
+
+def check_image(c: Container, item: Item, role: str = "image") -> None:
+    """Refuse an image whose parts disagree: grid tiles that do not tile its size, tiles of other sizes,
+    a coded picture of another size than the header declares.
+
+    Decoders given such a file allocate what the stream or the header claims, or loop on it, before they fail.
     """
+    _check_coded_size(item, role)
     if item.type == b"grid":
         if item.grid is None:
             raise DecodeError(f"the {role} is a grid without a grid description")
@@ -584,6 +694,8 @@ def check_image(c: Container, item: Item, role: str = "image") -> None:
         tiles = item.refs.get(b"dimg", [])
         if len(tiles) != rows * cols or not all(t in c.items for t in tiles):
             raise DecodeError(f"the {role} is a {cols}x{rows} grid with {len(tiles)} tile(s)")
+        for t in tiles:
+            _check_coded_size(c.items[t], f"{role}'s tile")
         sizes = {(c.items[t].width, c.items[t].height) for t in tiles}
         if len(sizes) != 1:
             raise DecodeError(f"the {role}'s grid tiles differ in size ({len(sizes)} sizes)")

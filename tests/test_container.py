@@ -22,7 +22,20 @@ def test_probe_reads_what_the_file_holds() -> None:
 
 @pytest.mark.parametrize(
     ("rotation", "mirror", "orientation"),
-    [(0, None, 1), (0, 0, 2), (180, None, 3), (0, 1, 4), (90, 0, 5), (270, None, 6), (270, 0, 7), (90, None, 8)],
+    [
+        (0, None, 1),
+        (0, 1, 2),
+        (180, 0, 2),
+        (180, None, 3),
+        (0, 0, 4),
+        (180, 1, 4),
+        (90, 0, 5),
+        (270, 1, 5),
+        (270, None, 6),
+        (270, 0, 7),
+        (90, 1, 7),
+        (90, None, 8),
+    ],
 )
 def test_irot_imir_map_to_exif_orientations(rotation: int, mirror: int | None, orientation: int) -> None:
     data = fixtures.set_heif_transform(fixtures.make_heic((60, 40)), rotation, mirror)

@@ -356,20 +356,36 @@ class PipelineBackend(Generic[Img]):
             return LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}")
         if decoding or self.decode_failed(exc):  # lazy libraries decode while they encode
             return DecodeError(
-                f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc, 2)}"
+                f"{self.name} could not decode the {job.source.info.format} image: {self.explain(exc, 2)}"
             )
-        return EncodeError(f"{self.name} could not write {job.fmt}: {_first_line(exc)}")
+        return EncodeError(f"{self.name} could not write {job.fmt}: {self.explain(exc)}")
+
+    def explain(self, exc: BaseException, lines: int = 1) -> str:
+        """A library's error in words a user can act on (backends rewrite their library's misleading ones)."""
+        return _first_line(exc, lines)
 
     def _load_preferring_thumbnail(self, job: Job) -> Img:
         if job.thumbnail is None:
-            return self.load(job)
+            return self._load_checked(job)
         try:
-            return self.load(job)
+            return self._load_checked(job)
         except Exception as exc:  # a broken thumbnail only costs the shortcut
             job.thumbnail = None
             job.notes[:] = [n for n in job.notes if "thumbnail instead" not in n]
             job.notes.append(f"the embedded thumbnail could not be decoded ({_first_line(exc)}); used the full image")
-            return self.load(job)
+            return self._load_checked(job)
+
+    def _load_checked(self, job: Job) -> Img:
+        """``load``, refusing a picture of another size than the header declares: resizing it to the
+        declared size would hide a decoder that returned part of the picture, or another layer of it."""
+        img = self.load(job)
+        declared = job.thumbnail.display_size if job.thumbnail is not None else (job.source.width, job.source.height)
+        decoded = self.size_of(img)
+        if decoded != declared:
+            raise DecodeError(
+                "the picture decodes to {}x{}, not the {}x{} its header declares".format(*decoded, *declared)
+            )
+        return img
 
     # The primitives.
     def load(self, job: Job) -> Img:

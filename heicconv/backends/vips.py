@@ -22,6 +22,7 @@ _LOADERS = {
     "webp": "webpload_buffer",
     "tiff": "tiffload_buffer",
 }
+_DECODER_MARKERS = ("load", "2vips", "VipsJpeg", "vipspng", "spng", "heif", "Decod", "TIFFRead")
 _METADATA_PREFIXES = ("exif-", "xmp-", "iptc-", "icc-", "png-comment", "heif-", "orientation", "jpeg-", "tiff-")
 
 
@@ -80,7 +81,9 @@ class VipsBackend(PipelineBackend[Any]):
         src = job.source
         vips = self._vips
         loader = getattr(vips.Image, _LOADERS[src.info.format])
-        kwargs: dict[str, Any] = {"access": "sequential"}
+        # fail_on="error": a decoding error stops the load (libvips' default carries on, and returns a
+        # damaged PNG as a picture); "warning" would also refuse JPEGs that every other decoder reads.
+        kwargs: dict[str, Any] = {"access": "sequential", "fail_on": "error"}
         if src.container is not None:
             img = loader(job.heif_input(), **kwargs)
             if job.thumbnail is not None:
@@ -122,8 +125,9 @@ class VipsBackend(PipelineBackend[Any]):
         return img
 
     def decode_failed(self, exc: BaseException) -> bool:
-        # libvips decodes on demand, so a corrupt input fails inside the save; its loaders name themselves.
-        return "load" in str(exc)
+        # libvips decodes on demand, so a damaged input fails inside the save; the loaders' messages
+        # name them ("tiff2vips: read error", "vipspng: libpng read error", "VipsJpeg: ...").
+        return any(marker in str(exc) for marker in _DECODER_MARKERS)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

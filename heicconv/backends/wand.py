@@ -132,8 +132,8 @@ class WandBackend(PipelineBackend[Any]):
             self._check_size(img, target.display_size)
             alpha_item = c.alpha_of(target.id) if job.thumbnail is None else None
             if alpha_item is not None:
-                # ImageMagick 6 decodes no alpha plane: decode it as an image of its own, which gets its
-                # own transforms, as libheif gives it.
+                # ImageMagick 6 decodes no alpha plane: decode it as an image of its own (heif_input gives
+                # it the image's crop, rotation and mirror, as libheif applies them to a decoded alpha).
                 with self._read(job.heif_input(alpha_item), "heic") as decoded:
                     self._apply_alpha(img, decoded)
         else:
@@ -182,6 +182,13 @@ class WandBackend(PipelineBackend[Any]):
             img.type = "truecolor"
         img.depth = job.depth
         return img
+
+    def explain(self, exc: BaseException, lines: int = 1) -> str:
+        # Wand's text for a read that produced nothing blames a missing delegate; heicconv reads with
+        # ImageMagick's own coders only, so the data or a resource limit is what failed.
+        if "MagickReadImage returns false" in str(exc):
+            return "ImageMagick read no picture from it (damaged data, or a limit of ImageMagick's policy)"
+        return super().explain(exc, lines)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

@@ -161,7 +161,7 @@ class ConformanceSuite:
         for index, width in enumerate((40, 48, 56)):
             opts = heicconv.Options(image_index=index)
             assert decode(heicconv.convert(data, "png", opts, backend=backend)).size == (width, 30)
-        with pytest.raises(heicconv.DecodeError, match="out of range"):
+        with pytest.raises(heicconv.ConfigError, match="out of range"):
             heicconv.convert(data, "png", heicconv.Options(image_index=3), backend=backend)
 
     def test_max_size_fits_inside_and_never_enlarges(self, backend: str) -> None:

@@ -19,11 +19,13 @@ from typing import Any, cast
 
 __all__ = [
     "XMP_PACKET",
+    "encode_heic",
     "exif_block",
     "gradient",
     "make_heic",
     "make_image",
     "make_iphone_heic",
+    "make_mini_heic",
     "set_heif_transform",
     "set_ispe",
 ]
@@ -146,6 +148,68 @@ def make_heic(
     return buf.getvalue()
 
 
+def encode_heic(image: Any, quality: int = 95) -> bytes:
+    """Encode a Pillow image (L, RGB or RGBA) as a HEIC with pillow-heif, nothing else added."""
+    import pillow_heif
+
+    buf = io.BytesIO()
+    cast(Any, pillow_heif).from_pillow(image).save(buf, quality=quality)
+    return buf.getvalue()
+
+
+def make_mini_heic(
+    size: tuple[int, int] = (128, 64),
+    mode: str = "RGB",
+    *,
+    orientation: int = 1,
+    exif: bytes | None = None,
+    icc: bytes | None = None,
+) -> bytes:
+    """A low-overhead HEIF (brand ``mif3``, one ``mini`` box), written bit by bit as libheif 1.19+ writes them.
+
+    ``size`` should be a multiple of 64 each way: the ``mini`` box has no crop, and the HEVC
+    encoder pads other sizes. ``mode`` is L, RGB or RGBA; ``orientation`` an EXIF orientation.
+    """
+    from .. import isobmff
+
+    def coded(image: Any) -> tuple[bytes, bytes]:
+        data = encode_heic(image)
+        c = isobmff.parse(data)
+        item = c.copy_items(data, c.primary_id)[0]
+        config = next(raw for raw, _ in item.properties if raw[4:8] == b"hvcC")
+        return config[8:], item.data
+
+    picture = gradient(size, mode)
+    config, image = coded(picture.convert("L" if mode == "L" else "RGB"))
+    alpha_config, alpha = coded(picture.getchannel("A")) if mode == "RGBA" else (b"", b"")
+    exif_payload = b"\0\0\0\0" + exif if exif else b""
+    fields: list[tuple[int, int]] = []  # (value, bits)
+    fields += [(0, 2), (0, 1), (0, 1), (1, 1), (int(bool(alpha)), 1), (0, 1), (0, 1)]  # version, flags
+    fields += [(int(bool(icc)), 1), (int(bool(exif)), 1), (0, 1)]  # icc, exif, xmp
+    fields += [(0 if mode == "L" else 1, 2), (orientation - 1, 3), (1, 1)]  # chroma, orientation, large dims
+    fields += [(size[0] - 1, 15), (size[1] - 1, 15)]
+    if mode != "L":
+        fields += [(0, 1), (0, 1)]  # chroma siting
+    fields += [(0, 1)]  # 8 bits
+    if alpha:
+        fields += [(0, 1)]  # not premultiplied
+    if icc or exif:
+        fields += [(1, 1)]  # large metadata sizes
+    fields += [(1, 1), (1, 1)]  # large codec configuration and item data sizes
+    if icc:
+        fields += [(len(icc) - 1, 20)]
+    fields += [(len(config), 12), (len(image) - 1, 28)]
+    if alpha:
+        fields += [(len(alpha), 28), (len(alpha_config), 12)]
+    if exif:
+        fields += [(0, 1), (len(exif_payload) - 1, 20)]  # not compressed
+    bits = "".join(format(value, f"0{n}b") for value, n in fields)
+    bits += "0" * (-len(bits) % 8)
+    header = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    body = header + config + alpha_config + (icc or b"") + alpha + image + exif_payload
+    return _box(b"ftyp", b"mif3heic") + _box(b"mini", body)
+
+
 def make_iphone_heic(size: tuple[int, int] = (64, 48), *, exif: bytes | None = None) -> bytes:
     """A HEIC laid out as iPhones write them since iOS 18: the photo, an HDR gain map that is an
     auxiliary image of both the photo and an ISO 21496-1 ``tmap`` item, and EXIF that describes both.
@@ -207,18 +271,19 @@ def set_ispe(data: bytes, width: int, height: int) -> bytes:
     return bytes(out)
 
 
-def set_heif_transform(data: bytes, rotation: int = 0, mirror: int | None = None) -> bytes:
-    """Add ``irot``/``imir`` properties to the primary image and its alpha plane (as cameras write them).
+def set_heif_transform(data: bytes, rotation: int = 0, mirror: int | None = None, *, on_alpha: bool = True) -> bytes:
+    """Add ``irot``/``imir`` properties to the primary image and (``on_alpha``) its alpha plane.
 
     ``rotation`` is in degrees anticlockwise (0, 90, 180, 270); ``mirror`` is the
-    ``imir`` axis (0: left-right, 1: top-bottom) or None.
+    ``imir`` mode (0: top and bottom exchanged, 1: left and right) or None. Cameras write the transforms on
+    both; libheif's own encoder writes them on the primary image only.
     """
     from heicconv import isobmff
 
     container = isobmff.parse(data)
     primary = container.primary_id
     alpha = container.alpha_of(primary)
-    targets = {primary} | ({alpha.id} if alpha is not None else set())
+    targets = {primary} | ({alpha.id} if alpha is not None and on_alpha else set())
     props = []
     if rotation:
         props.append(_box(b"irot", bytes([rotation // 90])))
