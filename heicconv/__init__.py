@@ -16,6 +16,8 @@ from .backends.base import Capabilities, Converter, Result
 from .config import configure
 from .core import convert, convert_with_report, list_backends, probe, select, selected_backend
 from .errors import (
+    BackendConflictError,
+    BackendConflictWarning,
     BackendUnavailableError,
     ConfigError,
     DecodeError,
@@ -32,6 +34,8 @@ from .registry import BackendStatus
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendConflictError",
+    "BackendConflictWarning",
     "BackendStatus",
     "BackendUnavailableError",
     "Capabilities",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import builtins
 
 __all__ = [
+    "BackendConflictError",
+    "BackendConflictWarning",
     "BackendUnavailableError",
     "ConfigError",
     "DecodeError",
@@ -32,6 +34,14 @@ class ConfigError(HeicconvError, ValueError):
 
 class BackendUnavailableError(HeicconvError, ImportError):
     """A backend's library is missing or cannot read HEIC; the message says what to install."""
+
+
+class BackendConflictError(BackendUnavailableError):
+    """A backend is installed but cannot run in this process, because of a library the process loaded before."""
+
+
+class BackendConflictWarning(RuntimeWarning):
+    """Issued once per backend when it cannot run in this process for a :class:`BackendConflictError`."""
 
 
 class UnsupportedFormatError(HeicconvError, ValueError):

@@ -8,12 +8,15 @@ listing backends imports no image library.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendUnavailableError, ConfigError
+from .errors import BackendConflictError, BackendConflictWarning, BackendUnavailableError, ConfigError
 
 if TYPE_CHECKING:
     from .backends.base import Capabilities, Converter
@@ -80,6 +83,7 @@ class BackendStatus:
 _lock = threading.Lock()
 _instances: dict[str, Converter] = {}
 _plugins: dict[str, Entry] | None = None
+_warned: set[str] = set()
 
 
 def entry_points(group: str) -> Any:
@@ -145,9 +149,35 @@ def get(name: str) -> Converter:
                 raise BackendUnavailableError(
                     f"backend {name!r} cannot be imported ({exc}){install_hint(name)}"
                 ) from exc
-            backend = factory()
+            try:
+                backend = factory()
+            except BackendConflictError as exc:
+                _warn_conflict(name, exc)
+                raise
             _instances[name] = backend
     return backend
+
+
+def _warn_conflict(name: str, exc: BackendConflictError) -> None:
+    """Say once, loudly, that an installed backend cannot run here: 'auto' then picks another one."""
+    if name in _warned:
+        return
+    _warned.add(name)
+    warnings.warn(
+        f"heicconv backend {name!r} is installed but cannot run in this process: {exc} "
+        "Backend 'auto' skips it and uses the next one in its order; `heicconv backends` shows the reason.",
+        BackendConflictWarning,
+        stacklevel=_outside_heicconv(),
+    )
+
+
+def _outside_heicconv() -> int:
+    """The ``stacklevel`` of the first caller outside heicconv, so a warning names the application's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def capabilities_table() -> str:

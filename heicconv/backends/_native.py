@@ -1,34 +1,117 @@
-"""Facts about native libraries that their Python bindings do not expose."""
+"""Facts about native libraries that their Python bindings do not expose, and loading them side by side.
+
+A process can hold two builds of one library: pillow-heif's and Pillow's wheels
+bundle their own (libheif 1.23, libwebp, ...) under hashed file names, while
+libvips and ImageMagick use the system's. The hashed names keep the files apart
+but not their symbols, so whichever copy is first in the process's global scope
+wins every lookup. pyvips puts the system's there (libvips loads its modules,
+vips-heif among them, with ``RTLD_GLOBAL``); an extension imported after that
+binds to the wrong copy. :func:`import_bundled` loads an extension with
+``RTLD_DEEPBIND`` in that case, so it binds to the libraries it shipped with.
+"""
 
 from __future__ import annotations
 
+import base64
+import importlib
+import os
 import re
+import sys
 from functools import cache
+from pathlib import Path
+from types import ModuleType
 
-__all__ = ["hevc_decoder", "loaded_library_version", "tiny_heic"]
+__all__ = [
+    "can_isolate",
+    "foreign_copies",
+    "hevc_decoder",
+    "import_bundled",
+    "loaded_library_version",
+    "mapped_libraries",
+    "tiny_heic",
+]
+
+# A 16x16 HEVC-coded HEIC of one colour (200, 30, 30), written by pillow-heif 1.8.1: a constant, so
+# checking a backend's HEVC decoder needs no encoder (and imports no second libheif).
+_TINY_HEIC = (
+    "AAAAHGZ0eXBoZWljAAAAAG1pZjFoZWljbWlhZgAAAXxtZXRhAAAAAAAAACFoZGxyAAAAAAAAAABwaWN0AAAAAAAAAAAAAAAAAAAA"
+    "ACJpbG9jAAAAAERAAAEAAQAAAAABoAABAAAAAAAAADMAAAAjaWluZgAAAAAAAQAAABVpbmZlAgAAAAABAABodmMxAAAAAA5waXRt"
+    "AAAAAAABAAAA/GlwcnAAAADcaXBjbwAAAHVodmNDAQNwAAAAkAAAAAAAHvAA/P34+AAADwNgAAEAGEABDAH//wNwAAADAJAAAAMA"
+    "AAMAHroCQGEAAQApQgEBA3AAAAMAkAAAAwAAAwAeoCCBBZbqrprm4CGgwIAAAAyAAAADAIRiAAEABkQBwXPBiQAAABNjb2xybmNs"
+    "eAABAA0ABoAAAAAUaXNwZQAAAAAAAABAAAAAQAAAAChjbGFwAAAAEAAAAAEAAAAQAAAAAf///9AAAAAC////0AAAAAIAAAAQcGl4"
+    "aQAAAAADCAgIAAAAGGlwbWEAAAAAAAAAAQABBYECAwWEAAAAO21kYXQAAAAvKAGvEyFkY0D1JyL//2q6n/rQWf9v9lhZ3K6AwVvy"
+    "+sD2ZJvA86qRnoCHaacwFXg="
+)
+_SONAME = re.compile(r"^(lib.+?)(?:-[0-9a-f]{8})?\.so(?:\.|$)")
+
+
+def mapped_libraries() -> list[str]:
+    """The shared libraries this process has loaded, by path (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(None, 5)[-1].strip() for line in maps if ".so" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
 
 
 def loaded_library_version(stem: str) -> str:
     """The version of a shared library this process has loaded (``libheif`` -> ``1.15.1``), from its file name.
 
     Linux only (reads ``/proc/self/maps``); "unknown" elsewhere or when the name carries no version.
+    Bundled copies with hashed names (``libheif-e72ea93c.so.1.23.6``) are not counted.
     """
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            text = maps.read()
-    except OSError:
-        return "unknown"
-    pattern = re.compile(rf"/{re.escape(stem)}\.so\.(\d+(?:\.\d+)*)\s*$", re.M)
-    versions = sorted({m.group(1) for m in pattern.finditer(text)}, key=len, reverse=True)
+    pattern = re.compile(rf"/{re.escape(stem)}\.so\.(\d+(?:\.\d+)*)$")
+    versions = sorted({m.group(1) for p in mapped_libraries() if (m := pattern.search(p))}, key=len, reverse=True)
     return versions[0] if versions else "unknown"
+
+
+def _stem(name: str) -> str:
+    match = _SONAME.match(name)
+    return match.group(1) if match else ""
+
+
+def foreign_copies(libs: Path) -> list[str]:
+    """Loaded libraries that are other copies of those a wheel bundles in ``libs`` (the system's, another wheel's)."""
+    if not libs.is_dir():
+        return []
+    own = libs.resolve()
+    stems = {_stem(p.name) for p in libs.iterdir()} - {""}
+    return [p for p in mapped_libraries() if _stem(Path(p).name) in stems and Path(p).resolve().parent != own]
+
+
+def can_isolate() -> bool:
+    """Whether an extension can be made to bind to its own libraries ahead of the process's (glibc's RTLD_DEEPBIND)."""
+    return sys.platform.startswith("linux") and hasattr(os, "RTLD_DEEPBIND")
+
+
+def import_bundled(name: str, libs: Path) -> ModuleType:
+    """Import the extension module ``name`` so that it binds to the libraries its wheel bundles in ``libs``.
+
+    Where another copy of one of them is already loaded, the import uses ``RTLD_DEEPBIND``: the module and
+    the libraries it brings look symbols up in themselves first. Only then, because a deep-bound library
+    also bypasses an allocator preloaded with ``LD_PRELOAD``. A module already imported is returned as it is
+    (nothing can rebind it). Without ``RTLD_DEEPBIND`` (musl, macOS) the import is a plain one.
+    """
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    if not foreign_copies(libs) or not can_isolate():
+        return importlib.import_module(name)
+    flags = sys.getdlopenflags()
+    # Process-wide while it lasts: an extension another thread imports in this instant is deep-bound too,
+    # which only makes it prefer its own libraries as well.
+    sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.setdlopenflags(flags)
 
 
 @cache
 def tiny_heic() -> bytes:
     """A 16x16 HEVC-coded HEIC, to check that a library can really decode HEIC (has an HEVC decoder)."""
-    from ..testing.fixtures import make_heic
-
-    return make_heic(size=(16, 16))
+    return base64.b64decode("".join(_TINY_HEIC))
 
 
 def hevc_decoder() -> str:

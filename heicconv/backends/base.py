@@ -356,13 +356,9 @@ class PipelineBackend(Generic[Img]):
             return LimitExceededError(f"{self.name} ran out of memory: {_first_line(exc)}")
         if decoding or self.decode_failed(exc):  # lazy libraries decode while they encode
             return DecodeError(
-                f"{self.name} could not decode the {job.source.info.format} image: {self.explain(exc, 2)}"
+                f"{self.name} could not decode the {job.source.info.format} image: {_first_line(exc, 2)}"
             )
-        return EncodeError(f"{self.name} could not write {job.fmt}: {self.explain(exc)}")
-
-    def explain(self, exc: BaseException, lines: int = 1) -> str:
-        """A library's error in words a user can act on (backends rewrite their library's misleading ones)."""
-        return _first_line(exc, lines)
+        return EncodeError(f"{self.name} could not write {job.fmt}: {_first_line(exc)}")
 
     def _load_preferring_thumbnail(self, job: Job) -> Img:
         if job.thumbnail is None:

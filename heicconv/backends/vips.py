@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .. import containers
@@ -32,7 +33,11 @@ class VipsBackend(PipelineBackend[Any]):
     name = "vips"
 
     def __init__(self) -> None:
-        load_pillow_heif()  # must come before pyvips loads the system libheif (see load_pillow_heif)
+        # Not needed by this backend, but once pyvips has put the system libheif in the global scope, a plain
+        # `import pillow_heif` (the application's, or heicconv's test fixtures') would bind to it: load it
+        # bound to its own libheif first, while that is simplest. Its own problems are the pillow backend's.
+        with contextlib.suppress(ImportError):  # BackendUnavailableError is an ImportError too
+            load_pillow_heif()
         try:
             import pyvips
         except (ImportError, OSError) as exc:

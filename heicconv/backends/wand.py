@@ -11,18 +11,14 @@ never a guessed one.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-from pathlib import Path
 from typing import Any
 
 from .. import containers
 from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
-from ..options import Limits
 from ..registry import install_hint
+from . import imagemagick
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
 from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
 
@@ -30,6 +26,9 @@ __all__ = ["WandBackend"]
 
 _CODERS = {"heic": "heic", "avif": "heic", "jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff"}
 _WRITERS = {"jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff", "avif": "avif", "heic": "heic"}
+# Per-read settings that keep ImageMagick's coders to the one job: a TIFF's Photoshop layers (tag 37724)
+# would otherwise be parsed by the PSD coder's layer reader.
+_READ_OPTIONS = {"tiff": {"tiff:ignore-layers": "true"}}
 
 
 class WandBackend(PipelineBackend[Any]):
@@ -38,14 +37,8 @@ class WandBackend(PipelineBackend[Any]):
     name = "wand"
 
     def __init__(self) -> None:
-        # ImageMagick reads its policy once, when MagickWand starts: point it at heicconv's own
-        # (only heicconv's coders, no delegates, limits that admit a 200 MP photo) unless the user chose one.
-        self.policy = "system"
-        if "wand.api" not in sys.modules and "MAGICK_CONFIGURE_PATH" not in os.environ:
-            os.environ["MAGICK_CONFIGURE_PATH"] = str(Path(__file__).with_name("imagemagick"))
-            self.policy = "heicconv"
-        elif os.environ.get("MAGICK_CONFIGURE_PATH"):
-            self.policy = os.environ["MAGICK_CONFIGURE_PATH"]
+        # ImageMagick's policy and resource limits are process-wide, so heicconv changes neither (the application
+        # may use ImageMagick too): it checks each picture against them and reads with built-in coders only.
         try:
             from wand import image as wand_image
             from wand import version as wand_version
@@ -59,14 +52,14 @@ class WandBackend(PipelineBackend[Any]):
 
         from wand.api import library
 
+        self._library = library
         # Wand does not wrap MagickProfileImage (profile conversion); declare its C signature so the
         # 64-bit wand pointer is passed whole.
         self._profile_image = library.MagickProfileImage
         self._profile_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
         self._profile_image.restype = ctypes.c_int
-        self._limits_lock = threading.Lock()
-        self._applied: dict[str, int] = {}
-        if not wand_version.formats("HEIC"):
+        native = imagemagick.native_coders(sorted({*_CODERS.values(), *_WRITERS.values()}))
+        if not native["heic"][0]:
             raise BackendUnavailableError(
                 "backend 'wand': ImageMagick has no HEIC coder (built without libheif)" + install_hint("wand")
             )
@@ -78,19 +71,22 @@ class WandBackend(PipelineBackend[Any]):
                 "backend 'wand': ImageMagick's HEIC coder cannot decode HEVC (libheif lacks an HEVC decoder)"
                 + install_hint("wand")
             ) from exc
-        outputs = {"jpeg", "png", "webp", "tiff"}
+        # Only coders built into ImageMagick: for a format it has no coder for, it would run a delegate
+        # program from delegates.xml instead (dwebp, cwebp).
+        inputs = {fmt for fmt in INPUT_FORMATS if native[_CODERS[fmt]][0]}
+        outputs = {fmt for fmt in ("jpeg", "png", "webp", "tiff") if native[_WRITERS[fmt]][1]}
         for fmt in ("avif", "heic"):
+            if not native[_WRITERS[fmt]][1]:
+                continue
             try:
                 with wand_image.Image(width=8, height=8, background="gray") as img:
                     img.format = fmt
                     if img.make_blob():
                         outputs.add(fmt)
-            except Exception:  # no encoder for it in this build
+            except Exception:  # a coder whose library has no encoder for it
                 continue
-        if not wand_version.formats("WEBP"):
-            outputs.discard("webp")
         self.capabilities = Capabilities(
-            frozenset(INPUT_FORMATS),
+            frozenset(inputs),
             frozenset(outputs),
             COMMON_FEATURES | {"16-bit-srgb"},
         )
@@ -103,27 +99,42 @@ class WandBackend(PipelineBackend[Any]):
             "imagemagick": self._version.MAGICK_VERSION.split(" https")[0],
             "libheif": loaded_library_version("libheif"),
             "hevc-decoder": hevc_decoder(),
-            "policy": self.policy,
+            "policy": imagemagick.policy().describe(),
         }
 
     # -- primitives --------------------------------------------------------------
     def _read(self, data: bytes, coder: str) -> Any:
-        # An explicit coder: ImageMagick never guesses the format from the bytes.
-        return self._image.Image(blob=data, format=coder)
+        """Decode ``data`` with exactly the coder ``coder`` (a built-in one: see ``__init__``)."""
+        from wand.exceptions import WandRuntimeError
 
-    def _raise_limits(self, limits: Limits) -> None:
-        """Map heicconv's limits onto ImageMagick's (process-wide, so they only ever grow up to the policy's)."""
-        from wand.resource import limits as magick
+        img = self._image.Image()
+        try:
+            for key, value in _READ_OPTIONS.get(coder, {}).items():
+                img.options[key] = value
+            # An explicit coder: ImageMagick never guesses the format from the bytes.
+            img.read(blob=data, format=coder)
+            # As Wand's own constructor does: a format left on the wand would also be the one written.
+            self._library.MagickSetFormat(img.wand, b"")
+        except WandRuntimeError as exc:  # no image and no exception: Wand's guess ("a delegate is missing") is wrong
+            img.close()
+            raise DecodeError(f"ImageMagick's {coder.upper()} coder returned no image and gave no reason") from exc
+        except BaseException:
+            img.close()
+            raise
+        return img
 
-        wanted = {"width": limits.max_width, "height": limits.max_height, "area": limits.max_pixels}
-        with self._limits_lock:
-            for name, value in wanted.items():
-                if value > self._applied.get(name, 0):
-                    magick[name] = value
-                    self._applied[name] = value
+    def _check_limits(self, job: Job) -> None:
+        """Refuse, naming the limit, a picture ImageMagick's policy would refuse (it would not always say why)."""
+        src = job.source
+        if src.container is not None and src.item is not None:
+            target = job.thumbnail if job.thumbnail is not None else src.item
+            width, height = target.display_size
+        else:
+            width, height = (src.height, src.width) if src.orientation >= 5 else (src.width, src.height)
+        imagemagick.check_fits(width, height)
 
     def load(self, job: Job) -> Any:
-        self._raise_limits(job.limits)
+        self._check_limits(job)
         src = job.source
         if src.container is not None and src.item is not None:
             c = src.container
@@ -182,13 +193,6 @@ class WandBackend(PipelineBackend[Any]):
             img.type = "truecolor"
         img.depth = job.depth
         return img
-
-    def explain(self, exc: BaseException, lines: int = 1) -> str:
-        # Wand's text for a read that produced nothing blames a missing delegate; heicconv reads with
-        # ImageMagick's own coders only, so the data or a resource limit is what failed.
-        if "MagickReadImage returns false" in str(exc):
-            return "ImageMagick read no picture from it (damaged data, or a limit of ImageMagick's policy)"
-        return super().explain(exc, lines)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

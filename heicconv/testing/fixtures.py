@@ -25,6 +25,7 @@ __all__ = [
     "make_heic",
     "make_image",
     "make_iphone_heic",
+    "make_large_grid",
     "make_mini_heic",
     "set_heif_transform",
     "set_ispe",
@@ -155,6 +156,25 @@ def encode_heic(image: Any, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     cast(Any, pillow_heif).from_pillow(image).save(buf, quality=quality)
     return buf.getvalue()
+
+
+def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
+    """A HEIC that really is ``width``x``height`` (a grid of ``tile``-sized HEVC tiles, as phones write
+    large photos), small on disk because every tile repeats one coded picture."""
+    from .. import isobmff
+
+    coded = encode_heic(gradient((tile, tile)), quality=30)
+    c = isobmff.parse(coded)
+    template = c.copy_items(coded, c.primary_id)[0]
+    cols, rows = -(-width // tile), -(-height // tile)
+    tiles = [isobmff.NewItem(n + 1, template.type, template.data, template.properties) for n in range(rows * cols)]
+    wide = width > 0xFFFF or height > 0xFFFF
+    field = ">I" if wide else ">H"
+    descriptor = bytes([0, int(wide), rows - 1, cols - 1]) + struct.pack(field, width) + struct.pack(field, height)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
+    grid = isobmff.NewItem(len(tiles) + 1, b"grid", descriptor, [(ispe, False)], parts=[t.id for t in tiles])
+    grid.hidden = False
+    return isobmff.write([grid, *tiles], grid.id)
 
 
 def make_mini_heic(
