@@ -473,6 +473,11 @@ def test_help_has_examples(tmp_path: Path) -> None:
     assert sub.returncode == 0
     assert "--skip-existing" in sub.stdout
     assert "examples:" in sub.stdout
+    # The rule for which files a folder gives, where a user looks for it.
+    text = " ".join(sub.stdout.split())
+    assert "Which files a folder gives: those of the --from formats" in text
+    assert "earlier run's output and never a source" in text
+    assert "--follow-links" in text
 
 
 def test_parallel_and_serial_runs_agree(tree: Path, tmp_path: Path) -> None:
