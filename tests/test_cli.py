@@ -864,6 +864,15 @@ def test_a_read_only_output_folder_stops_the_run(tmp_path: Path) -> None:
     assert os.listdir(out) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be made")
+def test_an_output_folder_that_cannot_be_made_stops_the_run(tmp_path: Path) -> None:
+    _many(tmp_path)
+    result = run("convert", "many", "-o", "/proc/heicconv-out", "-j", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "stopped: cannot write to the output folder /proc/heicconv-out" in result.stderr
+    assert "11 file(s) were not tried" in result.stderr
+
+
 def _small_tmpfs(where: Path) -> None:
     where.mkdir()
     if sys.platform != "linux" or os.geteuid() != 0:

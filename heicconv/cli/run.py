@@ -118,6 +118,9 @@ def place(data: bytes, output: Path, temp: Path, overwrite: bool, mtime_ns: tupl
 def _open_temp(output: Path, temp: Path) -> Iterator[BinaryIO]:
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # whatever the reason, nothing can be written there
+        raise OutputError(output.parent, exc) from exc
+    try:
         # O_EXCL with the default mode (not mkstemp's 0600), so outputs get the usual permissions.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
