@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -510,6 +511,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if not to_stdout and os.path.lexists(output) and not overwrite:
         return fail(f"{output} exists; add --overwrite to replace it")
+    start = time.perf_counter()
     try:
         data = sys.stdin.buffer.read() if args.input == "-" else Path(args.input).read_bytes()
         result = convert_with_report(data, fmt, options, backend=backend.name, limits=config.settings().limits)
@@ -527,5 +529,6 @@ def run_stream(args: argparse.Namespace) -> int:
             return fail(exc.strerror or str(exc))
         return fail(f"{exc.strerror or exc}: {exc.filename}")
     out = None if to_stdout else str(output)
-    reporter.add(Record(name, out, "converted", width=result.width, height=result.height, backend=result.backend))
+    seconds = time.perf_counter() - start
+    reporter.add(Record(name, out, "converted", "", "", seconds, result.width, result.height, result.backend))
     return 0
