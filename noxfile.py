@@ -44,6 +44,30 @@ def lambda_zip(session: nox.Session) -> None:
     )
 
 
+@nox.session
+def docker(session: nox.Session) -> None:
+    """Build every image in docker/ with BuildKit and with the legacy builder, one at a time, and smoke-test each.
+
+    Needs root, a running Docker engine (``apt-get install docker.io debootstrap``, then
+    ``dockerd --bridge=none --iptables=false --ip6tables=false &``) and its pre-23 ``docker``
+    command or the buildx plugin. The Debian 12 base is made with debootstrap when missing
+    (``docker/debian_base.py``); builds and containers use ``--network host`` and only
+    127.0.0.1. Build times, image sizes and outcomes go to dist/docker-report.json.
+    Not part of CI: about half an hour on two cores.
+    """
+    session.install("-e", ".[all,test,lambda,server]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        "-v",
+        "tests/test_docker_engine.py",
+        *session.posargs,
+        env={"HEICCONV_DOCKER": "1", "HEICCONV_DOCKER_REPORT": "dist/docker-report.json"},
+    )
+
+
 @nox.session(python=PYTHONS)
 def tests_matrix(session: nox.Session) -> None:
     """The suite on every supported Python that is installed (missing ones are skipped)."""

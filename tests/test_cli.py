@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -127,10 +128,16 @@ def test_convert_mirrors_the_folder_tree(tree: Path, tmp_path: Path) -> None:
     result = run("convert", "src", "-r", "-o", "out", "-j", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
-    assert files_under(out) == {"a.jpg", "B.jpg", "c.jpg", "trip/d.jpg", "trip/day1/e.jpg", "trip/f.jpg"}
+    # By default folders give their HEIF files only (.heic .heif .hif, any case): f.png is left alone.
+    assert files_under(out) == {"a.jpg", "B.jpg", "c.jpg", "trip/d.jpg", "trip/day1/e.jpg"}
     assert decoded_size(out / "B.jpg") == (40, 30)
-    assert decoded_size(out / "trip" / "f.jpg") == (20, 10)
     assert "ignored 1 file(s)" in result.stderr  # notes.txt
+    assert "ignored 1 image(s)" in result.stderr and "--from all" in result.stderr  # f.png
+
+    every = run("convert", "src", "-r", "-o", "all", "-j", "1", "--from", "all", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    assert files_under(tmp_path / "all") == files_under(out) | {"trip/f.jpg"}
+    assert decoded_size(tmp_path / "all" / "trip" / "f.jpg") == (20, 10)
 
 
 def test_convert_without_recursive_stays_at_the_top(tree: Path, tmp_path: Path) -> None:
@@ -141,7 +148,7 @@ def test_convert_without_recursive_stays_at_the_top(tree: Path, tmp_path: Path) 
 
 def test_convert_writes_next_to_the_inputs_by_default(tree: Path, tmp_path: Path) -> None:
     before = {name: (tree / name).read_bytes() for name in files_under(tree)}
-    result = run("convert", "src", "-r", "--to", "png", cwd=tmp_path)
+    result = run("convert", "src", "-r", "--to", "png", "--from", "heic,png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     made = files_under(tree) - set(before)
     assert made == {"a.png", "B.png", "c.png", "trip/d.png", "trip/day1/e.png"}
@@ -300,7 +307,7 @@ def test_interrupted_run_leaves_only_complete_files(tmp_path: Path) -> None:
 
 
 def test_json_lines_parse_and_carry_every_field(tree: Path, tmp_path: Path) -> None:
-    result = run("convert", "src", "-r", "-o", "out", "--json", "-j", "2", cwd=tmp_path)
+    result = run("convert", "src", "-r", "-o", "out", "--json", "-j", "2", "--from", "all", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     got = records(result)
     assert len(got) == 6
@@ -314,7 +321,7 @@ def test_json_lines_parse_and_carry_every_field(tree: Path, tmp_path: Path) -> N
 
 def test_no_escape_codes_when_not_on_a_terminal(tree: Path, tmp_path: Path) -> None:
     (tree / "broken.heic").write_bytes(b"\x00\x00\x00\x10ftypheic" + b"\x00" * 8)
-    result = run("convert", "src", "-r", "-o", "out", cwd=tmp_path)
+    result = run("convert", "src", "-r", "-o", "out", "--from", "all", cwd=tmp_path)
     assert result.returncode == 1
     for text in (result.stdout, result.stderr):
         assert "\x1b" not in text
@@ -330,7 +337,7 @@ def test_progress_bar_on_a_terminal(tree: Path, tmp_path: Path) -> None:
 
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "heicconv", "convert", "src", "-r", "-o", "out", "-j", "1"],
+        [sys.executable, "-m", "heicconv", "convert", "src", "-r", "-o", "out", "-j", "1", "--from", "all"],
         cwd=tmp_path,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -466,6 +473,11 @@ def test_help_has_examples(tmp_path: Path) -> None:
     assert sub.returncode == 0
     assert "--skip-existing" in sub.stdout
     assert "examples:" in sub.stdout
+    # The rule for which files a folder gives, where a user looks for it.
+    text = " ".join(sub.stdout.split())
+    assert "Which files a folder gives: those of the --from formats" in text
+    assert "earlier run's output and never a source" in text
+    assert "--follow-links" in text
 
 
 def test_parallel_and_serial_runs_agree(tree: Path, tmp_path: Path) -> None:
@@ -649,3 +661,350 @@ def test_corrupted_corpus_files_fail_cleanly(tmp_path: Path) -> None:
         assert "unexpected" not in got[name]["error"]  # a heicconv error, not a leaked one
     assert got["truncated-heic.heic"]["status"] in {"converted", "failed"}
     assert "Traceback" not in result.stderr
+
+
+# Folders converted again and again (issue 11, item 9).
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+def _docs_sequence(heading: str) -> list[list[str]]:
+    """The commands of the first ``sh`` block under ``heading`` in docs/cli.md, comments dropped."""
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_the_docs_sequence_converts_one_folder_to_several_formats(tmp_path: Path, heic: bytes) -> None:
+    photos = tmp_path / "Photos"
+    photos.mkdir()
+    (photos / "IMG_0001.HEIC").write_bytes(heic)
+    (photos / "IMG_0002.heic").write_bytes(make_heic(size=(40, 30)))
+    commands = _docs_sequence("### Converting a folder again")
+    assert len(commands) >= 3 and {c[0] for c in commands} == {"heicconv"}
+    for command in commands:
+        result = run(*command[1:], "-j", "1", cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "failed 0" in result.stderr, (command, result.stderr)
+    outputs = {f"IMG_000{n}.{ext}" for n in (1, 2) for ext in ("jpg", "webp", "png")}
+    assert files_under(photos) == outputs | {"IMG_0001.HEIC", "IMG_0002.heic"}
+    for ext in ("jpg", "webp", "png"):  # each made from the HEIC, not from an earlier output
+        assert decoded_size(photos / f"IMG_0002.{ext}") == (40, 30)
+    # The last command found every output in place and converted nothing.
+    assert "converted 0" in result.stderr and "skipped 2" in result.stderr
+
+
+def test_folders_give_the_from_formats_and_never_earlier_outputs(tmp_path: Path, heic: bytes) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "IMG_1.HEIC").write_bytes(make_heic(size=(64, 48), images=2))
+    (src / "IMG_1.jpg").write_bytes(make_image("jpeg", size=(11, 11)))  # an earlier run's output
+    (src / "IMG_1-1.webp").write_bytes(make_image("webp", size=(12, 12)))  # from --image-index all
+    (src / "holiday.png").write_bytes(make_image("png", size=(14, 14)))
+    (src / "b-1.heic").write_bytes(heic)  # a source that happens to end in -N
+    (src / "b.heic").write_bytes(heic)
+
+    default = run("convert", "src", "-o", "one", "--json", cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert {r["path"] for r in records(default)} == {"src/IMG_1.HEIC", "src/b-1.heic", "src/b.heic"}
+    assert "ignored 3 image(s)" in default.stderr
+
+    every = run("convert", "src", "-o", "all", "--from", "all", "--to", "png", "--json", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    read = {Path(r["path"]).name for r in records(every)}
+    assert read == {"IMG_1.HEIC", "holiday.png", "b-1.heic", "b.heic"}
+    assert "left 2 earlier output(s) alone" in every.stderr
+    assert decoded_size(tmp_path / "all" / "IMG_1.png") == (64, 48)
+
+    # Of two files with one name, the one whose format comes first in --from is the source.
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    (pair / "x.heic").write_bytes(heic)
+    (pair / "x.jpg").write_bytes(make_image("jpeg", size=(15, 15)))
+    heic_first = run("convert", "pair", "-o", "h", "--from", "heic,jpeg", "--to", "png", cwd=tmp_path)
+    assert heic_first.returncode == 0, heic_first.stderr
+    assert decoded_size(tmp_path / "h" / "x.png") == (96, 64)
+    jpeg_first = run("convert", "pair", "-o", "j", "--from", "jpeg,heic", "--to", "png", cwd=tmp_path)
+    assert jpeg_first.returncode == 0, jpeg_first.stderr
+    assert decoded_size(tmp_path / "j" / "x.png") == (15, 15)
+
+
+def test_from_and_other_new_keys_in_the_cli_table(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "heicconv.toml").write_text('[cli]\nfrom = ["png"]\nrecursive = true\nkeep_mtime = false\n')
+    result = run("convert", "src", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert files_under(tmp_path / "out") == {"trip/f.jpg"}
+    assert (tmp_path / "out" / "trip" / "f.jpg").stat().st_mtime > (tree / "trip" / "f.png").stat().st_mtime - 1
+    (tmp_path / "heicconv.toml").write_text('[cli]\nfrom = "bmp"\n')
+    bad = run("convert", "src", "-o", "out", cwd=tmp_path)
+    assert bad.returncode == 2 and "from:" in bad.stderr and "bmp" in bad.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_symlinked_folders_are_named_or_followed(tmp_path: Path, heic: bytes) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "far.heic").write_bytes(heic)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "near.heic").write_bytes(heic)
+    (src / "linked").symlink_to(elsewhere)
+    (src / "loop").symlink_to(src)  # a link back up the tree must not loop
+
+    plain = run("convert", "src", "-r", "-o", "out", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert files_under(tmp_path / "out") == {"near.jpg"}
+    assert "skipped 2 symbolic link(s) to folders" in plain.stderr
+    assert "src/linked" in plain.stderr and "--follow-links" in plain.stderr
+
+    followed = run("convert", "src", "-r", "-o", "out2", "--follow-links", cwd=tmp_path)
+    assert followed.returncode == 0, followed.stderr
+    assert files_under(tmp_path / "out2") == {"near.jpg", "linked/far.jpg"}
+
+
+# Nothing written is a failure (item 10).
+
+
+def test_nothing_written_exits_1_and_says_why(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n")
+    short = run("doc.pdf", "o.jpg", cwd=tmp_path)
+    assert short.returncode == 1
+    assert "doc.pdf: not an image heicconv reads" in short.stderr
+    assert not (tmp_path / "o.jpg").exists()
+
+    named = run("convert", "doc.pdf", cwd=tmp_path)
+    assert named.returncode == 1
+    assert "nothing written: none of the inputs is an image" in named.stderr
+
+    (tmp_path / "Empty" / "sub").mkdir(parents=True)
+    (tmp_path / "Empty" / "sub" / "a.heic").write_bytes(heic)
+    (tmp_path / "Empty" / "b.png").write_bytes(make_image("png"))
+    empty = run("convert", "Empty", "-q", cwd=tmp_path)
+    assert empty.returncode == 1
+    assert "nothing written: no file to convert was found" in empty.stderr  # even with -q
+    assert "--recursive" in empty.stderr and "--from all" in empty.stderr
+
+    # Outputs that exist already are what was asked for: a second run succeeds.
+    assert run("convert", "Empty", "-r", cwd=tmp_path).returncode == 0
+    again = run("convert", "Empty", "-r", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing written" not in again.stderr
+
+
+# Names that are long in bytes (item 11).
+
+
+def test_a_long_non_ascii_name_converts(tmp_path: Path, heic: bytes) -> None:
+    name = "照" * 80  # 240 bytes in UTF-8: the temporary name must be cut by bytes, not characters
+    (tmp_path / f"{name}.heic").write_bytes(heic)
+    result = run("convert", f"{name}.heic", "--to", "webp", "-j", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert decoded_size(tmp_path / f"{name}.webp") == (96, 64)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+    short = run(f"{name}.heic", f"{name}.png", cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+
+    # An output name longer than the file system allows fails up front, with the reason.
+    longest = "a" * 251 + ".hif"  # 255 bytes; the output's .tiff adds one
+    (tmp_path / longest).write_bytes(heic)
+    over = run("convert", longest, "--to", "tiff", cwd=tmp_path)
+    assert over.returncode == 1
+    assert "is 256 bytes, longer than its folder's file system allows (255)" in over.stderr
+
+
+# An output folder that cannot be written (item 12).
+
+
+def _many(tmp_path: Path, count: int = 12) -> Path:
+    src = tmp_path / "many"
+    src.mkdir()
+    data = make_heic(size=(256, 256))
+    for n in range(count):
+        (src / f"p{n:02d}.heic").write_bytes(data)
+    return src
+
+
+def _without_file_capabilities() -> None:
+    # Root passes every permission check through CAP_DAC_OVERRIDE; without it (and its
+    # relatives) it meets the folder's mode bits like any user. Dropped from the bounding
+    # set, they are gone from the command the child then runs.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="drops Linux capabilities when run as root")
+def test_a_read_only_output_folder_stops_the_run(tmp_path: Path) -> None:
+    _many(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "heicconv", "convert", "many", "-o", "out", "-j", "2"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=_without_file_capabilities if os.geteuid() == 0 else None,
+        )
+    finally:
+        out.chmod(0o755)
+    assert result.returncode == 1
+    assert "stopped: cannot write to the output folder out: Permission denied" in result.stderr
+    assert "heicconv-tmp" not in result.stderr  # the folder is named, not a hidden temporary file
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed ")]
+    assert 1 <= len(failed) <= 2  # the files in flight; the other ten were never started
+    assert "were not tried" in result.stderr
+    assert os.listdir(out) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be made")
+def test_an_output_folder_that_cannot_be_made_stops_the_run(tmp_path: Path) -> None:
+    _many(tmp_path)
+    result = run("convert", "many", "-o", "/proc/heicconv-out", "-j", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "stopped: cannot write to the output folder /proc/heicconv-out" in result.stderr
+    assert "11 file(s) were not tried" in result.stderr
+
+
+def _small_tmpfs(where: Path) -> None:
+    where.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("a full file system is made with a small tmpfs, which needs root (as CI runs)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+
+
+def test_a_full_output_folder_stops_the_run(tmp_path: Path) -> None:
+    _many(tmp_path, 20)
+    full = tmp_path / "full"
+    _small_tmpfs(full)  # 64 KiB: four 14 KB PNG files fit
+    try:
+        result = run("convert", "many", "-o", "full", "--to", "png", "-j", "1", cwd=tmp_path)
+        left = sorted(os.listdir(full))
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    assert result.returncode == 1
+    assert "stopped: cannot write to the output folder full: No space left on device" in result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 1
+    written = [n for n in left if not n.startswith(".")]
+    assert 1 <= len(written) < 20 and len(written) == len(left)  # no temporary file left behind
+    assert f"{20 - len(written) - 1} file(s) were not tried" in result.stderr
+
+
+# What a team expects (item 13).
+
+
+def test_standard_input_and_output(tmp_path: Path, heic: bytes) -> None:
+    fed = subprocess.run(
+        [sys.executable, "-m", "heicconv", "-", "out.jpg"], cwd=tmp_path, env=_env(), input=heic, capture_output=True
+    )
+    assert fed.returncode == 0, fed.stderr
+    assert decoded_size(tmp_path / "out.jpg") == (96, 64)
+
+    (tmp_path / "a.heic").write_bytes(heic)
+    with open(tmp_path / "piped.png", "wb") as sink:
+        piped = subprocess.run(
+            [sys.executable, "-m", "heicconv", "a.heic", "-", "--to", "png"],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=sink,
+            stderr=subprocess.PIPE,
+        )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b""  # a filter says nothing when it succeeds
+    with Image.open(tmp_path / "piped.png") as img:
+        assert (img.format, img.size) == ("PNG", (96, 64))
+
+    both = subprocess.run(
+        [sys.executable, "-m", "heicconv", "-", "-", "--max-size", "48"], env=_env(), input=heic, capture_output=True
+    )
+    assert both.returncode == 0, both.stderr
+    assert both.stdout[:3] == b"\xff\xd8\xff"
+
+    garbage = subprocess.run(
+        [sys.executable, "-m", "heicconv", "-", "-"], env=_env(), input=b"not an image", capture_output=True
+    )
+    assert garbage.returncode == 1 and garbage.stdout == b""
+    assert b"failed -:" in garbage.stderr
+
+
+def test_outputs_keep_the_source_modification_time(tmp_path: Path, heic: bytes) -> None:
+    (tmp_path / "a.heic").write_bytes(heic)
+    taken = 1_000_000_000  # 2001-09-09
+    os.utime(tmp_path / "a.heic", (taken, taken))
+    assert run("convert", "a.heic", "-j", "1", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "a.jpg").stat().st_mtime == taken
+    assert run("a.heic", "b.png", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "b.png").stat().st_mtime == taken
+    assert run("a.heic", "c.png", "--no-keep-mtime", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "c.png").stat().st_mtime > taken + 10**8
+
+
+def _profile_name(img: Image.Image) -> str:
+    import io
+
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
+    return str(ImageCms.getProfileDescription(profile)).strip()
+
+
+def test_strip_location_and_srgb_flags(tmp_path: Path) -> None:
+    from heicconv.colour import profile_from_nclx
+    from heicconv.testing.fixtures import exif_block
+
+    p3 = profile_from_nclx(12, 13)
+    (tmp_path / "a.heic").write_bytes(make_heic(size=(48, 32), exif=exif_block(gps=True), icc=p3))
+    assert run("a.heic", "loc.jpg", "--strip-location", "--srgb", cwd=tmp_path).returncode == 0
+    with Image.open(tmp_path / "loc.jpg") as img:
+        exif = img.getexif()
+        assert exif.get(0x010F) == "heicconv"  # the camera make is kept
+        assert not exif.get_ifd(0x8825)  # the GPS block is gone
+        assert _profile_name(img) == "sRGB built-in"
+    assert run("a.heic", "kept.jpg", cwd=tmp_path).returncode == 0
+    with Image.open(tmp_path / "kept.jpg") as img:
+        assert img.getexif().get_ifd(0x8825)
+        assert img.info.get("icc_profile") == p3
+    both = run("a.heic", "x.jpg", "--strip", "--strip-location", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_image_index_picks_one_image_or_all(tmp_path: Path) -> None:
+    # Three images of different widths (64, 72, 80), the second one primary.
+    (tmp_path / "burst.heic").write_bytes(make_heic(size=(64, 48), images=3, primary=1))
+    assert run("burst.heic", "primary.png", cwd=tmp_path).returncode == 0
+    assert decoded_size(tmp_path / "primary.png") == (72, 48)
+    assert run("burst.heic", "third.png", "--image-index", "2", cwd=tmp_path).returncode == 0
+    assert decoded_size(tmp_path / "third.png") == (80, 48)
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "burst.heic").write_bytes((tmp_path / "burst.heic").read_bytes())
+    every = run("convert", "b", "--image-index", "all", "--json", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    assert {Path(r["output"]).name: r["width"] for r in records(every)} == {
+        "burst-0.jpg": 64,
+        "burst-1.jpg": 72,
+        "burst-2.jpg": 80,
+    }
+    # Converting that folder again reads none of those outputs.
+    again = run("convert", "b", "--from", "all", "--to", "png", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert {r["path"] for r in records(again)} == {"b/burst.heic"}
+
+    (tmp_path / "twelve.heic").write_bytes(make_heic(size=(16, 16), images=12))
+    assert run("twelve.heic", "t.png", "--image-index", "all", cwd=tmp_path).returncode == 0
+    assert {n for n in os.listdir(tmp_path) if n.startswith("t-")} == {f"t-{i:02d}.png" for i in range(12)}
+
+    beyond = run("burst.heic", "x.png", "--image-index", "5", cwd=tmp_path)
+    assert beyond.returncode == 1
+    assert "image_index 5 is out of range: the file has 3 image(s)" in beyond.stderr
+    assert "damaged" not in beyond.stderr

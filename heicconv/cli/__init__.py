@@ -3,8 +3,8 @@
 ``heicconv IN OUT`` (two paths, the second with an image suffix) is short for
 converting one file, with the format taken from OUT's suffix.
 
-Exit status: 0 everything succeeded, 1 some files failed, 2 a usage or
-configuration error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Exit status: 0 everything succeeded, 1 some files failed or nothing was written,
+2 a usage or configuration error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ COMMANDS = ("convert", "info", "backends", *LAZY_COMMANDS)
 EXAMPLES = """\
 examples:
   heicconv IMG_0001.HEIC photo.jpg                convert one file (format from the suffix)
+  cat IMG_0001.HEIC | heicconv - - --to png > a.png   standard input to standard output
   heicconv convert Photos -r -o Converted         convert a folder tree, mirrored under Converted/
   heicconv convert *.heic --to webp --quality 80
   heicconv info IMG_0001.HEIC                     what the file holds
   heicconv backends                               which backends work here, and which is used
 
-'heicconv COMMAND --help' describes each command. Exit status: 0 all succeeded,
-1 some files failed, 2 usage or configuration error, 130 interrupted.
+'heicconv IN OUT --help' describes the one-file form, 'heicconv COMMAND --help' each command.
+Exit status: 0 all succeeded, 1 some files failed or nothing was written, 2 usage or
+configuration error, 130 interrupted.
 """
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from .. import config, formats
-from ..core import select
+from ..core import convert_with_report, select
 from ..errors import ConfigError, HeicconvError
 from ..options import Options, parse_size
 from . import settings as cli_settings
-from .plan import Existing, Plan, make_plan
+from .plan import ALL_IMAGES, DEFAULT_FROM, Existing, Plan, make_plan, name_max
 from .report import Record, Reporter, display
-from .run import Item, Outcome, execute, temp_path
+from .run import Item, Outcome, execute, explain, place, temp_path
 
 __all__ = ["add_parser", "run_convert"]
 
@@ -25,14 +27,24 @@ EXAMPLES = """\
 examples:
   heicconv convert IMG_0001.HEIC                  writes IMG_0001.jpg next to it
   heicconv convert Photos -r -o Converted         mirrors Photos/ (and sub-folders) under Converted/
-  heicconv convert Photos --to webp --quality 80 --max-size 2048x2048 --strip
+  heicconv convert Photos --to webp --quality 80 --max-size 2048x2048 --strip-location
+  heicconv convert Photos --from heic,jpeg --to webp   reads the JPEG files of Photos/ too
   heicconv convert Photos -r --dry-run            shows what would be written, writes nothing
   heicconv convert Photos -r --json > report.jsonl
+
+Which files a folder gives: those of the --from formats, by suffix in any case (default
+heic: .heic .heif .hif), except hidden files and a file named like the output of another
+source in its folder (IMG_0001.jpg or IMG_0001-1.jpg next to IMG_0001.HEIC): that is an
+earlier run's output and never a source. Symbolic links to folders are followed only with
+--follow-links. A file named on the command line is read whatever its name.
 
 Existing outputs are never replaced unless --overwrite is given: by default they are
 reported as skipped and counted in the summary; --skip-existing skips them without a note.
 An output that would land on an input, or two inputs with one output name (a.heic and
-a.HEIC), are reported as failures and nothing is written for them.
+a.HEIC), are reported as failures and nothing is written for them. Outputs get their
+source's modification time (--no-keep-mtime gives them the time they were written).
+A run that writes nothing (and finds no output already there) exits with status 1; one
+that cannot write its output folder (read-only, full) stops at the first file.
 Defaults for every option can be set in the [cli] table of heicconv.toml (see docs/cli.md).
 """
 
@@ -69,6 +81,20 @@ def _format(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _from(text: str) -> tuple[str, ...]:
+    try:
+        return cli_settings.parse_from(text, "--from")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _image_index(text: str) -> int | str:
+    try:
+        return cli_settings.parse_image_index(text, "--image-index")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_conversion_flags(parser: argparse.ArgumentParser) -> None:
     """Flags the two-path form shares with ``convert``."""
     parser.add_argument("--quality", type=_quality, metavar="Q", help="1-100 for JPEG, WebP, AVIF, HEIC (default 85)")
@@ -78,8 +104,31 @@ def add_conversion_flags(parser: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="fit inside this box (or one number for a square), never enlarging",
     )
-    parser.add_argument(
+    metadata = parser.add_mutually_exclusive_group()
+    metadata.add_argument(
         "--strip", action=argparse.BooleanOptionalAction, default=None, help="drop EXIF and XMP metadata"
+    )
+    metadata.add_argument(
+        "--strip-location",
+        action="store_true",
+        default=None,
+        help="drop the GPS position from EXIF and XMP, keep the rest",
+    )
+    parser.add_argument(
+        "--srgb", action=argparse.BooleanOptionalAction, default=None, help="convert colours to sRGB (for the web)"
+    )
+    parser.add_argument(
+        "--image-index",
+        type=_image_index,
+        metavar="N|all",
+        help="which image of a multi-image file (a burst): N from 0 (see 'heicconv info'), "
+        "or all, written as NAME-0.jpg, NAME-1.jpg... (default: the file's primary image)",
+    )
+    parser.add_argument(
+        "--keep-mtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give each output its source's modification time (default: yes)",
     )
     parser.add_argument("--backend", metavar="NAME", help="pillow, vips, wand or auto (see 'heicconv backends')")
 
@@ -97,6 +146,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR", help="where outputs go (default: next to each input)")
     parser.add_argument("--to", type=_format, metavar="FORMAT", help="jpeg (default), png, webp, avif, tiff or heic")
+    parser.add_argument(
+        "--from",
+        dest="from_formats",
+        type=_from,
+        metavar="FORMATS",
+        help="formats read from folders, by suffix: heic (default: .heic .heif .hif), avif, jpeg, png, webp, "
+        "tiff, a list such as heic,jpeg (the first wins when two files share a name), or all",
+    )
     add_conversion_flags(parser)
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", default=None, help="replace outputs that exist")
@@ -106,6 +163,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="worker processes (default: number of CPUs)")
     parser.add_argument(
         "-r", "--recursive", action=argparse.BooleanOptionalAction, default=None, help="descend into sub-folders"
+    )
+    parser.add_argument(
+        "--follow-links",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with -r, descend into symbolic links to folders too (default: skip them, and say so)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show what would be written; write nothing")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
@@ -120,6 +183,20 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _flag(args: argparse.Namespace, name: str, configured: Any) -> Any:
+    """A flag's value if it was given, else the ``[cli]`` table's (flags the two-path form lacks count as not given)."""
+    value = getattr(args, name, None)
+    return value if value is not None else configured
+
+
+def _metadata(strip: bool | None, location: bool | None) -> str | None:
+    if strip:
+        return "strip"
+    if location:
+        return "strip-location"
+    return "keep" if strip is False else None
+
+
 def _options(args: argparse.Namespace, cli: cli_settings.CliSettings) -> Options:
     base = config.settings().options
     changes: dict[str, Any] = {}
@@ -129,11 +206,16 @@ def _options(args: argparse.Namespace, cli: cli_settings.CliSettings) -> Options
     max_size = args.max_size if args.max_size is not None else cli.max_size
     if max_size is not None:
         changes["max_size"] = max_size
-    strip = args.strip if args.strip is not None else cli.strip
-    if strip:
-        changes["metadata"] = "strip"
-    elif strip is False and base.metadata == "strip":
-        changes["metadata"] = "keep"
+    # --strip, --no-strip and --strip-location are one choice: a flag beats both [cli] keys.
+    metadata = _metadata(args.strip, args.strip_location) or _metadata(cli.strip, cli.strip_location)
+    if metadata is not None:
+        changes["metadata"] = metadata
+    srgb = _flag(args, "srgb", cli.srgb)
+    if srgb is not None:
+        changes["colour"] = "srgb" if srgb else "keep"
+    index = _flag(args, "image_index", cli.image_index)
+    if isinstance(index, int):
+        changes["image_index"] = index
     return base.replace(**changes)
 
 
@@ -157,58 +239,63 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -> int:
-    """Run a conversion batch; return the exit status (0 ok, 1 some failed, 130 interrupted)."""
-    cli = cli_settings.load()
-    single = explicit_output is not None
-    if single:
-        assert explicit_output is not None
-        try:
-            fmt = formats.format_from_suffix(explicit_output.suffix)
-        except HeicconvError as exc:
-            raise ConfigError(str(exc)) from exc
-    else:
-        fmt = args.to or cli.to or "jpeg"
-    options = _options(args, cli)
-    limits = config.settings().limits
+def _select_backend(args: argparse.Namespace, cli: cli_settings.CliSettings, fmt: str) -> Any:
     backend = select(args.backend or cli.backend)  # a named backend must work: fail now, not per file
     if fmt not in backend.capabilities.outputs:
         raise ConfigError(
             f"the {backend.name} backend cannot write {fmt}; pick another with --backend (see 'heicconv backends')"
         )
+    return backend
+
+
+def _suffix_format(output: Path) -> str:
+    try:
+        return formats.format_from_suffix(output.suffix)
+    except HeicconvError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -> int:
+    """Run a conversion batch; return the exit status (0 ok, 1 some failed or nothing written, 130 interrupted)."""
+    cli = cli_settings.load()
+    single = explicit_output is not None
+    fmt = _suffix_format(explicit_output) if explicit_output is not None else args.to or cli.to or "jpeg"
+    options = _options(args, cli)
+    limits = config.settings().limits
+    backend = _select_backend(args, cli, fmt)
     outdir_text = getattr(args, "output_dir", None) or cli.output_dir
     outdir = Path(outdir_text) if outdir_text else None
     if outdir is not None and outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"-o {outdir}: exists and is not a folder; name a folder (it is created if missing)")
-    recursive = bool(args.recursive if getattr(args, "recursive", None) is not None else cli.recursive)
+    recursive = bool(_flag(args, "recursive", cli.recursive))
     jobs = getattr(args, "jobs", None) or cli.jobs or _cpu_count()
-    quiet = bool(args.quiet if getattr(args, "quiet", None) is not None else cli.quiet)
+    quiet = bool(_flag(args, "quiet", cli.quiet))
+    keep_mtime = _flag(args, "keep_mtime", cli.keep_mtime) is not False
     existing = _existing(args, cli, single)
+    dry_run = bool(getattr(args, "dry_run", False))
 
     plan = make_plan(
-        args.paths, fmt, outdir=outdir, recursive=recursive, existing=existing, explicit_output=explicit_output
+        args.paths,
+        fmt,
+        outdir=outdir,
+        recursive=recursive,
+        existing=existing,
+        explicit_output=explicit_output,
+        from_formats=_flag(args, "from_formats", cli.from_formats) or DEFAULT_FROM,
+        follow_links=bool(_flag(args, "follow_links", cli.follow_links)),
+        image_index=_flag(args, "image_index", cli.image_index),
     )
     reporter = Reporter(total=len(plan.tasks), json_lines=bool(getattr(args, "json", False)), quiet=quiet)
     extra = _ignored(plan, fmt)
-    if not plan.tasks:
-        if quiet:
-            return 0
-        reporter.say(
-            "nothing to convert: no images found"
-            + (" (add --recursive to search sub-folders)" if not recursive else "")
-        )
-        reporter.summary(extra)
-        return 0
-
     for task in plan.tasks:
-        if task.status != "pending" or getattr(args, "dry_run", False):
+        if task.status != "pending" or dry_run:
             status = "planned" if task.status == "pending" else task.status
             reporter.add(
                 Record(str(task.source), display(task.output), status, task.error, task.note, exists=task.exists)
             )
-    if getattr(args, "dry_run", False):
-        reporter.summary([*extra, "dry run: nothing was written"])
-        return 1 if reporter.counts["failed"] else 0
+    if dry_run or not plan.pending:
+        reporter.summary([*extra, "dry run: nothing was written"] if dry_run and plan.tasks else extra)
+        return _status(reporter, plan, recursive)
 
     pending = [(t, t.output) for t in plan.pending if t.output is not None]
     tag = f"{os.getpid()}"
@@ -216,15 +303,17 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
         Item(
             str(t.source),
             str(out),
-            str(temp_path(out, f"{tag}-{i}")),
+            str(temp_path(out, f"{tag}-{i}", name_max(out.parent))),
             fmt,
-            options,
+            options if t.image_index is None else options.replace(image_index=t.image_index),
             limits,
             backend.name,
             existing == "overwrite",
+            keep_mtime,
         )
         for i, (t, out) in enumerate(pending)
     ]
+    stopped: list[str] = []
 
     def done(index: int, outcome: Outcome) -> None:
         task = pending[index][0]
@@ -241,6 +330,8 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
                 outcome.backend,
             )
         )
+        if outcome.stop and not stopped:
+            stopped.append(outcome.error)
 
     def stopping(running: int) -> None:
         if running:
@@ -269,16 +360,56 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+    if stopped:
+        left = reporter.total - reporter.done
+        reporter.summary(extra)
+        # Shown even with --quiet: the run did not do what was asked.
+        reporter.say(
+            f"stopped: {stopped[0]}; {left} file(s) were not tried. Free some space or make the folder "
+            "writable, then run the same command again (the outputs written are complete and kept)."
+        )
+        return 1
     reporter.summary(extra)
-    return 1 if reporter.counts["failed"] else 0
+    return _status(reporter, plan, recursive)
+
+
+def _status(reporter: Reporter, plan: Plan, recursive: bool) -> int:
+    """1 if a file failed, or if the run leaves nothing to show: no output written, planned or already there."""
+    c = reporter.counts
+    if c["failed"]:
+        return 1
+    if c["converted"] or c["planned"] or reporter.kept:
+        return 0
+    if plan.tasks:
+        why = "none of the inputs is an image heicconv reads"
+    else:
+        hints = [] if recursive else ["--recursive searches sub-folders"]
+        if plan.ignored_other_formats:
+            hints.append("--from all reads every image format, not only HEIC")
+        why = "no file to convert was found" + (f" ({'; '.join(hints)})" if hints else "")
+    reporter.say(f"nothing written: {why}")  # shown even with --quiet, like a failure
+    return 1
 
 
 def _ignored(plan: Plan, fmt: str) -> list[str]:
     lines = []
     if plan.ignored_not_images:
         lines.append(f"ignored {plan.ignored_not_images} file(s) in folders whose names are not images")
+    if plan.ignored_other_formats:
+        lines.append(
+            f"ignored {plan.ignored_other_formats} image(s) in folders of formats not in --from (--from all reads them)"
+        )
+    if plan.ignored_earlier_outputs:
+        lines.append(
+            f"left {plan.ignored_earlier_outputs} earlier output(s) alone: each is named after a source next to it"
+        )
     if plan.ignored_same_format:
         lines.append(f"left {plan.ignored_same_format} {fmt} file(s) in folders alone: their output would replace them")
+    if plan.linked_folders:
+        names = ", ".join(str(p) for p in plan.linked_folders[:3]) + (", ..." if len(plan.linked_folders) > 3 else "")
+        lines.append(
+            f"skipped {len(plan.linked_folders)} symbolic link(s) to folders ({names}); --follow-links searches them"
+        )
     return lines
 
 
@@ -286,12 +417,18 @@ def short_form(argv: list[str]) -> argparse.Namespace:
     """Parse ``heicconv IN OUT [--backend NAME] [--quality Q] ...`` (the format comes from OUT's suffix)."""
     parser = argparse.ArgumentParser(
         prog="heicconv",
-        usage="heicconv IN OUT [--backend NAME] [--quality Q] [--max-size WxH] [--strip] [--overwrite]",
-        description="Convert one image; the output format comes from OUT's suffix. "
+        usage="heicconv IN OUT [--to FORMAT] [--quality Q] [--max-size WxH] [--strip | --strip-location] [--srgb]\n"
+        "                [--image-index N|all] [--backend NAME] [--overwrite]",
+        description="Convert one image; the output format comes from OUT's suffix. IN or OUT can be - for "
+        "standard input or output (then the format is --to, default jpeg). "
         "For many files and folders use 'heicconv convert'.",
+        epilog="examples:\n  heicconv IMG_0001.HEIC photo.jpg\n  cat IMG_0001.HEIC | heicconv - photo.webp\n"
+        "  heicconv IMG_0001.HEIC - --to png > photo.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", metavar="IN")
     parser.add_argument("output", metavar="OUT")
+    parser.add_argument("--to", type=_format, metavar="FORMAT", help="the format when OUT is - (default jpeg)")
     add_conversion_flags(parser)
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace OUT if it exists")
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="print only failures")
@@ -302,9 +439,11 @@ def short_form(argv: list[str]) -> argparse.Namespace:
 
 
 def is_short_form(argv: list[str], commands: set[str]) -> bool:
-    """True for ``heicconv IN OUT ...``: two paths, the first not a command, the second with an image suffix.
+    """True for ``heicconv IN OUT ...``: two paths, the first not a command, the second with an image suffix or -.
 
     >>> is_short_form(["IMG_0001.HEIC", "photo.jpg", "--quality", "80"], {"convert"})
+    True
+    >>> is_short_form(["-", "-", "--to", "png"], {"convert"})
     True
     >>> is_short_form(["convert", "IMG_0001.HEIC"], {"convert"})
     False
@@ -312,6 +451,8 @@ def is_short_form(argv: list[str], commands: set[str]) -> bool:
     paths = _positional(argv)
     if len(paths) != 2 or paths[0] in commands:
         return False
+    if paths[1] == "-":
+        return True
     try:
         formats.format_from_suffix(Path(paths[1]).suffix)
     except HeicconvError:
@@ -320,15 +461,15 @@ def is_short_form(argv: list[str], commands: set[str]) -> bool:
 
 
 def _positional(argv: list[str]) -> list[str]:
-    # Skip the values of the flags that take one, so "--quality 80" is not read as a path.
-    takes_value = {"--backend", "--quality", "--max-size"}
+    # Skip the values of the flags that take one, so "--quality 80" is not read as a path; "-" is a path.
+    takes_value = {"--backend", "--quality", "--max-size", "--to", "--image-index"}
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
         elif arg in takes_value:
             skip = True
-        elif not arg.startswith("-"):
+        elif arg == "-" or not arg.startswith("-"):
             out.append(arg)
     return out
 
@@ -337,4 +478,57 @@ def main_short(argv: list[str]) -> int:
     args = short_form(argv)
     if Path(args.input).is_dir():
         raise ConfigError(f"{args.input} is a folder; to convert folders use 'heicconv convert {args.input} -o OUTDIR'")
-    return run_convert(args, explicit_output=Path(args.output))
+    if "-" in (args.input, args.output):
+        return run_stream(args)
+    output = Path(args.output)
+    if args.to is not None and args.to != _suffix_format(output):
+        raise ConfigError(f"--to {args.to} disagrees with the suffix of {output}; --to is for an output of -")
+    return run_convert(args, explicit_output=output)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """``heicconv - OUT``, ``heicconv IN -``, ``heicconv - -``: one image through standard input or output."""
+    cli = cli_settings.load()
+    to_stdout = args.output == "-"
+    output = Path(args.output)
+    fmt = args.to or cli.to or "jpeg" if to_stdout else _suffix_format(output)
+    if to_stdout and args.json:
+        raise ConfigError("--json cannot share standard output with the image (-); name an output file")
+    if to_stdout and sys.stdout.isatty():
+        raise ConfigError("not writing image bytes to a terminal; redirect standard output (heicconv IN - > out.jpg)")
+    if _flag(args, "image_index", cli.image_index) == ALL_IMAGES:
+        raise ConfigError("--image-index all writes one file per image; name an output file instead of -")
+    options = _options(args, cli)
+    backend = _select_backend(args, cli, fmt)
+    overwrite = bool(args.overwrite or cli.overwrite)
+    quiet = bool(_flag(args, "quiet", cli.quiet))
+    reporter = Reporter(total=1, json_lines=args.json, quiet=quiet or to_stdout)
+    name = "-" if args.input == "-" else args.input
+
+    def fail(error: str) -> int:
+        reporter.add(Record(name, None if to_stdout else str(output), "failed", error))
+        return 1
+
+    if not to_stdout and os.path.lexists(output) and not overwrite:
+        return fail(f"{output} exists; add --overwrite to replace it")
+    start = time.perf_counter()
+    try:
+        data = sys.stdin.buffer.read() if args.input == "-" else Path(args.input).read_bytes()
+        result = convert_with_report(data, fmt, options, backend=backend.name, limits=config.settings().limits)
+        if to_stdout:
+            sys.stdout.buffer.write(result.data)
+            sys.stdout.buffer.flush()
+        else:
+            place(result.data, output, temp_path(output, str(os.getpid()), name_max(output.parent)), overwrite)
+    except HeicconvError as exc:
+        return fail(explain(exc))
+    except FileExistsError:
+        return fail(f"{output} appeared while converting; --overwrite replaces it")
+    except OSError as exc:
+        if exc.filename is None:
+            return fail(exc.strerror or str(exc))
+        return fail(f"{exc.strerror or exc}: {exc.filename}")
+    out = None if to_stdout else str(output)
+    seconds = time.perf_counter() - start
+    reporter.add(Record(name, out, "converted", "", "", seconds, result.width, result.height, result.backend))
+    return 0

@@ -62,6 +62,7 @@ class Reporter:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     existing: int = 0  # outputs that existed, reported with a note
+    kept: int = 0  # outputs that existed, with or without a note
     counts: dict[str, int] = field(default_factory=lambda: {"converted": 0, "skipped": 0, "failed": 0, "planned": 0})
     started: float = field(default_factory=time.perf_counter)
     _bar_shown: bool = False
@@ -77,8 +78,9 @@ class Reporter:
 
     def add(self, record: Record) -> None:
         self.counts[record.status] = self.counts.get(record.status, 0) + 1
-        if record.exists and record.note:
-            self.existing += 1
+        if record.exists:
+            self.kept += 1
+            self.existing += bool(record.note)
         if self.json_lines:
             if self.out.isatty():
                 self._clear()  # stdout and stderr share the terminal: the bar must not run into the JSON

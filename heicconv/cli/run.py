@@ -4,11 +4,16 @@ Every output is written to a hidden temporary file in its target folder and move
 into place in one step, so an interrupted run leaves either the complete image or
 nothing. Existing files are replaced only with ``--overwrite``; otherwise the move
 is a hard link, which fails instead of replacing a file that appeared meanwhile.
+
+The temporary file is created before the input is decoded, so a folder that cannot
+be written (read-only, no permission) is found before any work is spent; that, or
+a full disk, stops the whole run (``Outcome.stop``): every other file would fail too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import signal
@@ -18,12 +23,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..core import convert_with_report
 from ..errors import DecodeError, HeicconvError
 from ..options import Limits, Options
 
-__all__ = ["Item", "Outcome", "convert_one", "execute", "explain", "temp_path"]
+__all__ = ["Item", "Outcome", "OutputError", "convert_one", "execute", "explain", "place", "temp_path"]
+
+_TEMP_SUFFIX = ".heicconv-tmp"
+# Errors that say the output folder cannot take files at all, rather than that one file is wrong.
+_FOLDER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Item:
     limits: Limits
     backend: str | None
     overwrite: bool
+    keep_mtime: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,60 +60,126 @@ class Outcome:
     width: int = 0
     height: int = 0
     backend: str = ""
+    stop: bool = False  # the output folder cannot be written: converting the rest is pointless
 
 
-def temp_path(output: Path, tag: str) -> Path:
+class OutputError(OSError):
+    """Writing into the output folder failed in a way that every other file would hit too."""
+
+    def __init__(self, folder: Path, cause: OSError) -> None:
+        why = cause.strerror or str(cause)
+        super().__init__(cause.errno, f"cannot write to the output folder {folder}: {why}")
+        self.folder = folder
+
+
+def temp_path(output: Path, tag: str, name_max: int = 255) -> Path:
     """A hidden name next to ``output`` that folder scans ignore and a later run can recognise.
+
+    The output's name is cut to fit ``name_max`` bytes (the file system's limit), on a
+    character boundary, since one character can take up to four bytes:
 
     >>> temp_path(Path("out/a.jpg"), "42-0").as_posix()
     'out/.a.jpg.42-0.heicconv-tmp'
+    >>> name = temp_path(Path("照" * 80 + ".jpg"), "42-0").name
+    >>> len(os.fsencode(name)), name[-20:]
+    (253, '照照.42-0.heicconv-tmp')
     """
-    return output.with_name(f".{output.name[:100]}.{tag}.heicconv-tmp")
+    room = name_max - len(os.fsencode(f"..{tag}{_TEMP_SUFFIX}"))
+    name = output.name
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return output.with_name(f".{name}.{tag}{_TEMP_SUFFIX}")
 
 
 def explain(exc: HeicconvError) -> str:
     """The error in words for someone who has a file, not a parser: say what is wrong first."""
+    if isinstance(exc, DecodeError) and str(exc).startswith("image_index"):
+        return f"{exc}; 'heicconv info' lists the images"  # a wrong --image-index, not a damaged file
     if isinstance(exc, DecodeError) and not str(exc).startswith("the input is empty"):
         return f"the file is damaged or incomplete ({exc})"
     return str(exc)
 
 
-def _place(data: bytes, item: Item) -> None:
-    output = Path(item.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL with the default mode (not mkstemp's 0600), so outputs get the usual permissions.
-    fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _folder_error(output: Path, exc: OSError) -> OSError:
+    return OutputError(output.parent, exc) if exc.errno in _FOLDER_ERRNOS else exc
+
+
+def place(data: bytes, output: Path, temp: Path, overwrite: bool, mtime_ns: tuple[int, int] | None = None) -> None:
+    """Write ``data`` to ``temp``, then move it to ``output`` in one step (``FileExistsError`` if it appeared).
+
+    ``mtime_ns`` is ``(atime, mtime)`` in nanoseconds for the output (the source's, to keep its date).
+    """
+    with _open_temp(output, temp) as fh:
+        _write(fh, data, output)
+    _finish(output, temp, overwrite, mtime_ns)
+
+
+@contextlib.contextmanager
+def _open_temp(output: Path, temp: Path) -> Iterator[BinaryIO]:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # whatever the reason, nothing can be written there
+        raise OutputError(output.parent, exc) from exc
+    try:
+        # O_EXCL with the default mode (not mkstemp's 0600), so outputs get the usual permissions.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _folder_error(output, exc) from exc
     with os.fdopen(fd, "wb") as fh:
+        yield fh
+
+
+def _write(fh: BinaryIO, data: bytes, output: Path) -> None:
+    try:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    if item.overwrite:
-        os.replace(item.temp, output)
-        return
+    except OSError as exc:
+        raise _folder_error(output, exc) from exc
+
+
+def _finish(output: Path, temp: Path, overwrite: bool, mtime_ns: tuple[int, int] | None) -> None:
     try:
-        os.link(item.temp, output)
+        if mtime_ns is not None:
+            os.utime(temp, ns=mtime_ns)
+        if overwrite:
+            os.replace(temp, output)
+            return
+        try:
+            os.link(temp, output)
+        except FileExistsError:
+            raise
+        except OSError:
+            # No hard links on this file system (FAT, some network shares): check, then move.
+            if os.path.lexists(output):
+                raise FileExistsError(output) from None
+            os.replace(temp, output)
+        else:
+            os.unlink(temp)
     except FileExistsError:
         raise
-    except OSError:
-        # No hard links on this file system (FAT, some network shares): check, then move.
-        if os.path.lexists(output):
-            raise FileExistsError(output) from None
-        os.replace(item.temp, output)
-    else:
-        os.unlink(item.temp)
+    except OSError as exc:
+        raise _folder_error(output, exc) from exc
 
 
 def convert_one(item: Item) -> Outcome:
     """Convert one file and write its output; never raises for a bad file (the batch goes on)."""
     start = time.perf_counter()
+    output, temp = Path(item.output), Path(item.temp)
     try:
-        data = Path(item.source).read_bytes()
-        result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
-        _place(result.data, item)
+        with _open_temp(output, temp) as fh:  # first: a folder that cannot be written costs no decoding
+            with open(item.source, "rb") as src:
+                st = os.fstat(src.fileno())
+                data = src.read()
+            result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
+            _write(fh, result.data, output)
+        _finish(output, temp, item.overwrite, (st.st_atime_ns, st.st_mtime_ns) if item.keep_mtime else None)
     except FileExistsError:
         return Outcome("skipped", note=f"{item.output} appeared while converting; --overwrite replaces it")
     except HeicconvError as exc:
         return Outcome("failed", error=explain(exc), seconds=time.perf_counter() - start)
+    except OutputError as exc:
+        return Outcome("failed", error=str(exc.strerror), seconds=time.perf_counter() - start, stop=True)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return Outcome("failed", error=f"{exc.strerror or exc}{where}", seconds=time.perf_counter() - start)
@@ -154,11 +231,15 @@ def execute(
 
     On Ctrl-C, no new file is started; conversions already running finish (a second
     Ctrl-C abandons them and removes their temporary files), then ``KeyboardInterrupt``
-    is raised again for the caller to report.
+    is raised again for the caller to report. After an outcome with ``stop`` set, no
+    new file is started either, and ``execute`` returns once the running ones finish.
     """
     if jobs <= 1 or len(items) <= 1:
         for index, item in enumerate(items):
-            on_done(index, work(item))
+            outcome = work(item)
+            on_done(index, outcome)
+            if outcome.stop:
+                return
         return
 
     context = multiprocessing.get_context("spawn")  # fork is unsafe with image libraries' threads
@@ -166,6 +247,7 @@ def execute(
     # No queue beyond one file per worker: Ctrl-C has nothing to cancel, and if a worker
     # crashes, the files in flight are the ones that were really being converted.
     window = jobs
+    halted = False
     while True:
         running: dict[Future[Outcome], int] = {}
         executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_sigint)
@@ -191,8 +273,9 @@ def execute(
                             )
                             _remove(iter([items[index].temp]))
                         on_done(index, outcome)
-                    if broken:
-                        continue  # collect every failed future, then start a new pool
+                        halted = halted or outcome.stop
+                    if broken or halted:
+                        continue  # collect every running future, then start a new pool or stop
                     for index, item in todo:
                         running[executor.submit(work, item)] = index
                         if len(running) >= window:
@@ -214,5 +297,5 @@ def execute(
                 raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
-        if not broken:
+        if not broken or halted:
             return

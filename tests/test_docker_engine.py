@@ -1,0 +1,282 @@
+"""The images in docker/, built and run by a real Docker engine: ``nox -s docker``.
+
+Each image is built twice, with BuildKit and with the legacy builder, one build at a
+time, from a Debian 12 base made with debootstrap (``docker/debian_base.py``), with
+``--network host`` so that only the package indexes are reached. Each is then run
+with ``--network host`` and sent traffic on 127.0.0.1 only:
+
+- a service image must turn healthy through its own HEALTHCHECK, convert a HEIC
+  posted to ``/convert`` with its backend, run as 10001:10001, and convert through
+  ``heicconv - -`` in the image;
+- the Lambda image is driven by a Runtime API on loopback (the test plays Lambda),
+  with each of its backends.
+
+It takes about a quarter of an hour on two cores, so it runs only when asked:
+``HEICCONV_DOCKER=1`` (set by the nox session); then a missing engine is a failure,
+not a skip. Build times and image sizes are printed, and written as JSON to
+``HEICCONV_DOCKER_REPORT`` if it names a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from test_server import _free_port
+
+from heicconv.testing.fixtures import make_heic
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER_DIR = ROOT / "docker"
+REQUIRED = os.environ.get("HEICCONV_DOCKER") == "1"  # read at import: conftest clears HEICCONV_* per test
+REPORT = os.environ.get("HEICCONV_DOCKER_REPORT")
+BASE = os.environ.get("HEICCONV_DOCKER_BASE", "heicconv-base:bookworm")
+SERVICES = {"pillow": "pillow", "wand": "wand", "vips": "vips"}  # image -> its backend
+BUILDERS = {"buildkit": "1", "legacy": "0"}  # -> DOCKER_BUILDKIT
+RESULTS: list[dict[str, Any]] = []
+CA_FILE = DOCKER_DIR / "ca-certificates" / "build-host.crt"
+pytestmark = pytest.mark.skipif(not REQUIRED, reason="builds every image for minutes: nox -s docker runs it")
+
+
+def _client_version(cli: str) -> int:
+    out = subprocess.run([cli, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
+    match = re.match(r"(\d+)\.", out.stdout.strip())
+    return int(match.group(1)) if match else 0
+
+
+def _find_cli() -> str | None:
+    """A docker command that can build with BuildKit: one with the buildx plugin, or one older than 23
+    (which has BuildKit built in; newer ones need buildx, which Debian 12 does not package)."""
+    seen: list[str] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = shutil.which("docker", path=folder)
+        if path is None or os.path.realpath(path) in seen:
+            continue
+        seen.append(os.path.realpath(path))
+        if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
+            return path
+        if 0 < _client_version(path) < 23:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def docker() -> str:
+    cli = _find_cli()
+    if cli is None:
+        pytest.fail("no docker command that builds with BuildKit (the buildx plugin, or a client before 23)")
+    assert cli is not None
+    info = subprocess.run([cli, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if info.returncode != 0:
+        pytest.fail(
+            "no Docker engine answers; start one with: "
+            "dockerd --bridge=none --iptables=false --ip6tables=false &  "
+            f"({info.stderr.strip()[:200]})"
+        )
+    return cli
+
+
+@pytest.fixture(scope="module")
+def base(docker: str) -> str:
+    if subprocess.run([docker, "image", "inspect", BASE], capture_output=True).returncode != 0:
+        made = subprocess.run(
+            [sys.executable, str(DOCKER_DIR / "debian_base.py"), "--tag", BASE], capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        RESULTS.append({"image": BASE, **json.loads(made.stdout)})
+    return BASE
+
+
+@pytest.fixture(scope="module")
+def build_args() -> Iterator[list[str]]:
+    """The host's package index and CA certificates, as a user behind an internal index passes theirs."""
+    args: list[str] = []
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        value = " ".join(v for v in os.environ.get(name, "").split() if not v.startswith("file:"))
+        if value:
+            args += ["--build-arg", f"{name}={value}"]
+    bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if bundle and Path(bundle).is_file():
+        shutil.copyfile(bundle, CA_FILE)
+    try:
+        yield args
+    finally:
+        CA_FILE.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    yield
+    if not RESULTS:
+        return
+    print("\n\nimage builds and smoke tests (docker engine):")
+    for r in RESULTS:
+        print("  " + json.dumps(r))
+    if REPORT:
+        Path(REPORT).parent.mkdir(parents=True, exist_ok=True)
+        Path(REPORT).write_text(json.dumps(RESULTS, indent=2) + "\n", encoding="utf-8")
+
+
+def _build(docker: str, name: str, builder: str, base: str, args: list[str]) -> tuple[str, dict[str, Any]]:
+    tag = f"heicconv:{name}-{builder}"
+    env = {**os.environ, "DOCKER_BUILDKIT": BUILDERS[builder]}
+    cmd = [docker, "build", "--network", "host", "--build-arg", f"BASE={base}", *args]
+    cmd += ["--progress", "plain"] if builder == "buildkit" else []
+    start = time.perf_counter()
+    built = subprocess.run(
+        [*cmd, "-f", f"docker/Dockerfile.{name}", "-t", tag, "."],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    seconds = time.perf_counter() - start
+    log = built.stdout + built.stderr
+    assert built.returncode == 0, log[-4000:]
+    size = subprocess.run(
+        [docker, "image", "inspect", "--format", "{{.Size}}", tag], capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = {
+        "image": tag,
+        "build_seconds": round(seconds, 1),
+        "size_mb": round(int(size.stdout) / 1e6, 1),
+    }
+    if builder == "legacy":
+        # The legacy builder reads only the root .dockerignore: the context must be what COPY needs.
+        sent = re.search(r"Sending build context to Docker daemon\s+([\d.]+)([kMG]?B)", log)
+        assert sent, log[:2000]
+        factor = {"B": 1e-6, "kB": 1e-3, "MB": 1, "GB": 1e3}[sent.group(2)]
+        result["context_mb"] = round(float(sent.group(1)) * factor, 2)
+        assert result["context_mb"] < 5, result
+    # PyPI has awslambdaric wheels for this platform: the compiler must not have been installed.
+    assert "Setting up g++" not in log and "Setting up python3-dev" not in log
+    return tag, result
+
+
+def _get(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "image/heic"} if body else {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _health(docker: str, name: str) -> str:
+    out = subprocess.run([docker, "inspect", "--format", "{{.State.Health.Status}}", name], capture_output=True)
+    return out.stdout.decode().strip()
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_image_builds_and_converts(
+    docker: str, base: str, build_args: list[str], name: str, builder: str
+) -> None:
+    tag, result = _build(docker, name, builder, base, build_args)
+    RESULTS.append(result)
+    result["smoke"] = "failed"
+    port = _free_port()
+    container = f"heicconv-smoke-{uuid.uuid4().hex[:8]}"
+    run = [docker, "run", "-d", "--name", container, "--network", "host", "--health-interval", "1s"]
+    run += ["-e", "HEICCONV_SERVER_HOST=127.0.0.1", "-e", f"HEICCONV_SERVER_PORT={port}", tag]
+    subprocess.run(run, check=True, capture_output=True)
+    try:
+        start = time.perf_counter()
+        while _health(docker, container) != "healthy":
+            assert _health(docker, container) in {"starting", ""}, _health(docker, container)
+            assert time.perf_counter() - start < 120, "the HEALTHCHECK never passed"
+            time.sleep(0.5)
+        result["healthy_after_s"] = round(time.perf_counter() - start, 1)
+        status, headers, body = _get(port, "POST", "/convert?format=png", make_heic(size=(96, 64)))
+        assert status == 200, body[:500]
+        assert headers["x-heicconv-backend"] == SERVICES[name]
+        with Image.open(io.BytesIO(body)) as img:
+            assert (img.format, img.size) == ("PNG", (96, 64))
+        ids = subprocess.run([docker, "exec", container, "sh", "-c", "id -u; id -g"], capture_output=True, text=True)
+        assert ids.stdout.split() == ["10001", "10001"], ids
+    finally:
+        logs = subprocess.run([docker, "logs", container], capture_output=True, text=True)
+        subprocess.run([docker, "rm", "-f", container], capture_output=True)
+    assert "Traceback" not in logs.stdout + logs.stderr
+    # The command line in the image, as a filter: standard input to standard output.
+    piped = subprocess.run(
+        [docker, "run", "--rm", "-i", "--network", "host", tag, "heicconv", "-", "-", "--to", "webp"],
+        input=make_heic(size=(40, 30)),
+        capture_output=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    with Image.open(io.BytesIO(piped.stdout)) as img:
+        assert (img.format, img.size) == ("WEBP", (40, 30))
+    result["smoke"] = "passed"
+
+
+def _quiet_runtime_api() -> Any:
+    from test_lambda_runtime import RuntimeAPI
+
+    class QuietRuntimeAPI(RuntimeAPI):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # The client's next long poll outlives the container we remove: its broken pipe is expected.
+            pass
+
+    return QuietRuntimeAPI()
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_lambda_image_builds_and_answers_the_runtime_api(
+    docker: str, base: str, build_args: list[str], builder: str
+) -> None:
+    tag, result = _build(docker, "lambda", builder, base, build_args)
+    RESULTS.append(result)
+    result["smoke"] = "failed"
+    heic = make_heic(size=(30, 20))
+    for backend in ("vips", "wand", "pillow"):
+        api = _quiet_runtime_api()
+        thread = threading.Thread(target=api.serve_forever, daemon=True)
+        thread.start()
+        # An API Gateway REST (payload 1.0) request; tests/test_lambda_runtime.py sends the 2.0 shape.
+        event = {
+            "httpMethod": "POST",
+            "path": "/convert",
+            "headers": {"Content-Type": "image/heic", "Accept": "image/png"},
+            "queryStringParameters": {"format": "png"},
+            "body": base64.b64encode(heic).decode(),
+            "isBase64Encoded": True,
+        }
+        api.events.put(("req-1", event))
+        container = f"heicconv-lambda-{uuid.uuid4().hex[:8]}"
+        port = api.server_address[1]
+        run = [docker, "run", "-d", "--name", container, "--network", "host"]
+        run += ["-e", f"AWS_LAMBDA_RUNTIME_API=127.0.0.1:{port}", "-e", f"HEICCONV_BACKEND={backend}", tag]
+        subprocess.run(run, check=True, capture_output=True)
+        try:
+            api.wait_for(["req-1"], timeout=120)
+        finally:
+            logs = subprocess.run([docker, "logs", container], capture_output=True, text=True)
+            subprocess.run([docker, "rm", "-f", container], capture_output=True)
+            api.shutdown()
+            api.server_close()
+        assert api.init_error is None, (api.init_error, logs.stdout + logs.stderr)
+        kind, answer = api.answers["req-1"]
+        assert kind == "response" and answer["statusCode"] == 200, answer
+        assert answer["headers"]["X-Heicconv-Backend"] == backend
+        with Image.open(io.BytesIO(base64.b64decode(answer["body"]))) as img:
+            assert (img.format, img.size) == ("PNG", (30, 20))
+    result["smoke"] = "passed (vips, wand, pillow)"
