@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+
 from . import formats, registry
 from .backends.base import Converter, PipelineBackend, Result, plan
-from .config import settings
+from .config import effective, settings
 from .errors import (
     BackendUnavailableError,
-    ConfigError,
     DecodeError,
     EncodeError,
     HeicconvError,
@@ -65,6 +66,18 @@ def convert(
     return convert_with_report(data, fmt, options, backend=backend, limits=limits).data
 
 
+@dataclass(frozen=True)
+class Report(Result):
+    """A :class:`Result` that also says where each setting came from (``sources``)."""
+
+    # "options.quality" -> "the call's options", "options.metadata" -> "the environment (HEICCONV_METADATA)"
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _with_sources(result: Result, sources: dict[str, str]) -> Report:
+    return Report(**{f.name: getattr(result, f.name) for f in fields(result)}, sources=sources)
+
+
 def convert_with_report(
     data: bytes,
     fmt: str,
@@ -72,27 +85,25 @@ def convert_with_report(
     *,
     backend: str | None = None,
     limits: Limits | None = None,
-) -> Result:
-    """Like :func:`convert`, but return a :class:`Result`: the bytes and what was done.
+) -> Report:
+    """Like :func:`convert`, but return a :class:`Result`: the bytes, what was done, and where each setting came from.
 
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
-    >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png")
+    >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png", heicconv.Options(quality=70))
     >>> (result.width, result.height, result.backend)
     (32, 24, 'pillow')
+    >>> result.sources["options.quality"], result.sources["options.metadata"], result.sources["backend"]
+    ("the call's options", 'default', 'default (auto)')
     """
-    s = settings()
     fmt = formats.normalize(fmt)
-    if options is None:
-        options = s.options
-    elif not isinstance(options, Options):
-        raise ConfigError(f"options: expected heicconv.Options, got {type(options).__name__}")
-    limits = limits if limits is not None else s.limits
+    options, limits, sources = effective(options, limits)
+    sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
     conv = select(backend)
     if fmt not in conv.capabilities.outputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot write {fmt}{_who_can(fmt)}")
     if isinstance(conv, PipelineBackend):
-        return conv.run(plan(data, fmt, options, limits, conv.capabilities))
+        return _with_sources(conv.run(plan(data, fmt, options, limits, conv.capabilities)), sources)
     source = inspect(data, options.image_index, limits)
     if source.info.format not in conv.capabilities.inputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot read {source.info.format}")
@@ -107,7 +118,7 @@ def convert_with_report(
         width, height = written.width, written.height
     except HeicconvError:  # a format heicconv does not read back: leave the size unknown
         width = height = 0
-    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",))
+    return Report(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",), sources=sources)
 
 
 def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:
