@@ -322,11 +322,7 @@ def _resolve(configured: dict[str, Any], key: tuple[Any, ...]) -> Settings:
 
 def _file_layer(table: dict[str, Any], path: Path, at: str, known: tuple[str, ...]) -> _Layer:
     where = _where(path, at)
-    layer: _Layer = {}
-    if "backend" in table:
-        layer["backend"] = (_backend(table["backend"], where, known), where)
-    if "backends" in table:
-        layer["backends"] = (_order(table["backends"], where, known), where)
+    layer = _backend_keys(table, where, known)
     for kind, cls in _KINDS:
         if kind in table:
             sub, sub_where = table[kind], _where(path, at, kind)
@@ -368,13 +364,18 @@ def _environment_layer(env: dict[str, str], known: tuple[str, ...]) -> _Layer:
 
 def _configured_layer(configured: dict[str, Any], known: tuple[str, ...]) -> _Layer:
     where = "heicconv.configure()"
-    layer: _Layer = {}
-    if "backend" in configured:
-        layer["backend"] = (_backend(configured["backend"], where, known), where)
-    if "backends" in configured:
-        layer["backends"] = (_order(configured["backends"], where, known), where)
+    layer = _backend_keys(configured, where, known)
     for kind, _ in _KINDS:
         layer.update({f"{kind}.{k}": (v, where) for k, v in configured.get(kind, {}).items()})
+    return layer
+
+
+def _backend_keys(table: dict[str, Any], where: str, known: tuple[str, ...]) -> _Layer:
+    layer: _Layer = {}
+    if "backend" in table:
+        layer["backend"] = (_backend(table["backend"], where, known), where)
+    if "backends" in table:
+        layer["backends"] = (_order(table["backends"], where, known), where)
     return layer
 
 

@@ -330,32 +330,21 @@ def test_profile_tables_and_adapter_sources(monkeypatch: pytest.MonkeyPatch, tmp
 def test_the_command_line_keeps_the_operators_privacy_policy(tmp_path: Path) -> None:
     (tmp_path / "photo.heic").write_bytes(_photo())
     (tmp_path / "heicconv.toml").write_text("[cli]\nstrip = false\nquality = 95\n")
-    env = _child_env(HEICCONV_METADATA="strip", HEICCONV_QUALITY="60")
-    done = subprocess.run(
-        [sys.executable, "-m", "heicconv", "convert", "photo.heic", "--to", "jpeg"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    out = (tmp_path / "photo.jpg").read_bytes()
+
+    def heicconv_command(*args: str, output: str) -> bytes:
+        env = _child_env(HEICCONV_METADATA="strip", HEICCONV_QUALITY="60")
+        command = [sys.executable, "-m", "heicconv", *args]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return (tmp_path / output).read_bytes()
+
+    out = heicconv_command("convert", "photo.heic", "--to", "jpeg", output="photo.jpg")
     for secret in SECRETS:
         assert secret not in out, secret
     expected = heicconv.convert(_photo(), "jpeg", heicconv.Options(quality=60, metadata="strip"))
     assert _quantization(out) == _quantization(expected)
     # A flag is the call's own argument: it wins, and changes nothing else.
-    done = subprocess.run(
-        [sys.executable, "-m", "heicconv", "photo.heic", "flag.jpg", "--quality", "70"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    out = (tmp_path / "flag.jpg").read_bytes()
+    out = heicconv_command("photo.heic", "flag.jpg", "--quality", "70", output="flag.jpg")
     assert not any(secret in out for secret in SECRETS)
     assert _quantization(out) == _quantization(heicconv.convert(_photo(), "jpeg", heicconv.Options(quality=70)))
 
