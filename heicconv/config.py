@@ -1,18 +1,22 @@
 """Where settings come from, in one documented order.
 
-For each setting the first source that sets it wins:
+For each key the first source that sets it wins:
 
-1. the call's own argument (``backend=...``, ``options=...``),
+1. the call's own argument (``backend=...``, the fields an ``Options`` or ``Limits`` sets),
 2. ``heicconv.configure(...)``,
-3. the environment (``HEICCONV_BACKEND``, ``HEICCONV_QUALITY``, ...),
+3. the environment (``HEICCONV_BACKEND``, ``HEICCONV_QUALITY``, ``HEICCONV_CLI_JOBS``, ...),
 4. a config file: the one ``HEICCONV_CONFIG`` names, else ``heicconv.toml`` in the
-   working directory, else ``[tool.heicconv]`` in ``pyproject.toml`` there,
+   working directory, else ``[tool.heicconv]`` in ``pyproject.toml`` there; a profile's
+   tables (``[profiles.lambda]``, chosen by ``HEICCONV_PROFILE``) over the file's top level,
 5. the built-in defaults (backend ``auto``).
 
-A config file may hold named profiles (``[profiles.lambda]``, ``[profiles.container]``)
-chosen by ``HEICCONV_PROFILE`` (or ``configure(profile=...)``), so one file serves
-several deployments. Adapters (command line, HTTP service, Lambda) keep their own
-tables (``[cli]``, ``[server]``, ``[lambda]``) read through :func:`section`.
+The order holds key by key: ``Options(quality=70)`` sets the quality and nothing else, so
+an operator's ``HEICCONV_METADATA=strip`` still applies. Adapters (command line, HTTP
+service, Lambda, bench) keep their own tables (``[cli]``, ``[server]``, ``[lambda]``,
+``[bench]``, and ``HEICCONV_<TABLE>_<KEY>``) read through :func:`section`, in the same order.
+An adapter key that is its own name for a general setting (``[cli] quality``) competes with
+that setting at its own level: it beats ``[options] quality`` in the same file and loses to
+``HEICCONV_QUALITY``. ``settings().sources`` says where every key came from.
 """
 
 from __future__ import annotations
@@ -26,21 +30,34 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .options import Limits, Options, field_from_text
+from .options import E, Limits, Options, field_from_text
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Settings", "configure", "reset", "section", "settings"]
+__all__ = ["Settings", "configure", "configured", "effective", "reset", "section", "settings"]
 
 ENV_PREFIX = "HEICCONV_"
 DEFAULT_ORDER: tuple[str, ...] = ("pillow", "vips", "wand")
 _TOP_KEYS = frozenset({"backend", "backends", "options", "limits", "profiles", "profile"})
 _ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench"})
-_OPTION_FIELDS = {f.name for f in dataclasses.fields(Options)}
-_LIMIT_FIELDS = {f.name for f in dataclasses.fields(Limits)}
+_KINDS: tuple[tuple[str, type[Options] | type[Limits]], ...] = (("options", Options), ("limits", Limits))
+
+#: Adapter keys that are the adapter's own name for a general setting; see the module's docstring.
+SAME_SETTING: dict[str, str] = {
+    "cli.backend": "backend",
+    "cli.max_size": "options.max_size",
+    "cli.quality": "options.quality",
+    "cli.strip": "options.metadata",
+    "cli.strip_location": "options.metadata",
+    "cli.srgb": "options.colour",
+    "cli.image_index": "options.image_index",
+}
+
+#: One source's keys: ``"backend"``, ``"options.quality"``, ``"cli.jobs"`` -> (value, where it is set).
+_Layer = dict[str, tuple[Any, str]]
 
 
 @dataclass(frozen=True)
@@ -49,12 +66,26 @@ class Settings:
 
     backend: str = "auto"
     order: tuple[str, ...] = DEFAULT_ORDER
-    options: Options = field(default_factory=Options)
+    options: Options = field(default_factory=Options)  # ``explicit`` names the configured fields
     limits: Limits = field(default_factory=Limits)
     profile: str | None = None
     file: Path | None = None
-    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
+    sources: dict[str, str] = field(default_factory=dict)  # key -> where it came from, for every key set
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outranked: frozenset[str] = frozenset()  # SAME_SETTING keys whose general setting a stronger source sets
+
+    def where(self, key: str) -> str:
+        """Where ``key`` (``"backend"``, ``"options.quality"``, ``"cli.jobs"``) came from.
+
+        >>> Settings().where("options.quality")
+        'default'
+        """
+        if key in self.sources:
+            return self.sources[key]
+        table = key.partition(".")[0]
+        if table in _ADAPTER_SECTIONS:
+            return f"[{table}]"
+        return "default (auto)" if key == "backend" else "default"
 
 
 _lock = threading.Lock()
@@ -72,9 +103,15 @@ def configure(
 ) -> Settings:
     """Set process-wide defaults; they win over the environment and config files.
 
+    ``options`` and ``limits`` set only the fields they name (an ``Options``'
+    ``explicit`` fields, or a dict's keys), on top of earlier ``configure()`` calls;
+    the other fields still come from the environment and the config file.
+
     >>> import heicconv
     >>> heicconv.configure(backend="pillow").backend
     'pillow'
+    >>> heicconv.configure(options=heicconv.Options(quality=70)).sources["options.quality"]
+    'heicconv.configure()'
     >>> heicconv.config.reset()
     """
     global _cache
@@ -84,10 +121,12 @@ def configure(
             new["backend"] = backend
         if backends is not None:
             new["backends"] = list(backends)
-        if options is not None:
-            new["options"] = options
-        if limits is not None:
-            new["limits"] = limits
+        for kind, given in (
+            ("options", _checked(Options, options, kind="options")),
+            ("limits", _checked(Limits, limits, kind="limits")),
+        ):
+            if given is not None:
+                new[kind] = {**new.get(kind, {}), **{name: getattr(given, name) for name in given.explicit}}
         if profile is not None:
             new["profile"] = profile
         # Validate before anything is kept, so a bad call changes nothing.
@@ -96,6 +135,46 @@ def configure(
         _configured.update(new)
         _cache = None
     return settings()
+
+
+def configured() -> dict[str, Any]:
+    """What :func:`configure` has set, as its keyword arguments: to repeat it in a worker process.
+
+    >>> import heicconv
+    >>> _ = heicconv.configure(options={"metadata": "strip"})
+    >>> heicconv.config.configured()
+    {'options': {'metadata': 'strip'}}
+    >>> heicconv.config.reset()
+    """
+    with _lock:
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in _configured.items()}
+
+
+def effective(options: Options | None = None, limits: Limits | None = None) -> tuple[Options, Limits, dict[str, str]]:
+    """A call's ``options`` and ``limits`` over the configured ones, field by field, and where each field came from.
+
+    >>> import heicconv
+    >>> _ = heicconv.configure(options={"metadata": "strip"})
+    >>> options, limits, sources = heicconv.config.effective(heicconv.Options(quality=70))
+    >>> options.quality, options.metadata, options.colour
+    (70, 'strip', 'keep')
+    >>> sources["options.quality"], sources["options.metadata"], sources["options.colour"]
+    ("the call's options", 'heicconv.configure()', 'default')
+    >>> heicconv.config.reset()
+    """
+    s = settings()
+    sources: dict[str, str] = {}
+    for (kind, cls), given in zip(_KINDS, (options, limits), strict=True):
+        if given is not None and not isinstance(given, cls):
+            raise ConfigError(f"{kind}: expected heicconv.{cls.__name__}, got {type(given).__name__}")
+        for f in dataclasses.fields(cls):
+            key = f"{kind}.{f.name}"
+            sources[key] = f"the call's {kind}" if given is not None and f.name in given.explicit else s.where(key)
+    return (
+        s.options if options is None else options.over(s.options),
+        s.limits if limits is None else limits.over(s.limits),
+        sources,
+    )
 
 
 def reset() -> None:
@@ -120,10 +199,11 @@ def settings() -> Settings:
 
 
 def section(name: str) -> dict[str, Any]:
-    """An adapter's table (``cli``, ``server``, ``lambda``, ``bench``) merged with its environment.
+    """An adapter's table (``cli``, ``server``, ``lambda``, ``bench``): each key from its strongest source.
 
     ``HEICCONV_SERVER_PORT=9000`` overrides ``[server] port``; values from the
     environment are strings (adapters convert and validate them).
+    ``settings().where("server.port")`` says where a key came from.
     """
     if name not in _ADAPTER_SECTIONS:
         raise ConfigError(f"unknown config section {name!r}; known: {', '.join(sorted(_ADAPTER_SECTIONS))}")
@@ -153,7 +233,16 @@ def _config_path(env: dict[str, str]) -> Path | None:
     return None
 
 
+def _checked(cls: type[E], given: E | dict[str, Any] | None, *, kind: str) -> E | None:
+    if given is None or isinstance(given, cls):
+        return given
+    if not isinstance(given, dict):
+        raise ConfigError(f"{kind}: expected heicconv.{cls.__name__} or a dict, got {type(given).__name__}")
+    return cls.from_mapping(given, f"heicconv.configure({kind}=...)")
+
+
 def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+    """The file's heicconv table, and that table's name in the file ("" for the top level)."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -161,8 +250,13 @@ def _read_file(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     if path.name == "pyproject.toml":
         table = data.get("tool", {}).get("heicconv", {})
-        return (table if isinstance(table, dict) else {}), f"{path} [tool.heicconv]"
-    return data, str(path)
+        return (table if isinstance(table, dict) else {}), "tool.heicconv"
+    return data, ""
+
+
+def _where(path: Path, *table: str) -> str:
+    name = ".".join(part for part in table if part)
+    return f"{path} [{name}]" if name else str(path)
 
 
 def _check_table(table: dict[str, Any], where: str, allowed: frozenset[str]) -> None:
@@ -172,101 +266,126 @@ def _check_table(table: dict[str, Any], where: str, allowed: frozenset[str]) -> 
 
 
 def _resolve(configured: dict[str, Any], key: tuple[Any, ...]) -> Settings:
+    """Every source's keys, lowest precedence first, merged key by key: the one place the order is applied."""
     from .registry import known_names
 
+    known = known_names()
     env = dict(key[0])
-    sources: dict[str, str] = {}
     path = _config_path(env)
-    file_table: dict[str, Any] = {}
-    file_where = ""
+    layers: list[_Layer] = []
+    profile, profile_where = configured.get("profile"), "heicconv.configure()"
+    if not profile and env.get("HEICCONV_PROFILE"):
+        profile, profile_where = env["HEICCONV_PROFILE"], "the environment (HEICCONV_PROFILE)"
     if path is not None:
-        file_table, file_where = _read_file(path)
-        _check_table(file_table, file_where, _TOP_KEYS | _ADAPTER_SECTIONS)
+        table, root = _read_file(path)
+        _check_table(table, _where(path, root), _TOP_KEYS | _ADAPTER_SECTIONS)
+        if not profile and table.get("profile"):
+            profile, profile_where = table["profile"], _where(path, root)
+        layers.append(
+            _file_layer({k: v for k, v in table.items() if k not in ("profile", "profiles")}, path, root, known)
+        )
+        if profile:
+            profiles = table.get("profiles", {})
+            if profile not in profiles:
+                raise ConfigError(
+                    f"profile: no profile {profile!r} (in {_where(path, root)}); "
+                    f"defined: {', '.join(sorted(profiles)) or 'none'}"
+                )
+            at = _where(path, root, "profiles", profile)
+            _check_table(profiles[profile], at, (_TOP_KEYS - {"profiles", "profile"}) | _ADAPTER_SECTIONS)
+            layers.append(_file_layer(profiles[profile], path, f"{root}.profiles.{profile}".lstrip("."), known))
+    elif profile:
+        raise ConfigError(f"profile: no profile {profile!r} (in no config file); defined: none")
+    layers.append(_environment_layer(env, known))
+    layers.append(_configured_layer(configured, known))
 
-    profile = configured.get("profile") or env.get("HEICCONV_PROFILE") or file_table.get("profile")
-    layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
-    if file_table:
-        layers.append(({k: v for k, v in file_table.items() if k != "profiles"}, file_where))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    level: dict[str, int] = {}
+    for rank, layer in enumerate(layers):
+        for name, (value, where) in layer.items():
+            values[name], sources[name], level[name] = value, where, rank
     if profile:
-        profiles = file_table.get("profiles", {})
-        if profile not in profiles:
-            raise ConfigError(
-                f"profile: no profile {profile!r} (in {file_where or 'no config file'}); "
-                f"defined: {', '.join(sorted(profiles)) or 'none'}"
-            )
-        where = f"{file_where} [profiles.{profile}]"
-        _check_table(profiles[profile], where, (_TOP_KEYS - {"profiles", "profile"}) | _ADAPTER_SECTIONS)
-        layers.append((profiles[profile], where))
-
-    backend, order = "auto", DEFAULT_ORDER
-    option_values: dict[str, Any] = {}
-    limit_values: dict[str, Any] = {}
+        sources["profile"] = profile_where
+    outranked = frozenset(k for k, general in SAME_SETTING.items() if level.get(general, -1) > level.get(k, -1) >= 0)
     sections: dict[str, dict[str, Any]] = {}
-    for table, where in layers:
-        if "backend" in table:
-            backend, sources["backend"] = table["backend"], where
-        if "backends" in table:
-            order, sources["backends"] = _order(table["backends"], where, known_names()), where
-        for name, values, fields in (
-            ("options", option_values, _OPTION_FIELDS),
-            ("limits", limit_values, _LIMIT_FIELDS),
-        ):
-            sub = table.get(name, {})
-            if not isinstance(sub, dict):
-                raise ConfigError(f"{name}: must be a table (in {where})")
-            _check_table(sub, f"{where} [{name}]", frozenset(fields))
-            values.update(sub)
-            sources.update({f"{name}.{k}": where for k in sub})
-        for name in _ADAPTER_SECTIONS & table.keys():
-            sections.setdefault(name, {}).update(table[name])
-
-    # The environment.
-    if "HEICCONV_BACKEND" in env:
-        backend, sources["backend"] = env["HEICCONV_BACKEND"], "the environment (HEICCONV_BACKEND)"
-    if "HEICCONV_BACKENDS" in env:
-        names = [n.strip() for n in env["HEICCONV_BACKENDS"].split(",") if n.strip()]
-        order = _order(names, "the environment (HEICCONV_BACKENDS)", known_names())
-        sources["backends"] = "the environment (HEICCONV_BACKENDS)"
-    for fields, values, kind in ((_OPTION_FIELDS, option_values, "options"), (_LIMIT_FIELDS, limit_values, "limits")):
-        for name in fields:
-            raw = env.get(ENV_PREFIX + name.upper())
-            if raw is not None:
-                values[name] = field_from_text(name, raw)
-                sources[f"{kind}.{name}"] = f"the environment ({ENV_PREFIX}{name.upper()})"
-    for name in _ADAPTER_SECTIONS:
-        prefix = f"{ENV_PREFIX}{name.upper()}_"
-        for var, raw in env.items():
-            if var.startswith(prefix):
-                sections.setdefault(name, {})[var[len(prefix) :].lower()] = raw
-
-    # configure().
-    if "backend" in configured:
-        backend, sources["backend"] = configured["backend"], "heicconv.configure()"
-    if "backends" in configured:
-        order = _order(configured["backends"], "heicconv.configure()", known_names())
-        sources["backends"] = "heicconv.configure()"
-    options_where = ", ".join(sorted({sources[k] for k in sources if k.startswith("options.")})) or "defaults"
-    limits_where = ", ".join(sorted({sources[k] for k in sources if k.startswith("limits.")})) or "defaults"
-    options = Options.from_mapping(option_values, options_where)
-    limits = Limits.from_mapping(limit_values, limits_where)
-    if "options" in configured:
-        opt = configured["options"]
-        options = (
-            opt if isinstance(opt, Options) else Options.from_mapping(dict(opt), "heicconv.configure(options=...)")
-        )
-        sources["options"] = "heicconv.configure()"
-    if "limits" in configured:
-        lim = configured["limits"]
-        limits = lim if isinstance(lim, Limits) else Limits.from_mapping(dict(lim), "heicconv.configure(limits=...)")
-        sources["limits"] = "heicconv.configure()"
-
-    if not isinstance(backend, str) or (backend != "auto" and backend not in known_names()):
-        raise ConfigError(
-            f"backend: unknown backend {backend!r} (in {sources.get('backend', 'defaults')}); "
-            f"known: auto, {', '.join(known_names())}"
-        )
+    for name, value in values.items():
+        table_name, _, sub = name.partition(".")
+        if table_name in _ADAPTER_SECTIONS:
+            sections.setdefault(table_name, {})[sub] = value
+    fields = {
+        kind: {k.partition(".")[2]: v for k, v in values.items() if k.startswith(kind + ".")} for kind, _ in _KINDS
+    }
+    options = Options.from_mapping(fields["options"], "configuration")  # each value was checked where it was read
+    limits = Limits.from_mapping(fields["limits"], "configuration")
     sources.setdefault("backend", "default (auto)")
-    return Settings(backend, tuple(order), options, limits, profile, path, sources, sections)
+    order = values.get("backends", DEFAULT_ORDER)
+    return Settings(values.get("backend", "auto"), order, options, limits, profile, path, sources, sections, outranked)
+
+
+def _file_layer(table: dict[str, Any], path: Path, at: str, known: tuple[str, ...]) -> _Layer:
+    where = _where(path, at)
+    layer = _backend_keys(table, where, known)
+    for kind, cls in _KINDS:
+        if kind in table:
+            sub, sub_where = table[kind], _where(path, at, kind)
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{kind}: must be a table (in {where})")
+            checked = cls.from_mapping(sub, sub_where)
+            layer.update({f"{kind}.{k}": (getattr(checked, k), sub_where) for k in sub})
+    for name in sorted(_ADAPTER_SECTIONS & table.keys()):
+        sub, sub_where = table[name], _where(path, at, name)
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{name}: must be a table (in {where})")
+        layer.update({f"{name}.{k}": (v, sub_where) for k, v in sub.items()})
+    return layer
+
+
+def _environment_layer(env: dict[str, str], known: tuple[str, ...]) -> _Layer:
+    layer: _Layer = {}
+    if "HEICCONV_BACKEND" in env:
+        where = "the environment (HEICCONV_BACKEND)"
+        layer["backend"] = (_backend(env["HEICCONV_BACKEND"], where, known), where)
+    if "HEICCONV_BACKENDS" in env:
+        where = "the environment (HEICCONV_BACKENDS)"
+        names = [n.strip() for n in env["HEICCONV_BACKENDS"].split(",") if n.strip()]
+        layer["backends"] = (_order(names, where, known), where)
+    for kind, cls in _KINDS:
+        for f in dataclasses.fields(cls):
+            var = ENV_PREFIX + f.name.upper()
+            if var in env:
+                where = f"the environment ({var})"
+                checked = cls.from_mapping({f.name: field_from_text(f.name, env[var])}, where)
+                layer[f"{kind}.{f.name}"] = (getattr(checked, f.name), where)
+    for name in sorted(_ADAPTER_SECTIONS):
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+        for var, raw in sorted(env.items()):
+            if var.startswith(prefix):
+                layer[f"{name}.{var[len(prefix) :].lower()}"] = (raw, f"the environment ({var})")
+    return layer
+
+
+def _configured_layer(configured: dict[str, Any], known: tuple[str, ...]) -> _Layer:
+    where = "heicconv.configure()"
+    layer = _backend_keys(configured, where, known)
+    for kind, _ in _KINDS:
+        layer.update({f"{kind}.{k}": (v, where) for k, v in configured.get(kind, {}).items()})
+    return layer
+
+
+def _backend_keys(table: dict[str, Any], where: str, known: tuple[str, ...]) -> _Layer:
+    layer: _Layer = {}
+    if "backend" in table:
+        layer["backend"] = (_backend(table["backend"], where, known), where)
+    if "backends" in table:
+        layer["backends"] = (_order(table["backends"], where, known), where)
+    return layer
+
+
+def _backend(name: Any, where: str, known: tuple[str, ...]) -> str:
+    if not isinstance(name, str) or (name != "auto" and name not in known):
+        raise ConfigError(f"backend: unknown backend {name!r} (in {where}); known: auto, {', '.join(known)}")
+    return name
 
 
 def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:

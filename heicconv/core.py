@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import formats, registry
 from .backends.base import Converter, PipelineBackend, Result, plan
-from .config import settings
+from .config import effective, settings
 from .errors import (
     BackendUnavailableError,
-    ConfigError,
     DecodeError,
     EncodeError,
     HeicconvError,
@@ -73,26 +74,24 @@ def convert_with_report(
     backend: str | None = None,
     limits: Limits | None = None,
 ) -> Result:
-    """Like :func:`convert`, but return a :class:`Result`: the bytes and what was done.
+    """Like :func:`convert`, but return a :class:`Result`: the bytes, what was done, and where each setting came from.
 
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
-    >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png")
+    >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png", heicconv.Options(quality=70))
     >>> (result.width, result.height, result.backend)
     (32, 24, 'pillow')
+    >>> result.sources["options.quality"], result.sources["options.metadata"], result.sources["backend"]
+    ("the call's options", 'default', 'default (auto)')
     """
-    s = settings()
     fmt = formats.normalize(fmt)
-    if options is None:
-        options = s.options
-    elif not isinstance(options, Options):
-        raise ConfigError(f"options: expected heicconv.Options, got {type(options).__name__}")
-    limits = limits if limits is not None else s.limits
+    options, limits, sources = effective(options, limits)
+    sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
     conv = select(backend)
     if fmt not in conv.capabilities.outputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot write {fmt}{_who_can(fmt)}")
     if isinstance(conv, PipelineBackend):
-        return conv.run(plan(data, fmt, options, limits, conv.capabilities))
+        return dataclasses.replace(conv.run(plan(data, fmt, options, limits, conv.capabilities)), sources=sources)
     source = inspect(data, options.image_index, limits)
     if source.info.format not in conv.capabilities.inputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot read {source.info.format}")
@@ -107,7 +106,7 @@ def convert_with_report(
         width, height = written.width, written.height
     except HeicconvError:  # a format heicconv does not read back: leave the size unknown
         width = height = 0
-    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",))
+    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",), sources=sources)
 
 
 def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:

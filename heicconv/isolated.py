@@ -3,6 +3,11 @@
 A pathological upload then costs one worker, replaced at once, and the caller gets a clean
 ``LimitExceededError`` or ``heicconv.TimeoutError`` instead of a dead service.
 
+Workers are started with ``spawn``: each first imports the main program, so a script must create
+the pool under ``if __name__ == "__main__":``. A worker that dies before it is ready raises
+``ConfigError`` saying so (the program's setup is wrong, not the input). Workers also apply the
+caller's ``heicconv.configure()`` settings, which a new process would not otherwise have.
+
 The memory cap is on resident memory, checked every 20 ms while a conversion runs (Linux's
 ``/proc``; elsewhere only the timeout applies). An address-space limit (``RLIMIT_AS``) would be
 simpler but misjudges multi-threaded libraries: libvips reserves about 700 MB of virtual memory
@@ -24,15 +29,20 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DecodeError, HeicconvError, LimitExceededError, TimeoutError
+from . import config
+from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
 from .options import Limits, Options
 
 __all__ = ["IsolatedConverter"]
+
+#: How long a new worker may take to import heicconv and say it is ready (about 0.2 s on an idle machine).
+_START_TIMEOUT = 60.0
 
 
 def _rss(pid: int) -> int:
@@ -45,16 +55,23 @@ def _rss(pid: int) -> int:
 
 
 def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> None:
-    """Worker loop: convert what arrives until the pipe closes."""
+    """Worker loop: say it is ready, then convert what arrives until the pipe closes."""
     import heicconv
 
+    conn.send(("ready", None))  # the parent's proof that this process started (see _cannot_start)
+    applied: dict[str, Any] = {}
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        data, fmt, options, backend, limits = request
+        data, fmt, options, backend, limits, configured = request
         try:
+            if configured != applied:  # the caller's configure() settings, which a new process does not inherit
+                heicconv.config.reset()
+                applied = {}
+                heicconv.configure(**configured)
+                applied = configured
             result = heicconv.convert(data, fmt, options, backend=backend, limits=limits)
             conn.send(("ok", result))
         except MemoryError:
@@ -65,10 +82,32 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> No
             conn.send(("error", DecodeError(f"the worker failed: {type(exc).__name__}: {exc}")))
 
 
+def _cannot_start(code: int | None) -> ConfigError:
+    """What to change when a worker died (or hung) before it said "ready": how the program is set up, not the input."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    what = f"exited (code {code})" if code is not None else f"did not start within {_START_TIMEOUT:g} s"
+    head = (
+        f"IsolatedConverter: a worker process {what} before it was ready; no conversion was tried. "
+        "A worker is a new Python process that first imports your main program (the 'spawn' start method)"
+    )
+    guard = 'create the IsolatedConverter (and do all other work) under `if __name__ == "__main__":`'
+    if spec is None and path and not os.path.isfile(path):
+        return ConfigError(f"{head}, and a program read from {path} cannot be imported: save it as a .py file, {guard}")
+    if spec is not None or path:
+        name = f"module {spec.name}" if spec is not None else f"script {path}"
+        return ConfigError(
+            f"{head}, and importing the {name} failed or hung there: {guard}; the worker's error is on stderr"
+        )
+    return ConfigError(f"{head}; the worker's error is on stderr")
+
+
 @dataclass
 class _Worker:
     process: Any
     conn: multiprocessing.connection.Connection
+    ready: bool = False
 
 
 class IsolatedConverter:
@@ -77,7 +116,9 @@ class IsolatedConverter:
     ``workers`` processes (default: CPU count) are each stopped past ``memory_mb`` of resident memory;
     a call that runs past ``timeout`` seconds kills its worker and raises ``heicconv.TimeoutError``;
     a worker that dies (out of memory, or a crash in a native library) is replaced and the call
-    raises ``LimitExceededError`` or ``DecodeError``. Thread-safe: many threads may call ``convert``.
+    raises ``LimitExceededError`` or ``DecodeError``. Workers that cannot start at all (a script
+    without the ``__main__`` guard) raise ``ConfigError`` here, where the pool is made.
+    Thread-safe: many threads may call ``convert``.
     """
 
     def __init__(self, workers: int | None = None, *, timeout: float = 30.0, memory_mb: int = 3072) -> None:
@@ -90,8 +131,15 @@ class IsolatedConverter:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
-        for _ in range(workers or os.cpu_count() or 1):
-            self._idle.put(self._start())
+        started = [self._start() for _ in range(workers or os.cpu_count() or 1)]
+        try:
+            for worker in started:  # fail here, where the pool is made, if workers cannot start at all
+                self._await_ready(worker)
+        except ConfigError:
+            self.close()
+            raise
+        for worker in started:
+            self._idle.put(worker)
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -102,6 +150,20 @@ class IsolatedConverter:
         with self._lock:
             self._all.append(worker)
         return worker
+
+    def _await_ready(self, worker: _Worker) -> None:
+        """Wait for a new worker's "ready"; one that dies or hangs first is a setup mistake, not the input's fault."""
+        try:
+            if worker.conn.poll(_START_TIMEOUT):
+                worker.conn.recv()
+                worker.ready = True
+                return
+        except (EOFError, OSError):
+            pass
+        worker.process.join(1)
+        code = worker.process.exitcode
+        self._retire(worker)
+        raise _cannot_start(code)
 
     def _retire(self, worker: _Worker) -> None:
         worker.process.kill()
@@ -124,9 +186,15 @@ class IsolatedConverter:
         if self._closed:
             raise RuntimeError("this IsolatedConverter is closed")
         worker = self._idle.get()
+        if not worker.ready:  # a replacement for a worker that was stopped
+            try:
+                self._await_ready(worker)
+            except ConfigError:
+                self._idle.put(self._start())
+                raise
         failure: HeicconvError | None = None
         try:
-            failure = self._exchange(worker, (bytes(data), fmt, options, backend, limits))
+            failure = self._exchange(worker, (bytes(data), fmt, options, backend, limits, config.configured()))
             if failure is None:
                 status, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:  # the worker died: a crash in a native library, or the OOM killer

@@ -1,7 +1,8 @@
 """What a conversion should do (``Options``) and what input it accepts (``Limits``).
 
 Both are frozen dataclasses validated when they are built, so a bad value fails
-where it was written, not deep inside a backend.
+where it was written, not deep inside a backend. Both remember which fields the
+caller set (``explicit``): only those override configuration.
 
 >>> Options(quality=80, max_size=1024).max_size
 (1024, 1024)
@@ -15,17 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from collections.abc import Iterable, Mapping
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Literal, TypeVar, cast
 
 from .errors import ConfigError
 
-__all__ = ["Limits", "Options", "field_from_text", "parse_colour", "parse_size"]
+__all__ = ["Limits", "Options", "field_from_text", "parse_bool", "parse_colour", "parse_size"]
 
 MetadataPolicy = Literal["keep", "strip", "strip-location"]
 ColourPolicy = Literal["keep", "srgb"]
 _METADATA_POLICIES = ("keep", "strip", "strip-location")
 _COLOUR_POLICIES = ("keep", "srgb")
+T = TypeVar("T")
+E = TypeVar("E", bound="_Explicit")
 
 
 def _fail(key: str, message: str, source: str) -> ConfigError:
@@ -76,9 +80,123 @@ def parse_colour(value: Any, *, key: str = "background", source: str = "Options"
     raise _fail(key, f"expected '#rrggbb' or (r, g, b) with values 0-255, got {value!r}", source)
 
 
-@dataclass(frozen=True)
-class Options:
+class _Unset:
+    """A field's built-in default, standing in until ``__post_init__`` notes that the caller left it unset."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:  # what help() and inspect.signature show as the default
+        return repr(self.value)
+
+
+def _default(value: T) -> T:
+    return cast(T, _Unset(value))
+
+
+def _built_in(f: dataclasses.Field[Any]) -> Any:
+    return f.default.value if isinstance(f.default, _Unset) else f.default
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Explicit:
+    """What ``Options`` and ``Limits`` share: they remember which fields the caller set.
+
+    Only those fields override configuration; the rest read as the built-in default
+    and give way to ``configure()``, the environment and the config file.
+    """
+
+    # Carries ``explicit`` through ``dataclasses.replace``, which passes every field's value.
+    _explicit: InitVar[frozenset[str] | None] = field(default=None, kw_only=True)
+
+    def __post_init__(self, _explicit: frozenset[str] | None) -> None:
+        explicit = set()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, _Unset):
+                object.__setattr__(self, f.name, value.value)
+            # Through dataclasses.replace, a field keeps its state unless it gets a new value.
+            elif _explicit is None or f.name in _explicit or value != _built_in(f):
+                explicit.add(f.name)
+        object.__setattr__(self, "_explicit", frozenset(explicit))
+        self._validate(type(self).__name__)
+
+    def _validate(self, source: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def explicit(self) -> frozenset[str]:
+        """The fields the caller set; the others come from configuration when converting.
+
+        >>> sorted(Options(quality=70, metadata="keep").explicit)
+        ['metadata', 'quality']
+        """
+        return cast("frozenset[str]", self.__dict__["_explicit"])
+
+    def _values(self, names: Iterable[str]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in names}
+
+    def replace(self: E, **changes: Any) -> E:
+        """A copy with ``changes`` set (validated again); the fields it does not name keep their state.
+
+        >>> Options(quality=70).replace(metadata="keep")
+        Options(quality=70, metadata='keep')
+        """
+        return type(self)(**{**self._values(self.explicit), **changes})
+
+    def over(self: E, base: E) -> E:
+        """The fields set here, the others as ``base`` has them: how a call's options meet configuration.
+
+        >>> Options(quality=70).over(Options(quality=90, metadata="strip"))
+        Options(quality=70, metadata='strip')
+        """
+        return type(self)(**{**base._values(base.explicit), **self._values(self.explicit)})
+
+    @classmethod
+    def from_mapping(cls: type[E], values: Mapping[str, Any], source: str) -> E:
+        """Build from a mapping that sets its keys; a bad key or value raises ``ConfigError`` naming ``source``."""
+        fields = dataclasses.fields(cls)
+        names = {f.name for f in fields}
+        for key in values:
+            if key not in names:
+                raise ConfigError(f"{key}: unknown key (in {source}); known keys: {', '.join(sorted(names))}")
+        obj = object.__new__(cls)
+        for f in fields:
+            object.__setattr__(obj, f.name, values[f.name] if f.name in values else _built_in(f))
+        object.__setattr__(obj, "_explicit", frozenset(values))
+        obj._validate(source)
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        # Equal only if they set the same fields: Options(quality=85) pins the quality, Options() does not.
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Explicit)
+        return self.explicit == other.explicit and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.explicit, self._key()))
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def __repr__(self) -> str:
+        # Only the fields set, so the repr rebuilds an equal object.
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name in self.explicit
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Options(_Explicit):
     """How to convert. Every field has a default that suits web output.
+
+    A field you do not set is taken from configuration (``configure()``, the environment,
+    the config file), else its default; ``explicit`` names the fields you set. See
+    docs/configuration.md.
 
     - ``quality``: 1-100, for JPEG, WebP, AVIF and HEIC (ignored by PNG and TIFF).
     - ``lossless``: lossless WebP, AVIF or HEIC; PNG and TIFF always are; JPEG cannot be.
@@ -95,18 +213,15 @@ class Options:
       resize from the thumbnail instead of decoding the full image (much faster).
     """
 
-    quality: int = 85
-    lossless: bool = False
-    max_size: tuple[int, int] | int | str | None = None
-    metadata: MetadataPolicy = "keep"
-    colour: ColourPolicy = "keep"
-    background: tuple[int, int, int] | str = (255, 255, 255)
-    image_index: int | None = None
-    bit_depth: int = 8
-    use_thumbnail: bool = False
-
-    def __post_init__(self) -> None:
-        self._validate("Options")
+    quality: int = _default(85)
+    lossless: bool = _default(False)
+    max_size: tuple[int, int] | int | str | None = _default(None)
+    metadata: MetadataPolicy = _default("keep")  # noqa: RUF009 - a marker object, made once like any default
+    colour: ColourPolicy = _default("keep")  # noqa: RUF009
+    background: tuple[int, int, int] | str = _default((255, 255, 255))
+    image_index: int | None = _default(None)
+    bit_depth: int = _default(8)
+    use_thumbnail: bool = _default(False)
 
     def _validate(self, source: str) -> None:
         set_ = object.__setattr__
@@ -138,31 +253,20 @@ class Options:
         """``background`` as an ``(r, g, b)`` tuple (validated)."""
         return self.background  # type: ignore[return-value]
 
-    def replace(self, **changes: Any) -> Options:
-        """Return a copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any], source: str) -> Options:
-        """Build from a config mapping; unknown keys raise ``ConfigError`` naming ``source``."""
-        return cast(Options, _from_mapping(cls, values, source))
-
-
-@dataclass(frozen=True)
-class Limits:
+@dataclass(frozen=True, eq=False, repr=False)
+class Limits(_Explicit):
     """What input is accepted, checked from the header before any pixel is decoded.
 
     The defaults accept every real phone photo (a 200 MP frame is 12240x16320)
-    and refuse decompression bombs.
+    and refuse decompression bombs. As with ``Options``, a limit you do not set is
+    taken from configuration.
     """
 
-    max_input_bytes: int = 256 * 1024 * 1024
-    max_pixels: int = 300_000_000
-    max_width: int = 65_535
-    max_height: int = 65_535
-
-    def __post_init__(self) -> None:
-        self._validate("Limits")
+    max_input_bytes: int = _default(256 * 1024 * 1024)
+    max_pixels: int = _default(300_000_000)
+    max_width: int = _default(65_535)
+    max_height: int = _default(65_535)
 
     def _validate(self, source: str) -> None:
         for f in dataclasses.fields(self):
@@ -170,27 +274,19 @@ class Limits:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise _fail(f.name, f"must be a positive integer, got {v!r}", source)
 
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any], source: str) -> Limits:
-        """Build from a config mapping; unknown keys raise ``ConfigError`` naming ``source``."""
-        return cast(Limits, _from_mapping(cls, values, source))
-
-
-def _from_mapping(cls: Any, values: dict[str, Any], source: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in names:
-            raise ConfigError(f"{key}: unknown key (in {source}); known keys: {', '.join(sorted(names))}")
-    obj = object.__new__(cls)
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        object.__setattr__(obj, f.name, values.get(f.name, default))
-    obj._validate(source)
-    return obj
-
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(value: Any) -> bool | None:
+    """``True``/``False`` for a bool or a yes/no word (``"on"``, ``"0"``, ``"false"``...), else ``None``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else None
+    return None
 
 
 def field_from_text(name: str, text: str) -> Any:
@@ -203,8 +299,8 @@ def field_from_text(name: str, text: str) -> Any:
     """
     text = text.strip()
     if name in ("lossless", "use_thumbnail"):
-        lowered = text.lower()
-        return True if lowered in _TRUE else False if lowered in _FALSE else text
+        flag = parse_bool(text)
+        return text if flag is None else flag
     if name == "image_index" and text.lower() in ("", "none", "primary"):
         return None
     if name in ("max_size", "metadata", "colour", "background"):

@@ -1006,5 +1006,5 @@ def test_image_index_picks_one_image_or_all(tmp_path: Path) -> None:
 
     beyond = run("burst.heic", "x.png", "--image-index", "5", cwd=tmp_path)
     assert beyond.returncode == 1
-    assert "image_index 5 is out of range: the file has 3 image(s)" in beyond.stderr
+    assert "image_index: 5 is out of range: the file has 3 image(s)" in beyond.stderr
     assert "damaged" not in beyond.stderr

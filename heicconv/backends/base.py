@@ -117,6 +117,9 @@ class Result:
     source: ImageInfo
     notes: tuple[str, ...]
     dropped: tuple[str, ...] = ()
+    # Where each setting came from: "options.quality" -> "the call's options",
+    # "options.metadata" -> "the environment (HEICCONV_METADATA)", "backend" -> "default (auto)".
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 _ALPHA_FORMATS = frozenset({"png", "webp", "avif", "tiff", "heic"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,13 +89,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _where(key: str) -> str:
-    var = f"HEICCONV_BENCH_{key.upper()}"
-    if var in os.environ:
-        return f"the environment ({var})"
-    file = settings().file
-    if file is None:
-        return "[bench]"
-    return f"{file} [tool.heicconv.bench]" if file.name == "pyproject.toml" else f"{file} [bench]"
+    return settings().where(f"bench.{key}")
 
 
 def _setting(

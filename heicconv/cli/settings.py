@@ -1,18 +1,20 @@
 """The command line's own settings: the ``[cli]`` config table, checked and typed.
 
 Values come from ``[cli]`` in the config file, or ``HEICCONV_CLI_<KEY>`` in the
-environment (strings); command-line flags win over both.
+environment (strings); command-line flags win over both. ``backend``, ``quality``,
+``max_size`` and ``strip`` are the command line's names for general settings and take
+their place in the one precedence (``heicconv.config``): ``HEICCONV_QUALITY`` beats a
+``[cli] quality`` in the file, which beats ``[options] quality`` there.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from .. import config, formats
 from ..errors import ConfigError, UnsupportedFormatError
-from ..options import parse_size
+from ..options import parse_bool, parse_size
 
 __all__ = ["KEYS", "CliSettings", "load", "parse_from", "parse_image_index"]
 
@@ -40,13 +42,14 @@ _BOOLS = {
     "follow_links", "keep_mtime", "overwrite", "quiet", "recursive", "skip_existing", "srgb", "strip", "strip_location",
 }  # fmt: skip
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
 
 @dataclass(frozen=True)
 class CliSettings:
-    """The ``[cli]`` table after checking; ``None`` means "not set"."""
+    """The ``[cli]`` table after checking; ``None`` means "not set".
+
+    A key that names a general setting (``config.SAME_SETTING``) is also ``None`` when a
+    stronger source sets that setting: the general setting then applies, as it should.
+    """
 
     to: str | None = None
     quality: int | None = None
@@ -68,19 +71,14 @@ class CliSettings:
 
 
 def _where(key: str) -> str:
-    var = f"HEICCONV_CLI_{key.upper()}"
-    if var in os.environ:
-        return f"the environment ({var})"
-    file = config.settings().file
-    return f"the [cli] table of {file}" if file else "the [cli] table"
+    return config.settings().where(f"cli.{key}")
 
 
 def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"{key}: must be true or false, got {value!r} (in {_where(key)})")
+    flag = parse_bool(value)
+    if flag is None:
+        raise ConfigError(f"{key}: must be true or false, got {value!r} (in {_where(key)})")
+    return flag
 
 
 def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
@@ -174,4 +172,5 @@ def load() -> CliSettings:
         raise ConfigError(f"overwrite, skip_existing: only one of them may be true (in {_where('overwrite')})")
     if values.get("strip") and values.get("strip_location"):
         raise ConfigError(f"strip, strip_location: only one of them may be true (in {_where('strip')})")
-    return CliSettings(**values)
+    outranked = config.settings().outranked
+    return CliSettings(**{key: value for key, value in values.items() if f"cli.{key}" not in outranked})

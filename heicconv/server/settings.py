@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import formats
-from ..config import section
+from ..config import section, settings
 from ..errors import ConfigError, UnsupportedFormatError
 
 __all__ = ["Section", "ServerSettings", "load"]
@@ -28,10 +28,7 @@ class Section:
         self.values = {**section(name), **self.overrides}
 
     def where(self, key: str) -> str:
-        if key in self.overrides:
-            return "the command line"
-        env = f"HEICCONV_{self.name.upper()}_{key.upper()}"
-        return f"the environment ({env})" if env in os.environ else f"the config file [{self.name}] table"
+        return "the command line" if key in self.overrides else settings().where(f"{self.name}.{key}")
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.name}.{key}: {message}, got {self.values[key]!r} (in {self.where(key)})")
