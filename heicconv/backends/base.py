@@ -8,11 +8,11 @@ here, once, from the source file, so every backend gives the same picture.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .. import exif as exif_tools
+from .. import xmp as xmp_tools
 from ..colour import describe_nclx, profile_from_nclx, srgb_profile
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError, UnsupportedFormatError
 from ..info import ImageInfo, Source, inspect, probe
@@ -133,7 +133,6 @@ _ORIENTATION_WORDS = {
     7: "transversed",
     8: "rotated 90 anticlockwise",
 }
-_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\'])\d(["\'])|(<tiff:Orientation>)\d(</tiff:Orientation>)')
 
 
 def fit_size(width: int, height: int, box: tuple[int, int] | None) -> tuple[int, int]:
@@ -249,13 +248,13 @@ def plan(data: bytes, fmt: str, options: Options, limits: Limits, capabilities: 
                 exif, lost = exif_tools.fit(exif, limit)
                 dropped.extend(lost)
         if xmp is not None:
-            xmp = _XMP_ORIENTATION.sub(
-                lambda m: m.group(0)[:-2] + b"1" + m.group(0)[-1:] if m.group(1) else m.group(3) + b"1" + m.group(4),
-                xmp,
-            )
-            if options.metadata == "strip-location":
-                xmp = re.sub(rb'\s+exif:GPS\w+\s*=\s*"[^"]*"', b"", xmp)
-                xmp = re.sub(rb"<exif:GPS(\w+)>.*?</exif:GPS\1>", b"", xmp, flags=re.S)
+            try:
+                xmp = xmp_tools.rewrite(xmp, strip_location=options.metadata == "strip-location")
+                if options.metadata == "strip-location":
+                    notes.append("location removed from XMP")
+            except xmp_tools.XmpError as exc:  # one that cannot be read cannot be made upright or location-free
+                xmp = None
+                dropped.append(f"XMP ({exc})")
         kept = [name for name, value in (("EXIF", exif), ("XMP", xmp)) if value]
         if kept:
             notes.append(" and ".join(kept) + " kept")
