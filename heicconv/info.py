@@ -114,7 +114,7 @@ def inspect(data: bytes, image_index: int | None = None, limits: Limits | None =
     fmt = formats.detect(data)
     try:
         source = (
-            _inspect_heif(data, fmt, image_index, whole)
+            _inspect_heif(data, fmt, image_index, whole, limits)
             if fmt in ("heic", "avif")
             else _inspect_pillow(data, fmt, image_index, whole)
         )
@@ -159,7 +159,7 @@ def _exif_payload(raw: bytes) -> bytes | None:
     return raw[min(candidates) :]
 
 
-def _inspect_heif(data: bytes, fmt: str, image_index: int | None, whole: bool) -> Source:
+def _inspect_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
     if mini.is_mini(data):
         data = mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
     elif isobmff.sequence_only(data):
@@ -190,6 +190,8 @@ def _inspect_heif(data: bytes, fmt: str, image_index: int | None, whole: bool) -
         elif meta.type == b"mime" and "rdf+xml" in meta.content_type and xmp is None:
             xmp = c.item_data(meta, data)
     width, height = item.display_size
+    if limits is not None:  # the size first: a bomb is refused as one, before its parts are examined
+        check_limits(width, height, limits)
     isobmff.check_image(c, item)
     alpha_item = c.alpha_of(item.id)
     alpha = alpha_item is not None

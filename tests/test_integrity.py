@@ -203,7 +203,7 @@ def test_the_command_line_refuses_every_truncated_file(tmp_path: Path) -> None:
             expected.append(path.name)
     for backend in BACKENDS:
         out = tmp_path / f"out-{backend}"
-        done = _heicconv("convert", str(src), "-o", str(out), "--backend", backend, "--to", "png")
+        done = _heicconv("convert", str(src), "-o", str(out), "--backend", backend, "--to", "png", "--from", "all")
         assert done.returncode == 1, done.stderr
         failed = [line for line in done.stderr.splitlines() if line.startswith("failed")]
         assert len(failed) == len(expected) and all("truncated" in line for line in failed), done.stderr
