@@ -49,7 +49,7 @@ def test_bomb_header_is_refused_on_the_header_alone(monkeypatch: pytest.MonkeyPa
 
     data = fixtures.set_ispe(fixtures.make_heic((64, 64)), 40000, 40000)
     # probe() says the header lies (its HEVC stream codes 64x64); a conversion refuses the size first.
-    with pytest.raises(heicconv.DecodeError, match="codes a 64x64 picture but its header .* declares 40000x40000"):
+    with pytest.raises(heicconv.DecodeError, match=r"codes a 64x64 picture but its header .* declares 40000x40000"):
         heicconv.probe(data)
 
     def must_not_decode(self: object, job: object) -> None:
