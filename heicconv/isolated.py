@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .backends.base import Result
 from .errors import DecodeError, HeicconvError, LimitExceededError, TimeoutError
 from .options import Limits, Options
 
@@ -55,7 +56,7 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> No
             return
         data, fmt, options, backend, limits = request
         try:
-            result = heicconv.convert(data, fmt, options, backend=backend, limits=limits)
+            result = heicconv.convert_with_report(data, fmt, options, backend=backend, limits=limits)
             conn.send(("ok", result))
         except MemoryError:
             conn.send(("error", LimitExceededError(f"the conversion needed more than {memory_bytes >> 20} MB")))
@@ -121,12 +122,27 @@ class IsolatedConverter:
         limits: Limits | None = None,
     ) -> bytes:
         """Like ``heicconv.convert``, in a worker process."""
+        return self.convert_with_report(data, fmt, options, backend=backend, limits=limits).data
+
+    def convert_with_report(
+        self,
+        data: bytes,
+        fmt: str,
+        options: Options | None = None,
+        *,
+        backend: str | None = None,
+        limits: Limits | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """Like ``heicconv.convert_with_report`` in a worker process; ``timeout`` replaces the pool's for this call."""
         if self._closed:
             raise RuntimeError("this IsolatedConverter is closed")
         worker = self._idle.get()
         failure: HeicconvError | None = None
         try:
-            failure = self._exchange(worker, (bytes(data), fmt, options, backend, limits))
+            failure = self._exchange(
+                worker, (bytes(data), fmt, options, backend, limits), self.timeout if timeout is None else timeout
+            )
             if failure is None:
                 status, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:  # the worker died: a crash in a native library, or the OOM killer
@@ -143,17 +159,17 @@ class IsolatedConverter:
             raise failure
         self._idle.put(worker)
         if status == "ok":
-            out: bytes = payload
+            out: Result = payload
             return out
         raise payload
 
-    def _exchange(self, worker: _Worker, request: tuple[Any, ...]) -> HeicconvError | None:
+    def _exchange(self, worker: _Worker, request: tuple[Any, ...], timeout: float) -> HeicconvError | None:
         """Send a request and wait for its answer, watching the clock and the worker's memory."""
         worker.conn.send(request)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + timeout
         while not worker.conn.poll(0.02):
             if time.monotonic() > deadline:
-                return TimeoutError(f"the conversion took longer than {self.timeout:g} s; its worker was stopped")
+                return TimeoutError(f"the conversion took longer than {timeout:g} s; its worker was stopped")
             if _rss(worker.process.pid) > self.memory_bytes:
                 return LimitExceededError(
                     f"the conversion needed more than {self.memory_bytes >> 20} MB; its worker was stopped"
