@@ -41,7 +41,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             # A misconfigured function still answers HTTP with JSON, and says what is wrong.
             from ..server import api
 
-            reply = api.reply_for_error(exc)
+            reply = api.misconfigured(exc)
             return {"statusCode": reply.status, "headers": reply.all_headers(), "body": reply.body.decode()}
         return handle_http(event, cfg)
     if is_s3_event(event):

@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .. import formats
-from ..config import settings
 from ..core import convert_with_report
 from ..errors import LimitExceededError
-from ..server.api import classify
+from ..server.api import classify, endpoint_settings
 from .aws import s3
 from .settings import LambdaSettings
 
@@ -128,12 +127,12 @@ def _one(obj: _Object, cfg: LambdaSettings) -> dict[str, Any]:
     if reason:
         return {**result, "status": "skipped", "reason": reason}
     try:
-        limits = settings().limits
+        options, limits = endpoint_settings()
         if obj.size is not None and obj.size > limits.max_input_bytes:
             raise LimitExceededError(f"the object is {obj.size} bytes, above max_input_bytes={limits.max_input_bytes}")
         client = s3()
         data = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-        converted = convert_with_report(data, cfg.format)
+        converted = convert_with_report(data, cfg.format, options, limits=limits)
         out_bucket = cfg.output_bucket or obj.bucket
         out_key = output_key(obj.key, cfg.format, cfg.output_prefix)
         client.put_object(
