@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config
+from .backends.base import Result
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
 from .options import Limits, Options
 
@@ -72,7 +73,7 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> No
                 applied = {}
                 heicconv.configure(**configured)
                 applied = configured
-            result = heicconv.convert(data, fmt, options, backend=backend, limits=limits)
+            result = heicconv.convert_with_report(data, fmt, options, backend=backend, limits=limits)
             conn.send(("ok", result))
         except MemoryError:
             conn.send(("error", LimitExceededError(f"the conversion needed more than {memory_bytes >> 20} MB")))
@@ -183,6 +184,19 @@ class IsolatedConverter:
         limits: Limits | None = None,
     ) -> bytes:
         """Like ``heicconv.convert``, in a worker process."""
+        return self.convert_with_report(data, fmt, options, backend=backend, limits=limits).data
+
+    def convert_with_report(
+        self,
+        data: bytes,
+        fmt: str,
+        options: Options | None = None,
+        *,
+        backend: str | None = None,
+        limits: Limits | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """Like ``heicconv.convert_with_report`` in a worker process; ``timeout`` replaces the pool's for this call."""
         if self._closed:
             raise RuntimeError("this IsolatedConverter is closed")
         worker = self._idle.get()
@@ -194,7 +208,11 @@ class IsolatedConverter:
                 raise
         failure: HeicconvError | None = None
         try:
-            failure = self._exchange(worker, (bytes(data), fmt, options, backend, limits, config.configured()))
+            failure = self._exchange(
+                worker,
+                (bytes(data), fmt, options, backend, limits, config.configured()),
+                self.timeout if timeout is None else timeout,
+            )
             if failure is None:
                 status, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:  # the worker died: a crash in a native library, or the OOM killer
@@ -211,17 +229,17 @@ class IsolatedConverter:
             raise failure
         self._idle.put(worker)
         if status == "ok":
-            out: bytes = payload
+            out: Result = payload
             return out
         raise payload
 
-    def _exchange(self, worker: _Worker, request: tuple[Any, ...]) -> HeicconvError | None:
+    def _exchange(self, worker: _Worker, request: tuple[Any, ...], timeout: float) -> HeicconvError | None:
         """Send a request and wait for its answer, watching the clock and the worker's memory."""
         worker.conn.send(request)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + timeout
         while not worker.conn.poll(0.02):
             if time.monotonic() > deadline:
-                return TimeoutError(f"the conversion took longer than {self.timeout:g} s; its worker was stopped")
+                return TimeoutError(f"the conversion took longer than {timeout:g} s; its worker was stopped")
             if _rss(worker.process.pid) > self.memory_bytes:
                 return LimitExceededError(
                     f"the conversion needed more than {self.memory_bytes >> 20} MB; its worker was stopped"

@@ -114,6 +114,8 @@ def test_x86_64_zip_runs_the_handler_on_python_312(built: list[dict[str, Any]], 
     event = {
         "version": "2.0",
         "rawPath": "/convert",
+        "rawQueryString": "format=auto",
+        "queryStringParameters": {"format": "auto"},  # the Accept header is followed only when asked
         "requestContext": {"http": {"method": "POST"}},
         "headers": {"accept": "image/webp"},
         "body": base64.b64encode(make_heic(size=(48, 32))).decode(),

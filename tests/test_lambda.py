@@ -319,12 +319,15 @@ def test_api_request_answers_the_format_of_the_query(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_api_request_answers_the_format_of_the_accept_header(shape: str) -> None:
-    answer = handler(SHAPES[shape](make_heic(), None, {"Accept": "image/avif;q=0.5, image/webp, */*;q=0.1"}), None)
+def test_api_request_follows_the_accept_header_only_when_asked(shape: str) -> None:
+    accept = {"Accept": "image/avif;q=0.5, image/webp, */*;q=0.1"}
+    answer = handler(SHAPES[shape](make_heic(), {"format": "auto"}, accept), None)
     assert answer["statusCode"] == 200, answer
-    assert answer["headers"]["Content-Type"] == "image/webp"
+    assert answer["headers"]["Content-Type"] == "image/webp" and answer["headers"]["Vary"] == "Accept"
     with _image(answer) as img:
         assert img.format == "WEBP"
+    plain = handler(SHAPES[shape](make_heic(), None, accept), None)
+    assert plain["headers"]["Content-Type"] == "image/jpeg" and "Vary" not in plain["headers"]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -59,24 +59,15 @@ def _free_port() -> int:
         return port
 
 
-def start_server(env: dict[str, str] | None = None, *args: str) -> Server:
-    """``python -m heicconv serve`` on a free loopback port; returns once /health answers."""
+def start_server(
+    env: dict[str, str] | None = None, *args: str, launcher: tuple[str, ...] = ("-m", "heicconv", "serve")
+) -> Server:
+    """``python -m heicconv serve`` on a free loopback port; returns once /health answers (200, or 503 if the
+    backend cannot load)."""
     port = _free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_") or k == "HEICCONV_CORPUS"}
     full_env.update(env or {})
-    cmd = [
-        sys.executable,
-        "-m",
-        "heicconv",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *args,
-    ]
+    cmd = [sys.executable, *launcher, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args]
     # A session of its own, so a stuck server and its pool workers can be killed together.
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server("127.0.0.1", port, proc)
@@ -85,7 +76,7 @@ def start_server(env: dict[str, str] | None = None, *args: str) -> Server:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.communicate()[0].decode('utf-8', 'replace')}")
         try:
-            if server.request("GET", "/health")[0] == 200:
+            if server.request("GET", "/health")[0] in (200, 503):
                 return server
         except OSError:
             time.sleep(0.05)
@@ -146,13 +137,47 @@ def test_convert_raw_body(server: Server) -> None:
         assert (img.format, img.size) == ("PNG", (64, 48))
 
 
-def test_convert_options_and_accept(server: Server) -> None:
-    status, headers, body = server.post(
-        "/convert?quality=70&max_size=32x32", make_heic(size=(64, 48)), {"Accept": "image/webp"}
-    )
+def test_convert_options_from_the_query(server: Server) -> None:
+    status, headers, body = server.post("/convert?format=webp&quality=70&max_size=32x32", make_heic(size=(64, 48)))
     assert status == 200 and headers["content-type"] == "image/webp"
     with _open(body) as img:
         assert (img.format, img.size) == ("WEBP", (32, 24))
+
+
+# What Chrome and Firefox send with a form submission or a navigation (both list AVIF).
+BROWSER_ACCEPT = {
+    "chrome": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+    "application/signed-exchange;v=b3;q=0.7",
+    "firefox": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/png,image/svg+xml,"
+    "*/*;q=0.8",
+}
+
+
+def _form(image: bytes, boundary: str = "----WebKitFormBoundary7MA4YWxkTrZu0gW") -> tuple[bytes, str]:
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="IMG_0001.HEIC"\r\n'
+    body = (head + "Content-Type: image/heic\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("browser", BROWSER_ACCEPT)
+def test_a_browser_form_upload_gets_the_configured_format_not_avif(server: Server, browser: str) -> None:
+    body, content_type = _form(make_heic(size=(64, 48)))
+    headers = {"Content-Type": content_type, "Accept": BROWSER_ACCEPT[browser]}
+    status, got, out = server.request("POST", "/convert", body, headers)
+    assert status == 200 and got["content-type"] == "image/jpeg" and "vary" not in got
+    with _open(out) as img:
+        assert img.format == "JPEG"
+
+
+def test_format_auto_negotiates_from_accept(server: Server) -> None:
+    body, content_type = _form(make_heic(size=(64, 48)))
+    chrome = {"Content-Type": content_type, "Accept": BROWSER_ACCEPT["chrome"]}
+    status, got, _ = server.request("POST", "/convert?format=auto", body, chrome)
+    assert status == 200 and got["content-type"] == "image/avif" and got["vary"] == "Accept"
+    webp_first = {"Content-Type": content_type, "Accept": "image/avif;q=0.5,image/webp"}
+    assert server.request("POST", "/convert?format=auto", body, webp_first)[1]["content-type"] == "image/webp"
+    anything = {"Content-Type": content_type, "Accept": "*/*"}  # names no image type: the configured format
+    assert server.request("POST", "/convert?format=auto", body, anything)[1]["content-type"] == "image/jpeg"
 
 
 def test_convert_multipart_field_file(server: Server) -> None:

@@ -2,28 +2,36 @@
 
 One function answers three kinds of event:
 
-- S3 ObjectCreated notifications (directly, or through SQS): each object is
-  converted and written under ``HEICCONV_LAMBDA_OUTPUT_PREFIX``;
+- S3 "object created" notifications, straight from S3 or through SNS, SQS or
+  EventBridge: each object is converted and written under ``HEICCONV_LAMBDA_OUTPUT_PREFIX``;
 - API Gateway REST, HTTP API and Function URL requests with the image as the
   body: the answer is the converted image, base64-encoded;
 - ``GET .../health`` and ``GET .../backends`` through the same HTTP routes.
 
 Everything is configured by environment variables (see ``docs/deployment.md``).
 boto3 is imported only when an event needs S3, and the image library only when
-the first image is converted, so a cold start pays for neither until it must.
+the first image is converted, so a cold start pays for neither until it must. What
+the start does check is that the package was built for this Python (:mod:`.package`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..config import settings as core_settings
-from ..errors import HeicconvError
-from .s3_events import handle_records, is_s3_event
+from ..errors import BackendUnavailableError, HeicconvError
+from .package import build_mismatch
+from .s3_events import handle_records, is_notification_event
 from .settings import LambdaSettings, load
 from .web_events import handle_http, is_http_event
 
-__all__ = ["LambdaSettings", "handler"]
+__all__ = ["BUILD_MISMATCH", "LambdaSettings", "handler"]
+
+#: Why the deployment package cannot run here (built for another Python or CPU), found at init; or ``None``.
+BUILD_MISMATCH = build_mismatch()
+if BUILD_MISMATCH:
+    logging.getLogger("heicconv.aws_lambda").error("%s", BUILD_MISMATCH)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -35,20 +43,26 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise HeicconvError(f"unrecognised event: expected a JSON object, got {type(event).__name__}")
     if is_http_event(event):
+        from ..server import api
+
+        if BUILD_MISMATCH:
+            return _json_answer(api.reply_for_error(BackendUnavailableError(BUILD_MISMATCH)))
         try:
             cfg = load()
-        except Exception as exc:
-            # A misconfigured function still answers HTTP with JSON, and says what is wrong.
-            from ..server import api
-
-            reply = api.reply_for_error(exc)
-            return {"statusCode": reply.status, "headers": reply.all_headers(), "body": reply.body.decode()}
+        except Exception as exc:  # a misconfigured function still answers HTTP with JSON, and says what is wrong
+            return _json_answer(api.misconfigured(exc))
         return handle_http(event, cfg)
-    if is_s3_event(event):
+    if is_notification_event(event):
+        if BUILD_MISMATCH:
+            raise BackendUnavailableError(BUILD_MISMATCH)
         # A bad configuration raises: the invocation fails loudly and S3/SQS retry it after a fix.
         core_settings()
         return handle_records(event, load())
     raise HeicconvError(
-        "unrecognised event: expected an S3 notification (Records), an SQS batch of them, or an API Gateway / "
-        f"Function URL request; got keys {sorted(event)[:8]}"
+        "unrecognised event: expected an S3 notification (straight from S3, or through SNS, SQS or EventBridge), "
+        f"or an API Gateway / Function URL request; got keys {sorted(event)[:8]}"
     )
+
+
+def _json_answer(reply: Any) -> dict[str, Any]:
+    return {"statusCode": reply.status, "headers": reply.all_headers(), "body": reply.body.decode()}

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from .. import formats
-from ..core import list_backends, selected_backend
+from ..core import list_backends
 from ..server import api
 from .aws import s3
 from .settings import LambdaSettings
@@ -31,6 +31,8 @@ def handle_http(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]:
     """Answer one proxy request; never raises, errors are JSON replies."""
     try:
         return _respond(_route(event, cfg), cfg)
+    except api.RequestRejected as exc:
+        return _respond(exc.reply, cfg)
     except Exception as exc:
         return _respond(api.reply_for_error(exc), cfg)
 
@@ -44,7 +46,7 @@ def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
         path = str(event.get("path") or "/")
     method = method.upper()
     if method == "GET" and path.rstrip("/").endswith("/health"):
-        name, where = selected_backend()
+        name, where = api.configured_backend()
         return api.json_reply(200, {"status": "ok", "backend": name, "backend_from": where})
     if method == "GET" and path.rstrip("/").endswith("/backends"):
         return api.json_reply(200, {"backends": [s.to_dict() for s in list_backends()]})

@@ -4,7 +4,8 @@ The HTTP service (:mod:`heicconv.server.app`) and the Lambda handler
 (:mod:`heicconv.aws_lambda`) both turn their request into query parameters,
 lower-case headers and a body, and hand them to :func:`convert_request`; so the
 same request gives the same answer, status code and error body on both routes.
-This module imports only the standard library and heicconv.
+:data:`ERRORS` is the one table from a heicconv error class to the status and
+error code they answer with. This module imports only the standard library and heicconv.
 
 >>> reply = convert_request({"format": "bmp"}, {}, b"")
 >>> reply.status, json.loads(reply.body)["error"]
@@ -21,29 +22,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import formats
+from ..backends.base import Result
 from ..config import settings
-from ..core import convert_with_report
+from ..core import convert_with_report, selected_backend
 from ..errors import (
     BackendUnavailableError,
     ConfigError,
     DecodeError,
     EncodeError,
+    HeicconvError,
     LimitExceededError,
     TimeoutError,
     UnsupportedFormatError,
 )
-from ..options import Options, field_from_text
+from ..options import Limits, Options, field_from_text
 
 __all__ = [
+    "ENDPOINT_DEFAULTS",
+    "ERRORS",
     "Reply",
     "Request",
     "RequestRejected",
     "classify",
+    "configured_backend",
     "convert_request",
+    "endpoint_settings",
     "error_reply",
     "json_reply",
+    "misconfigured",
     "parse_request",
     "reply_for_error",
+    "reply_for_result",
     "run",
 ]
 
@@ -52,16 +61,22 @@ log = logging.getLogger("heicconv.server")
 #: Query parameters that set :class:`heicconv.Options` fields.
 OPTION_PARAMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Options))
 
-# (status, error code) for each heicconv error, most specific first.
-_STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
-    (LimitExceededError, 413, "too_large"),
-    (UnsupportedFormatError, 415, "unsupported_format"),
-    (DecodeError, 422, "undecodable"),
-    (BackendUnavailableError, 503, "backend_unavailable"),
-    (TimeoutError, 504, "timeout"),
-    (EncodeError, 500, "encode_failed"),
-    (ConfigError, 500, "misconfigured"),
-)
+#: The HTTP status and error code of each heicconv error class, on every HTTP route (docs/errors.md).
+#: An exception takes the entry of the nearest class in its MRO; anything else is a 500 ``internal``.
+ERRORS: Mapping[type[HeicconvError], tuple[int, str]] = {
+    ConfigError: (400, "bad_request"),
+    LimitExceededError: (413, "too_large"),
+    UnsupportedFormatError: (415, "unsupported_format"),
+    DecodeError: (422, "undecodable"),
+    EncodeError: (500, "encode_failed"),
+    HeicconvError: (500, "failed"),
+    BackendUnavailableError: (503, "backend_unavailable"),
+    TimeoutError: (504, "timeout"),
+}
+
+#: What a request gets where the operator has configured nothing: an endpoint open to the internet
+#: must not publish where a photo was taken, nor let one upload take gigabytes (docs/deployment.md).
+ENDPOINT_DEFAULTS: Mapping[str, Any] = {"options.metadata": "strip-location", "limits.max_pixels": 50_000_000}
 
 
 @dataclass(frozen=True)
@@ -84,10 +99,12 @@ class Request:
     data: bytes
     fmt: str
     options: Options
+    limits: Limits = field(default_factory=Limits)
+    negotiated: bool = False  # the format came from the Accept header
 
 
 class RequestRejected(Exception):
-    """Internal control flow: the request is malformed; carries the reply to send."""
+    """Internal control flow: the request is malformed or the service misconfigured; carries the reply to send."""
 
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.body.decode("utf-8", "replace"))
@@ -104,13 +121,14 @@ def error_reply(status: int, code: str, message: str, headers: Mapping[str, str]
 
 
 def classify(exc: BaseException) -> tuple[int, str, str]:
-    """``(status, code, message)`` for an exception; an unexpected one is logged and its details kept out.
+    """``(status, code, message)`` for an exception, from :data:`ERRORS`; an unexpected one is logged, not shown.
 
-    >>> classify(DecodeError("truncated"))
-    (422, 'undecodable', 'truncated')
+    >>> classify(DecodeError("the file is truncated"))
+    (422, 'undecodable', 'the file is truncated')
     """
-    for kind, status, code in _STATUS:
-        if isinstance(exc, kind):
+    for kind in type(exc).__mro__:
+        if kind in ERRORS:
+            status, code = ERRORS[kind]
             if status >= 500:
                 log.error("conversion failed: %s", exc, exc_info=exc)
             return status, code, str(exc)
@@ -123,52 +141,99 @@ def reply_for_error(exc: BaseException) -> Reply:
     return error_reply(*classify(exc))
 
 
+def misconfigured(exc: BaseException) -> Reply:
+    """The reply when the operator's configuration cannot be read: a 500 that names the key, whatever the class.
+
+    A ``ConfigError`` raised by a request's own options is the caller's mistake (400); the same class
+    raised while reading the configuration is the operator's, which is why this is a separate step.
+    """
+    log.error("configuration error: %s", exc)
+    return error_reply(500, "misconfigured", str(exc))
+
+
+def configured_backend() -> tuple[str, str]:
+    """:func:`heicconv.selected_backend` for ``/health``; a bad configuration raises :class:`RequestRejected`."""
+    try:
+        settings()
+    except ConfigError as exc:
+        raise RequestRejected(misconfigured(exc)) from exc
+    return selected_backend()
+
+
+def endpoint_settings() -> tuple[Options, Limits]:
+    """The configured options and limits, with :data:`ENDPOINT_DEFAULTS` for every field nobody configured.
+
+    >>> options, limits = endpoint_settings()
+    >>> options.metadata, limits.max_pixels
+    ('strip-location', 50000000)
+    """
+    s = settings()
+    groups: dict[str, Any] = {"options": s.options, "limits": s.limits}
+    for key, value in ENDPOINT_DEFAULTS.items():
+        group, _, name = key.partition(".")
+        if key not in s.sources and group not in s.sources:  # set by no file, variable or configure()
+            groups[group] = dataclasses.replace(groups[group], **{name: value})
+    return groups["options"], groups["limits"]
+
+
 def parse_request(
     query: Mapping[str, str],
     headers: Mapping[str, str],
     body: bytes,
     *,
     default_format: str = "jpeg",
-    base: Options | None = None,
+    base: tuple[Options, Limits] | None = None,
 ) -> Request:
     """Read the output format, options and image from a request, or raise :class:`RequestRejected`.
 
-    ``headers`` must have lower-case names. The format comes from ``?format=``,
-    else the ``Accept`` header, else ``default_format``; options from query
+    ``headers`` must have lower-case names. The format is ``?format=``, else
+    ``default_format``; ``?format=auto`` picks the image type the ``Accept`` header
+    prefers (``default_format`` if it names none). Options come from query
     parameters named like :class:`heicconv.Options` fields over ``base``
-    (default: the configured options).
+    (default: :func:`endpoint_settings`); a bad value raises ``ConfigError``.
     """
     unknown = sorted(set(query) - {"format", *OPTION_PARAMS})
     if unknown:
         raise _bad(f"unknown query parameter(s): {', '.join(unknown)}; known: format, {', '.join(OPTION_PARAMS)}")
+    asked = query.get("format", "").strip()
+    negotiated = asked.lower() == "auto"
     try:
-        fmt = formats.normalize(query["format"]) if "format" in query else _from_accept(headers.get("accept", ""))
-        fmt = fmt or formats.normalize(default_format)
+        if negotiated:
+            fmt = _from_accept(headers.get("accept", "")) or formats.normalize(default_format)
+        else:
+            fmt = formats.normalize(asked or default_format)
     except UnsupportedFormatError as exc:
-        raise _bad(f"format: {exc}") from exc
-    options = base if base is not None else settings().options
+        raise _bad(f"format: {exc} (or auto, to follow the Accept header)") from exc
+    try:
+        options, limits = base if base is not None else endpoint_settings()
+    except ConfigError as exc:
+        raise RequestRejected(misconfigured(exc)) from exc
     changes = {name: field_from_text(name, query[name]) for name in OPTION_PARAMS if name in query}
     if changes:
-        try:
-            options = Options.from_mapping({**_as_mapping(options), **changes}, "the query string")
-        except ConfigError as exc:
-            raise _bad(str(exc)) from exc
+        options = Options.from_mapping({**_as_mapping(options), **changes}, "the query string")
     data = _image_from_body(headers.get("content-type", ""), body)
     if not data:
         raise _bad("the request has no image: send the image as the body or as multipart field 'file'")
-    return Request(data, fmt, options)
+    return Request(data, fmt, options, limits, negotiated)
 
 
-def run(request: Request, backend: str | None = None) -> Reply:
-    """Convert a parsed request; heicconv errors become their JSON error reply."""
-    try:
-        result = convert_with_report(request.data, request.fmt, request.options, backend=backend)
-    except Exception as exc:
-        return reply_for_error(exc)
+def reply_for_result(result: Result, request: Request) -> Reply:
+    """The 200 answer: the image, and headers that say what was done."""
     headers = {"X-Heicconv-Backend": result.backend}
     if result.width and result.height:
         headers["X-Image-Size"] = f"{result.width}x{result.height}"
+    if request.negotiated:
+        headers["Vary"] = "Accept"
     return Reply(200, result.data, formats.MIME_TYPES[result.format], headers)
+
+
+def run(request: Request, backend: str | None = None) -> Reply:
+    """Convert a parsed request in this process; heicconv errors become their JSON error reply."""
+    try:
+        result = convert_with_report(request.data, request.fmt, request.options, backend=backend, limits=request.limits)
+    except Exception as exc:
+        return reply_for_error(exc)
+    return reply_for_result(result, request)
 
 
 def convert_request(
@@ -184,7 +249,7 @@ def convert_request(
         request = parse_request(query, headers, body, default_format=default_format)
     except RequestRejected as exc:
         return exc.reply
-    except Exception as exc:  # e.g. a bad configuration file
+    except Exception as exc:  # a bad option value (ConfigError: 400)
         return reply_for_error(exc)
     return run(request, backend)
 
@@ -198,7 +263,13 @@ def _as_mapping(options: Options) -> dict[str, Any]:
 
 
 def _from_accept(accept: str) -> str | None:
-    """The first format heicconv writes that the Accept header asks for, by q-value; ``None`` if none."""
+    """The format heicconv writes that the Accept header prefers (highest q, then first listed); ``None`` if none.
+
+    >>> _from_accept("text/html,application/xhtml+xml,image/avif,image/webp,*/*;q=0.8")
+    'avif'
+    >>> _from_accept("image/avif;q=0.5, image/webp"), _from_accept("*/*")
+    ('webp', None)
+    """
     by_mime = {mime: fmt for fmt, mime in formats.MIME_TYPES.items()}
     choices: list[tuple[float, int, str]] = []
     for position, item in enumerate(accept.split(",")):

@@ -1,12 +1,14 @@
 """The HTTP service: a Starlette app that converts in a bounded worker pool.
 
 Routes: ``POST /convert`` (raw body or multipart field ``file``; ``?format=`` and
-option parameters), ``GET /health``, ``GET /backends``. Every error is JSON.
+option parameters), ``GET /health``, ``GET /ready``, ``GET /backends``. Every error is JSON.
 
-Conversions are CPU-bound, so they never run on the event loop: at most
-``workers`` run at once in a thread or process pool, at most ``queue`` more
-wait, and a request beyond that is answered 429 at once rather than left to
-time out behind the others.
+A request's body is read in full first, within ``body_timeout`` (else 408) and
+``max_body_bytes`` (else 413), by at most ``uploads`` requests at once; only then
+does it take a conversion slot, so a slow client holds no slot. Conversions are
+CPU-bound, so they never run on the event loop: at most ``workers`` run at once,
+at most ``queue`` more wait, and a request beyond that is answered 429 at once
+rather than left to time out behind the others.
 """
 
 from __future__ import annotations
@@ -15,19 +17,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import multiprocessing
 import threading
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+import time
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..core import list_backends, selected_backend
+from ..core import list_backends
+from ..errors import TimeoutError
+from ..isolated import IsolatedConverter
 from . import api
 from .settings import ServerSettings, load
 
@@ -35,37 +37,43 @@ __all__ = ["Pool", "create_app"]
 
 log = logging.getLogger("heicconv.server")
 
+# A stalled body will not end: close the connection rather than wait for it.
+_CLOSE = {"Connection": "close"}
+
 
 class Pool:
-    """A worker pool that admits at most ``workers + queue`` conversions at a time."""
+    """At most ``workers`` conversions run at once and ``queue`` more wait; each may take ``timeout`` seconds.
+
+    With ``pool="process"`` each conversion runs in a worker process
+    (:class:`heicconv.isolated.IsolatedConverter`) that is killed and replaced when the
+    request's time is up or its resident memory passes ``memory_mb``. With
+    ``pool="thread"`` conversions run in this process: a thread cannot be stopped, so
+    a timed-out conversion keeps its slot until it really ends, and nothing caps its memory.
+    """
 
     def __init__(self, settings: ServerSettings) -> None:
         self.workers = settings.workers
         self.capacity = settings.workers + settings.queue
         self.timeout = settings.timeout
         self.kind = settings.pool
+        self.memory_mb = settings.memory_mb
         self._inflight = 0
         self._lock = threading.Lock()
-        self._executor = self._new_executor()
-
-    def _new_executor(self) -> concurrent.futures.Executor:
-        if self.kind == "process":
-            # spawn: a fork of a process running an event loop and library threads is unsafe.
-            context = multiprocessing.get_context("spawn")
-            return concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
-        return concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="heicconv")
-
-    def _replace_broken(self, broken: concurrent.futures.Executor) -> None:
-        """A worker process died (a crash in a native library): start a fresh pool once."""
-        with self._lock:
-            if self._executor is broken:
-                log.error("a conversion worker process died; starting a new pool")
-                self._executor = self._new_executor()
-                broken.shutdown(wait=False, cancel_futures=True)
+        self._threads = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="heicconv")
+        self._isolated = (
+            IsolatedConverter(self.workers, timeout=self.timeout, memory_mb=self.memory_mb)
+            if self.kind == "process"
+            else None
+        )
 
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def saturated(self) -> bool:
+        """Every slot is taken: the next conversion would be answered 429."""
+        return self._inflight >= self.capacity
 
     def try_acquire(self) -> bool:
         with self._lock:
@@ -74,40 +82,49 @@ class Pool:
             self._inflight += 1
             return True
 
-    def release(self, *_: Any) -> None:
+    def release(self, *_: object) -> None:
         with self._lock:
             self._inflight -= 1
 
-    async def convert(self, request: api.Request, work: Callable[[api.Request], api.Reply] = api.run) -> api.Reply:
-        """Run one admitted conversion; the slot is freed when the work ends, even after a timeout."""
-        executor = self._executor
+    async def convert(self, request: api.Request) -> api.Reply:
+        """Run one admitted conversion; its slot is freed when the work has really ended."""
+        deadline = time.monotonic() + self.timeout
         try:
-            try:
-                future = executor.submit(work, request)
-            except BrokenProcessPool:
-                self._replace_broken(executor)
-                executor = self._executor
-                future = executor.submit(work, request)
+            future = self._threads.submit(self._run, request, deadline)
         except Exception:
             self.release()
             raise
-        # A worker cannot be interrupted, so the slot stays taken until it really finishes.
-        future.add_done_callback(self.release)
+        future.add_done_callback(self.release)  # also called when a waiting conversion is cancelled
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
-        except asyncio.TimeoutError:
-            return api.error_reply(504, "timeout", f"the conversion took longer than {self.timeout:g} s")
-        except BrokenProcessPool:
-            self._replace_broken(executor)
-            return api.error_reply(500, "worker_crashed", "the worker process crashed; the request was not converted")
+        except asyncio.TimeoutError:  # a conversion still waiting is cancelled; a running one ends at its deadline
+            return api.reply_for_error(self._timed_out())
+
+    def _run(self, request: api.Request, deadline: float) -> api.Reply:
+        if self._isolated is None:
+            return api.run(request)
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise self._timed_out()
+            result = self._isolated.convert_with_report(
+                request.data, request.fmt, request.options, limits=request.limits, timeout=remaining
+            )
+        except TimeoutError:  # the worker was killed at the request's deadline
+            return api.reply_for_error(self._timed_out())
+        except Exception as exc:
+            return api.reply_for_error(exc)
+        return api.reply_for_result(result, request)
+
+    def _timed_out(self) -> TimeoutError:
+        ended = "its worker was stopped" if self._isolated else "it runs on in its thread"
+        return TimeoutError(f"the conversion took longer than {self.timeout:g} s; {ended}")
 
     def shutdown(self) -> None:
-        """Drop queued work and wait for running conversions.
-
-        Waiting matters for the process pool: its workers exit on the executor's
-        sentinel, not when the server process dies, so they would otherwise linger.
-        """
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Drop waiting conversions, let running ones end (each within ``timeout``), then stop the workers."""
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        if self._isolated is not None:
+            self._isolated.close()
 
 
 def _send(reply: api.Reply) -> Response:
@@ -118,48 +135,66 @@ def create_app(settings: ServerSettings | None = None) -> Starlette:
     """Build the service; ``settings`` default to :func:`heicconv.server.settings.load`."""
     cfg = settings or load()
     pool = Pool(cfg)
+    uploading = [0]  # bodies being received; only the event loop touches it
 
     async def convert(request: Request) -> Response:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > cfg.max_body_bytes:
             return _send(_too_large(cfg.max_body_bytes))
+        if uploading[0] >= cfg.uploads:
+            busy = f"{cfg.uploads} request bodies are being received; retry shortly"
+            return _send(api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
+        uploading[0] += 1
+        try:
+            body = await asyncio.wait_for(_read_body(request, cfg.max_body_bytes), cfg.body_timeout)
+        except asyncio.TimeoutError:
+            late = f"the request body did not arrive within {cfg.body_timeout:g} s"
+            return _send(api.error_reply(408, "body_timeout", late, _CLOSE))
+        except ClientDisconnect:
+            return _send(api.error_reply(400, "incomplete_body", "the client went away before the body ended"))
+        finally:
+            uploading[0] -= 1
+        if body is None:
+            return _send(_too_large(cfg.max_body_bytes))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            parsed = api.parse_request(dict(request.query_params), headers, body, default_format=cfg.format)
+        except api.RequestRejected as exc:
+            return _send(exc.reply)
+        except Exception as exc:
+            return _send(api.reply_for_error(exc))
         if not pool.try_acquire():
             busy = f"all {pool.workers} workers are busy and {pool.capacity - pool.workers} requests are waiting"
             return _send(api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
-        try:
-            body = await _read_body(request, cfg.max_body_bytes)
-            if body is None:
-                pool.release()
-                return _send(_too_large(cfg.max_body_bytes))
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            parsed = api.parse_request(dict(request.query_params), headers, body, default_format=cfg.format)
-        except api.RequestRejected as exc:
-            pool.release()
-            return _send(exc.reply)
-        except Exception as exc:
-            pool.release()
-            return _send(api.reply_for_error(exc))
         return _send(await pool.convert(parsed))
 
+    def load_figures() -> dict[str, object]:
+        return {
+            "pool": pool.kind,
+            "workers": pool.workers,
+            "inflight": pool.inflight,
+            "capacity": pool.capacity,
+            "uploading": uploading[0],
+            "uploads": cfg.uploads,
+            "saturated": pool.saturated or uploading[0] >= cfg.uploads,
+        }
+
     async def health(request: Request) -> Response:
+        """Liveness: the process answers and its backend loads (a busy service is still alive)."""
         try:
-            name, where = await asyncio.to_thread(selected_backend)
+            name, where = await asyncio.to_thread(api.configured_backend)
+        except api.RequestRejected as exc:
+            return _send(exc.reply)
         except Exception as exc:
             return _send(api.reply_for_error(exc))
-        return _send(
-            api.json_reply(
-                200,
-                {
-                    "status": "ok",
-                    "backend": name,
-                    "backend_from": where,
-                    "pool": pool.kind,
-                    "workers": pool.workers,
-                    "inflight": pool.inflight,
-                    "capacity": pool.capacity,
-                },
-            )
-        )
+        return _send(api.json_reply(200, {"status": "ok", "backend": name, "backend_from": where, **load_figures()}))
+
+    async def ready(request: Request) -> Response:
+        """Readiness: 503 while a new conversion would be refused, so a load balancer sends it elsewhere."""
+        figures = load_figures()
+        if figures["saturated"]:
+            return _send(api.json_reply(503, {"status": "busy", **figures}, {"Retry-After": "1"}))
+        return _send(api.json_reply(200, {"status": "ready", **figures}))
 
     async def backends(request: Request) -> Response:
         statuses = await asyncio.to_thread(list_backends)
@@ -183,6 +218,7 @@ def create_app(settings: ServerSettings | None = None) -> Starlette:
         routes=[
             Route("/convert", convert, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/backends", backends, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: crash},

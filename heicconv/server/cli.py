@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
+
+from .settings import ServerSettings
 
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``serve`` on the ``heicconv`` command line's sub-parsers."""
-    parser = subparsers.add_parser(
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``serve`` on the ``heicconv`` command line's sub-parsers: one flag per ``[server]`` key."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the HTTP conversion service",
-        description="Run the HTTP service (POST /convert, GET /health, GET /backends). Flags override the "
-        "[server] table of the config file and HEICCONV_SERVER_* environment variables.",
+        description="Run the HTTP service (POST /convert, GET /health, GET /ready, GET /backends). Flags override "
+        "the [server] table of the config file and HEICCONV_SERVER_* environment variables.",
     )
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    parser.add_argument("--workers", type=int, help="conversions running at once (default: CPU count)")
-    parser.add_argument("--queue", type=int, help="conversions waiting for a worker before 429 (default 8)")
-    parser.add_argument("--pool", choices=("thread", "process"), help="worker pool kind (default thread)")
-    parser.add_argument("--timeout", type=float, help="seconds a request waits for its conversion (default 30)")
-    parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    d = ServerSettings()
+    add = parser.add_argument
+    add("--host", help=f"address to listen on (default {d.host})")
+    add("--port", type=int, help=f"port to listen on (default {d.port})")
+    add("--workers", type=int, help="conversions running at once (default: CPU count)")
+    add("--queue", type=int, help=f"conversions waiting for a worker before 429 (default {d.queue})")
+    add("--pool", choices=("process", "thread"), help=f"worker pool kind (default {d.pool})")
+    add("--memory-mb", type=int, help=f"resident MB a process worker may reach before it is stopped ({d.memory_mb})")
+    add("--max-body-bytes", type=int, help=f"largest request body, else 413 (default {d.max_body_bytes})")
+    add("--body-timeout", type=float, help=f"seconds a request body may take to arrive, else 408 ({d.body_timeout:g})")
+    add("--uploads", type=int, help=f"request bodies received at once before 429 (default {d.uploads})")
+    add("--timeout", type=float, help=f"seconds a request waits for its conversion, else 504 ({d.timeout:g})")
+    add("--format", help=f"output format when a request names none (default {d.format})")
+    add("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(func=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import HeicconvError
     from . import serve
 
-    overrides = {
-        key: getattr(args, key, None) for key in ("host", "port", "workers", "queue", "pool", "timeout", "log_level")
-    }
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ServerSettings)}
     try:
         serve(**overrides)
     except HeicconvError as exc:

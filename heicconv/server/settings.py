@@ -7,6 +7,7 @@ strings; :class:`Section` converts them and raises ``ConfigError`` naming the ke
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -85,20 +86,23 @@ class Section:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How ``heicconv serve`` runs. Defaults suit one container with a few CPUs."""
+    """How ``heicconv serve`` runs. Defaults suit one container with a few CPUs, open to the internet."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2  # conversions running at once
     queue: int = 8  # conversions waiting for a worker; beyond that, 429
-    pool: str = "thread"  # "thread" or "process"
+    pool: str = "process"  # "process" (a timed-out or runaway conversion is stopped) or "thread"
+    memory_mb: int = 1536  # resident memory a process worker may reach before it is stopped (413)
     max_body_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds a request body may take to arrive before 408
+    uploads: int = 16  # request bodies being received at once; beyond that, 429
     timeout: float = 30.0  # seconds a request waits for its conversion before 504
-    format: str = "jpeg"  # output format when neither ?format= nor Accept names one
+    format: str = "jpeg"  # output format when the request names none (?format=auto follows Accept)
     log_level: str = "info"
 
 
-_KEYS = ("host", "port", "workers", "queue", "pool", "max_body_bytes", "timeout", "format", "log_level")
+_KEYS = tuple(f.name for f in dataclasses.fields(ServerSettings))
 
 
 def load(**overrides: Any) -> ServerSettings:
@@ -112,7 +116,10 @@ def load(**overrides: Any) -> ServerSettings:
         workers=s.integer("workers", d.workers, 1),
         queue=s.integer("queue", d.queue, 0),
         pool=s.choice("pool", d.pool, ("thread", "process")),
+        memory_mb=s.integer("memory_mb", d.memory_mb, 64),
         max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, 1),
+        body_timeout=s.number("body_timeout", d.body_timeout, 0.001),
+        uploads=s.integer("uploads", d.uploads, 1),
         timeout=s.number("timeout", d.timeout, 0.001),
         format=s.output_format("format", d.format),
         log_level=s.choice("log_level", d.log_level, ("critical", "error", "warning", "info", "debug")),
