@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import heicconv
-from heicconv.info import inspect
+from heicconv.info import read_source
 
 # Run by each decoder's interpreter: decode every path, print one JSON result per path.
 _CHILD = r"""
@@ -127,7 +127,7 @@ def main() -> None:
             data = path.read_bytes()
             originals.append(str(path))
             try:
-                source = inspect(data)  # expands a 'mini' box, as a conversion does
+                source = read_source(data)  # expands a 'mini' box, as a conversion does
                 c = source.container
                 assert c is not None and source.item is not None
                 out = Path(tmp) / path.name

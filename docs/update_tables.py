@@ -1,4 +1,4 @@
-"""Rewrite the generated tables in docs/ from the code: ``python docs/update_tables.py``."""
+"""Rewrite the generated parts of docs/ from the code: ``python docs/update_tables.py``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ def main() -> None:
     text = re.sub(
         r"(<!-- capabilities:.*?-->\n).*?(<!-- /capabilities -->)",
         lambda m: m.group(1) + registry.capabilities_table() + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
+    example = (DOCS.parent / "examples" / "minimal_backend.py").read_text(encoding="utf-8")
+    text = re.sub(
+        r"(<!-- example: examples/minimal_backend.py -->\n```python\n).*?(```)",
+        lambda m: m.group(1) + example + m.group(2),
         text,
         flags=re.S,
     )

@@ -12,7 +12,7 @@ Importing heicconv imports no image library; backends load on first use.
 from __future__ import annotations
 
 from . import config, formats
-from .backends.base import Capabilities, Converter, Result
+from .backends.contract import Backend, Capabilities, Feature, Note, PipelineBackend, Result
 from .config import configure
 from .core import convert, convert_with_report, list_backends, probe, select, selected_backend
 from .errors import (
@@ -26,31 +26,40 @@ from .errors import (
     LimitExceededError,
     TimeoutError,
     UnsupportedFormatError,
+    UnsupportedInputError,
+    UnsupportedOutputError,
 )
 from .info import ImageInfo
 from .options import Limits, Options
-from .registry import BackendStatus
+from .pipeline import Job
+from .registry import BackendStatus, register_backend, unregister_backend
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backend",
     "BackendConflictError",
     "BackendConflictWarning",
     "BackendStatus",
     "BackendUnavailableError",
     "Capabilities",
     "ConfigError",
-    "Converter",
     "DecodeError",
     "EncodeError",
+    "Feature",
     "HeicconvError",
     "ImageInfo",
+    "Job",
     "LimitExceededError",
     "Limits",
+    "Note",
     "Options",
+    "PipelineBackend",
     "Result",
     "TimeoutError",
     "UnsupportedFormatError",
+    "UnsupportedInputError",
+    "UnsupportedOutputError",
     "__version__",
     "config",
     "configure",
@@ -59,6 +68,8 @@ __all__ = [
     "formats",
     "list_backends",
     "probe",
+    "register_backend",
     "select",
     "selected_backend",
+    "unregister_backend",
 ]

@@ -5,22 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 from . import formats, registry
-from .backends.base import Converter, PipelineBackend, Result, plan
+from .backends.contract import Backend, Result
 from .config import effective, settings
-from .errors import (
-    BackendUnavailableError,
-    DecodeError,
-    EncodeError,
-    HeicconvError,
-    UnsupportedFormatError,
-)
-from .info import ImageInfo, inspect
+from .errors import BackendUnavailableError, EncodeError, HeicconvError, UnsupportedInputError
+from .info import ImageInfo
+from .info import probe as read_header
 from .options import Limits, Options
+from .pipeline import plan
 
 __all__ = ["convert", "convert_with_report", "list_backends", "probe", "select", "selected_backend"]
 
 
-def select(backend: str | None = None) -> Converter:
+def select(backend: str | None = None) -> Backend:
     """The backend a call would use: ``backend`` if given, else the configured one.
 
     A named backend must work or raise ``BackendUnavailableError``; only ``auto``
@@ -87,46 +83,36 @@ def convert_with_report(
     fmt = formats.normalize(fmt)
     options, limits, sources = effective(options, limits)
     sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
-    conv = select(backend)
-    if fmt not in conv.capabilities.outputs:
-        raise UnsupportedFormatError(f"backend {conv.name!r} cannot write {fmt}{_who_can(fmt)}")
-    if isinstance(conv, PipelineBackend):
-        return dataclasses.replace(conv.run(plan(data, fmt, options, limits, conv.capabilities)), sources=sources)
-    source = inspect(data, options.image_index, limits)
-    if source.info.format not in conv.capabilities.inputs:
-        raise UnsupportedFormatError(f"backend {conv.name!r} cannot read {source.info.format}")
+    chosen = select(backend)
+    job = plan(data, fmt, options, limits, chosen.capabilities, registry.who_can)
     try:
-        out = conv.convert(source.data, fmt, options)
+        result = chosen.run(job)
     except HeicconvError:
         raise
     except Exception as exc:  # a third-party backend's own error never escapes
-        raise EncodeError(f"backend {conv.name!r} failed: {exc}") from exc
-    try:
-        written = inspect(out)
-        width, height = written.width, written.height
-    except HeicconvError:  # a format heicconv does not read back: leave the size unknown
-        width = height = 0
-    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",), sources=sources)
+        raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
+    return dataclasses.replace(result, sources=sources)
 
 
 def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:
     """Read what ``data`` holds without decoding pixels (see :class:`ImageInfo`).
+
+    heicconv reads the header itself, so every backend sees the same ``ImageInfo``; with ``backend``,
+    that backend must also be available and read the format (``UnsupportedInputError`` if not).
 
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
     >>> heicconv.probe(make_heic(size=(40, 30))).width
     40
     """
-    if backend is None:
-        from .info import probe as read
-
-        return read(data)
-    try:
-        return select(backend).probe(data)
-    except HeicconvError:
-        raise
-    except Exception as exc:
-        raise DecodeError(f"cannot read the header: {exc}") from exc
+    info = read_header(data)
+    if backend is not None:  # the header is read the same way for every backend; check that this one reads it
+        chosen = select(backend)
+        if info.format not in chosen.capabilities.inputs:
+            raise UnsupportedInputError(
+                f"backend {chosen.name!r} cannot read {info.format}{registry.who_can(reads=info.format)}"
+            )
+    return info
 
 
 def list_backends() -> list[registry.BackendStatus]:
@@ -137,14 +123,3 @@ def list_backends() -> list[registry.BackendStatus]:
     ['pillow']
     """
     return [registry.status(name) for name in registry.known_names()]
-
-
-def _who_can(fmt: str) -> str:
-    able = []
-    for name in registry.known_names():
-        try:
-            if fmt in registry.get(name).capabilities.outputs:
-                able.append(name)
-        except HeicconvError:
-            continue
-    return f"; backends that can: {', '.join(able)}" if able else ""

@@ -21,6 +21,8 @@ __all__ = [
     "LimitExceededError",
     "TimeoutError",
     "UnsupportedFormatError",
+    "UnsupportedInputError",
+    "UnsupportedOutputError",
 ]
 
 
@@ -45,7 +47,16 @@ class BackendConflictWarning(RuntimeWarning):
 
 
 class UnsupportedFormatError(HeicconvError, ValueError):
-    """The input is not a format heicconv reads, or the backend cannot write the asked format."""
+    """A format heicconv or the backend cannot handle: one of the two subclasses says which side."""
+
+
+class UnsupportedInputError(UnsupportedFormatError):
+    """The input is not a format heicconv reads, or not one the chosen backend reads (HTTP 415)."""
+
+
+class UnsupportedOutputError(UnsupportedFormatError):
+    """The asked output cannot be written: an unknown format, one the backend cannot write, lossless JPEG,
+    16 bits or alpha where the backend cannot write them (HTTP 400)."""
 
 
 class DecodeError(HeicconvError, ValueError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import DecodeError, UnsupportedFormatError
+from .errors import DecodeError, UnsupportedInputError, UnsupportedOutputError
 
 __all__ = [
     "INPUT_FORMATS",
@@ -68,21 +68,21 @@ _HEIC_BRANDS = frozenset(
 
 
 def normalize(fmt: str) -> str:
-    """Return the canonical name of an output format, or raise ``UnsupportedFormatError``."""
+    """Return the canonical name of an output format, or raise ``UnsupportedOutputError``."""
     if not isinstance(fmt, str):
-        raise UnsupportedFormatError(f"format must be a string such as 'jpeg', not {type(fmt).__name__}")
+        raise UnsupportedOutputError(f"format must be a string such as 'jpeg', not {type(fmt).__name__}")
     name = fmt.strip().lower().lstrip(".")
     name = _ALIASES.get(name, name)
     if name not in OUTPUT_FORMATS:
-        raise UnsupportedFormatError(f"unknown output format {fmt!r}; heicconv writes {', '.join(OUTPUT_FORMATS)}")
+        raise UnsupportedOutputError(f"unknown output format {fmt!r}; heicconv writes {', '.join(OUTPUT_FORMATS)}")
     return name
 
 
 def format_from_suffix(suffix: str) -> str:
-    """Map a file suffix (``.jpg``, ``.HEIC``) to a format name, or raise ``UnsupportedFormatError``."""
+    """Map a file suffix (``.jpg``, ``.HEIC``) to a format name, or raise ``UnsupportedOutputError``."""
     name = _SUFFIX_FORMATS.get(suffix.lower())
     if name is None:
-        raise UnsupportedFormatError(
+        raise UnsupportedOutputError(
             f"cannot tell the output format from the suffix {suffix!r}; use one of {', '.join(sorted(_SUFFIX_FORMATS))}"
         )
     return name
@@ -100,7 +100,7 @@ def _ftyp_brands(data: bytes) -> tuple[bytes, set[bytes]] | None:
 
 
 def detect(data: bytes) -> str:
-    """Return the format of ``data`` from its content, or raise ``UnsupportedFormatError``.
+    """Return the format of ``data`` from its content, or raise ``UnsupportedInputError``.
 
     Recognises HEIC/HEIF, AVIF, JPEG, PNG, WebP and TIFF. Anything else (SVG,
     PostScript, ImageMagick scripts, text) is rejected before a backend sees it.
@@ -127,7 +127,7 @@ def detect(data: bytes) -> str:
         raise DecodeError("the input is empty (0 bytes)")
     if head[4:8] == b"ftyp" and brands is None:
         raise DecodeError("the input starts like an ISOBMFF (HEIF/AVIF) file but its 'ftyp' box is malformed")
-    raise UnsupportedFormatError(
+    raise UnsupportedInputError(
         f"the input is not an image heicconv reads (starts with {head[:12]!r}); "
         f"supported inputs: {', '.join(INPUT_FORMATS)}"
     )

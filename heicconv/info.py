@@ -11,7 +11,7 @@ from . import completeness, formats, isobmff, mini
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
 from .options import Limits
 
-__all__ = ["ImageInfo", "Source", "inspect", "probe"]
+__all__ = ["ImageInfo", "Source", "probe", "read_source"]
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,12 @@ def probe(data: bytes) -> ImageInfo:
     >>> (info.format, info.width, info.height)
     ('heic', 64, 48)
     """
-    return inspect(data, whole=False).info
+    return read_source(data, whole=False).info
 
 
-def inspect(data: bytes, image_index: int | None = None, limits: Limits | None = None, *, whole: bool = True) -> Source:
+def read_source(
+    data: bytes, image_index: int | None = None, limits: Limits | None = None, *, whole: bool = True
+) -> Source:
     """Read the header, select the image, and check ``limits`` before anything is decoded.
 
     With ``whole`` (what a conversion needs), a file that ends before its format says it does
@@ -114,9 +116,9 @@ def inspect(data: bytes, image_index: int | None = None, limits: Limits | None =
     fmt = formats.detect(data)
     try:
         source = (
-            _inspect_heif(data, fmt, image_index, whole, limits)
+            _read_heif(data, fmt, image_index, whole, limits)
             if fmt in ("heic", "avif")
-            else _inspect_pillow(data, fmt, image_index, whole)
+            else _read_pillow(data, fmt, image_index, whole, limits)
         )
     except HeicconvError:
         raise
@@ -159,7 +161,7 @@ def _exif_payload(raw: bytes) -> bytes | None:
     return raw[min(candidates) :]
 
 
-def _inspect_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
+def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
     if mini.is_mini(data):
         data = mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
     elif isobmff.sequence_only(data):
@@ -283,7 +285,7 @@ def open_pillow(data: bytes, fmt: str) -> Any:
         return _pillow_plugin(fmt)(io.BytesIO(data))
 
 
-def _inspect_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool) -> Source:
+def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
     if whole:
         completeness.check(data, fmt)
     im = open_pillow(data, fmt)
@@ -293,6 +295,9 @@ def _inspect_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool)
         im.seek(index)
     if whole and fmt == "tiff":
         completeness.check_tiff_frame(data, im)
+    w, h = im.size
+    if limits is not None and w * h > limits.max_pixels:  # before getexif(), which decodes a PNG to find eXIf
+        check_limits(w, h, limits)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
     orientation = 1
@@ -304,7 +309,6 @@ def _inspect_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool)
     xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    w, h = im.size
     width, height = (h, w) if orientation >= 5 else (w, h)
     alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
     depth = (

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config
-from .backends.base import Result
+from .backends.contract import Result
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
 from .options import Limits, Options
 

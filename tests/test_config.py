@@ -111,27 +111,118 @@ def test_configure_validates_before_keeping_anything() -> None:
     assert settings().options == heicconv.Options()
 
 
-def test_named_backend_must_work_or_raise_while_auto_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv import registry
+def test_named_backend_must_work_or_raise_while_auto_falls_back() -> None:
+    built = []
 
     class Broken:
         def __init__(self) -> None:
+            built.append(1)
             raise heicconv.BackendUnavailableError("broken on purpose; install nothing")
 
-    monkeypatch.setattr(registry, "_plugins", {"broken": registry.Entry(f"{__name__}:Broken")})
-    monkeypatch.setitem(sys.modules[__name__].__dict__, "Broken", Broken)
-    with pytest.raises(heicconv.BackendUnavailableError, match="broken on purpose"):
-        heicconv.convert(b"", "jpeg", backend="broken")
-    heicconv.configure(backends=["broken", "pillow"])
-    assert heicconv.select().name == "pillow"
-    status = {s.name: s for s in heicconv.list_backends()}
-    assert not status["broken"].available and "broken on purpose" in status["broken"].reason
+    heicconv.register_backend("broken", Broken)
+    try:
+        with pytest.raises(heicconv.BackendUnavailableError, match="broken on purpose"):
+            heicconv.convert(b"", "jpeg", backend="broken")
+        heicconv.configure(backends=["broken", "pillow"])
+        assert heicconv.select().name == "pillow"
+        assert heicconv.select().name == "pillow"
+        status = {s.name: s for s in heicconv.list_backends()}
+        assert not status["broken"].available and "broken on purpose" in status["broken"].reason
+        assert len(built) == 1  # the reason is remembered: auto does not probe it again on every call
+    finally:
+        heicconv.unregister_backend("broken")
+
+
+def test_register_backend_refuses_a_known_name_unless_replacing() -> None:
+    from heicconv import registry
+
+    with pytest.raises(heicconv.ConfigError, match="exists; pass replace=True"):
+        heicconv.register_backend("pillow", "somewhere:Else")
+    with pytest.raises(heicconv.ConfigError, match="module:Class"):
+        heicconv.register_backend("mine", "no_colon_here")
+    with pytest.raises(heicconv.ConfigError, match="auto"):
+        heicconv.register_backend("auto", "a:B")
+    pillow = registry.get("pillow")
+
+    class Renamed(type(pillow)):  # type: ignore[misc]
+        name = "pillow"
+
+    heicconv.register_backend("pillow", Renamed, replace=True)
+    try:
+        assert type(heicconv.select("pillow")) is Renamed
+    finally:
+        heicconv.unregister_backend("pillow")
+    assert type(heicconv.select("pillow")) is type(pillow)  # the built-in one is back
+    with pytest.raises(heicconv.ConfigError, match="was not registered"):
+        heicconv.unregister_backend("pillow")
+
+
+def test_a_backend_that_does_not_meet_the_contract_is_unavailable_with_what_it_lacks() -> None:
+    class Half:
+        name = "half"
+        capabilities = heicconv.Capabilities(frozenset({"heic"}), frozenset({"jpeg"}))
+
+        def versions(self) -> dict[str, str]:
+            return {}
+
+    class NoPrimitives(heicconv.PipelineBackend[object]):
+        name = "noprims"
+        capabilities = heicconv.Capabilities(frozenset({"heic"}), frozenset({"jpeg"}))
+
+    heicconv.register_backend("half", Half)
+    heicconv.register_backend("noprims", NoPrimitives)
+    try:
+        with pytest.raises(heicconv.BackendUnavailableError, match=r"contract.*a `run\(\)` method"):
+            heicconv.select("half")
+        with pytest.raises(
+            heicconv.BackendUnavailableError, match=r"the `load\(\)` primitive.*the `save\(\)` primitive"
+        ):
+            heicconv.select("noprims")
+    finally:
+        heicconv.unregister_backend("half")
+        heicconv.unregister_backend("noprims")
+
+
+def test_a_slow_backend_probe_does_not_hold_up_another_backend() -> None:
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+
+    class Slow:
+        def __init__(self) -> None:
+            started.set()
+            release.wait(10)
+            raise heicconv.BackendUnavailableError("slow and then missing")
+
+    class Quick(heicconv.PipelineBackend[object]):
+        name = "quick"
+        capabilities = heicconv.Capabilities(frozenset({"heic"}), frozenset({"jpeg"}))
+        load = size_of = resize = flatten = save = lambda *a: None  # type: ignore[assignment]
+
+    heicconv.register_backend("slow", Slow)
+    heicconv.register_backend("quick", Quick)
+    def select_slow() -> None:
+        with pytest.raises(heicconv.BackendUnavailableError, match="slow and then missing"):
+            heicconv.select("slow")
+
+    probe = threading.Thread(target=select_slow)
+    try:
+        probe.start()
+        assert started.wait(10)
+        assert heicconv.select("quick").name == "quick"  # built while "slow" is still being probed
+        assert probe.is_alive()
+    finally:
+        release.set()
+        probe.join(10)
+        heicconv.unregister_backend("slow")
+        heicconv.unregister_backend("quick")
 
 
 def test_unavailable_backend_message_names_extra_and_system_package(monkeypatch: pytest.MonkeyPatch) -> None:
     from heicconv import registry
 
     monkeypatch.setattr(registry, "_instances", {})
+    monkeypatch.setattr(registry, "_unavailable", {})
     monkeypatch.setitem(sys.modules, "pyvips", None)  # as if pyvips were not installed
     with pytest.raises(heicconv.BackendUnavailableError) as info:
         registry.get("vips")
@@ -166,7 +257,7 @@ def test_entry_point_backends_are_registered_as_strings(monkeypatch: pytest.Monk
 
     ep = metadata.EntryPoint("mine", "some_package.module:MyBackend", registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(registry, "_plugins", None)
+    monkeypatch.setattr(registry, "_entry_points", None)
     assert registry.registry()["mine"].target == "some_package.module:MyBackend"
     assert "some_package" not in sys.modules
     with pytest.raises(heicconv.BackendUnavailableError, match="cannot be imported"):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+import heicconv
 from heicconv.testing.conformance import ConformanceSuite
 
 
@@ -23,3 +28,33 @@ class TestWand(ConformanceSuite):
     @pytest.fixture
     def backend_name(self) -> str:
         return "wand"
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def minimal_backend() -> Iterator[str]:
+    """The docs' minimal third-party backend, registered as an application would."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        heicconv.register_backend("minimal", "minimal_backend:MinimalBackend")
+        yield "minimal"
+    finally:
+        heicconv.unregister_backend("minimal")
+        sys.path.remove(str(EXAMPLES))
+        sys.modules.pop("minimal_backend", None)
+
+
+class TestMinimalThirdPartyBackend(ConformanceSuite):
+    """examples/minimal_backend.py (shown in docs/backends.md) meets the same contract as the built-in ones."""
+
+    @pytest.fixture
+    def backend_name(self, minimal_backend: str) -> str:
+        return minimal_backend
+
+
+def test_the_docs_show_the_minimal_backend_that_is_tested() -> None:
+    docs = (EXAMPLES.parent / "docs" / "backends.md").read_text(encoding="utf-8")
+    code = (EXAMPLES / "minimal_backend.py").read_text(encoding="utf-8")
+    assert f"```python\n{code}```" in docs

@@ -45,7 +45,7 @@ def test_irot_imir_map_to_exif_orientations(rotation: int, mirror: int | None, o
 
 
 def test_bomb_header_is_refused_on_the_header_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv.backends.base import PipelineBackend
+    from heicconv.backends.contract import PipelineBackend
 
     data = fixtures.set_ispe(fixtures.make_heic((64, 64)), 40000, 40000)
     # probe() says the header lies (its HEVC stream codes 64x64); a conversion refuses the size first.

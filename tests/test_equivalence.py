@@ -85,7 +85,7 @@ def _check(data: bytes, fmt: str, options: heicconv.Options, threshold: float, l
         available.append(name)
     source = heicconv.probe(data)
     box = options.box
-    from heicconv.backends.base import fit_size
+    from heicconv.pipeline import fit_size
 
     want = fit_size(source.width, source.height, box)
     outputs = {}
@@ -114,9 +114,9 @@ def _check(data: bytes, fmt: str, options: heicconv.Options, threshold: float, l
 
 
 def _chroma_444(data: bytes) -> bool:
-    from heicconv.info import inspect
+    from heicconv.info import read_source
 
-    item = inspect(data).item
+    item = read_source(data).item
     return item is not None and item.chroma == 3
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv.backends.base import PipelineBackend
+from heicconv.backends.contract import PipelineBackend
 from heicconv.testing.plugin import require_backend
 
 

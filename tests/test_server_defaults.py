@@ -90,11 +90,6 @@ def test_a_picture_above_50_megapixels_is_refused(server: Server) -> None:
     assert status == 413 and payload["error"] == "too_large" and "50000000" in payload["message"].replace(",", "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="heicconv/info.py (the lead's) asks Pillow for a PNG's EXIF before check_limits, and Pillow decodes "
-    "every pixel to find an eXIf chunk after the image data; remove this mark once info.py checks first",
-)
 def test_a_png_above_the_limit_is_refused_before_its_pixels_are_decoded() -> None:
     # 576 MP of 1-byte pixels once decoded: a worker capped at 300 MB is stopped if heicconv decodes it.
     srv = start_server({"HEICCONV_BACKEND": "pillow"}, "--workers", "1", "--memory-mb", "300")
@@ -107,7 +102,7 @@ def test_a_png_above_the_limit_is_refused_before_its_pixels_are_decoded() -> Non
 
 
 def test_a_configured_limit_wins_over_the_endpoint_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv.server.api import endpoint_settings
+    from heicconv.webapi import endpoint_settings
 
     monkeypatch.setenv("HEICCONV_MAX_PIXELS", "300000000")
     monkeypatch.setenv("HEICCONV_METADATA", "strip")

@@ -43,7 +43,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise HeicconvError(f"unrecognised event: expected a JSON object, got {type(event).__name__}")
     if is_http_event(event):
-        from ..server import api
+        from .. import webapi as api
 
         if BUILD_MISMATCH:
             return _json_answer(api.reply_for_error(BackendUnavailableError(BUILD_MISMATCH)))

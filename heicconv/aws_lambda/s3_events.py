@@ -26,7 +26,7 @@ from urllib.parse import unquote_plus
 from .. import formats
 from ..core import convert_with_report
 from ..errors import HeicconvError, LimitExceededError
-from ..server.api import classify, endpoint_settings
+from ..webapi import classify, endpoint_settings
 from .aws import s3
 from .settings import LambdaSettings
 

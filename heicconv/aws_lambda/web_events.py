@@ -2,7 +2,7 @@
 
 The body arrives base64-encoded and is decoded here with ``base64.b64decode``
 (a decoder that assumes UTF-8 text would corrupt image bytes). The request is
-answered by the same code as the HTTP service (:mod:`heicconv.server.api`), then
+answered by the same code as the HTTP service (:mod:`heicconv.webapi`), then
 wrapped in the proxy response shape; a response too large for Lambda is
 answered 413 or, if configured, stored in S3 and answered with a presigned URL.
 """
@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from .. import formats
+from .. import webapi as api
 from ..core import list_backends
-from ..server import api
 from .aws import s3
 from .settings import LambdaSettings
 

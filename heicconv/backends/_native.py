@@ -20,12 +20,16 @@ import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from ..errors import BackendConflictError
 
 __all__ = [
     "can_isolate",
     "foreign_copies",
     "hevc_decoder",
     "import_bundled",
+    "load_pillow_heif",
     "loaded_library_version",
     "mapped_libraries",
     "tiny_heic",
@@ -120,3 +124,52 @@ def hevc_decoder() -> str:
     if version != "unknown":
         return f"libde265 (soname {version})"
     return "present (decoding checked; library not identified)"
+
+
+#: Pillow's extension modules that link libraries bundled in its wheel (pillow.libs), and that heicconv uses.
+_PIL_EXTENSIONS = ("PIL._imaging", "PIL._imagingcms", "PIL._webp", "PIL._avif")
+
+
+def load_pillow_heif() -> Any:
+    """Import Pillow's codecs and pillow-heif bound to the libraries their wheels bundle, whatever came first.
+
+    If a library that loads the system's libheif (and libjpeg, libwebp, ...) into the process's global
+    scope was imported before (pyvips is), a plain import would bind pillow-heif to that libheif 1.15
+    instead of its own, and it crashes on the first decode; Pillow's codecs would run the system's
+    libwebp and libtiff. ``import_bundled`` loads them so they bind to their own. What was
+    imported before heicconv cannot be rebound: that is refused here, with the reason.
+    """
+    from importlib.util import find_spec
+
+    pil = find_spec("PIL")
+    if pil is not None and pil.origin:
+        pil_libs = Path(pil.origin).parent.parent / "pillow.libs"
+        for module in _PIL_EXTENSIONS:
+            try:
+                import_bundled(module, pil_libs)
+            except ImportError:  # a codec this Pillow build does not have
+                continue
+    spec = find_spec("_pillow_heif")
+    if spec is None or not spec.origin:
+        import pillow_heif  # not installed: raises the ImportError the registry turns into an install hint
+    libs = Path(spec.origin).parent / "pillow_heif.libs" if spec and spec.origin else Path()
+    bundled = sorted(p.name.split(".so.")[-1] for p in libs.glob("libheif-*.so.*")) if libs.is_dir() else []
+    clash = [] if "_pillow_heif" in sys.modules or can_isolate() else foreign_copies(libs)
+    if bundled and clash:
+        raise BackendConflictError(
+            f"pillow-heif cannot be loaded next to the libheif this process already has ({', '.join(clash)}): "
+            "without RTLD_DEEPBIND (this is not glibc) it would bind to that library and crash. "
+            "Load heicconv's pillow backend (heicconv.select('pillow')) before importing pyvips."
+        )
+    import_bundled("_pillow_heif", libs)
+    import pillow_heif
+
+    running = pillow_heif.libheif_version()
+    if bundled and running not in bundled:
+        raise BackendConflictError(
+            f"pillow-heif is bound to libheif {running} instead of its own {bundled[0]} (it would crash on the "
+            "first decode): pillow_heif was imported after a library that loads the system libheif (pyvips), "
+            "and an imported extension cannot be rebound. Let heicconv import pillow_heif (it binds it to its own "
+            "libheif whatever the order), or import pillow_heif before pyvips."
+        )
+    return pillow_heif

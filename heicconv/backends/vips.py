@@ -8,10 +8,9 @@ from typing import Any
 from .. import containers
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
-from ..registry import install_hint
-from ._native import hevc_decoder, loaded_library_version, tiny_heic
-from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
-from .pillow import load_pillow_heif
+from ..pipeline import Job
+from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic
+from .contract import Capabilities, Feature, PipelineBackend
 
 __all__ = ["VipsBackend"]
 
@@ -41,23 +40,19 @@ class VipsBackend(PipelineBackend[Any]):
         try:
             import pyvips
         except (ImportError, OSError) as exc:
-            raise BackendUnavailableError(
-                f"backend 'vips': pyvips or libvips is missing ({exc}){install_hint('vips')}"
-            ) from exc
+            raise BackendUnavailableError(f"backend 'vips': pyvips or libvips is missing ({exc})") from exc
         self._vips = pyvips
         # libvips caches recent operations with their pixels. heicconv's inputs are one-off buffers, so the
         # cache only holds memory: with it, RSS climbed from 186 to about 400 MB over 500 conversions.
         pyvips.cache_set_max(0)
         if not pyvips.type_find("VipsForeignLoad", "heifload_buffer"):
-            raise BackendUnavailableError(
-                "backend 'vips': this libvips was built without HEIF support (heifload)" + install_hint("vips")
-            )
+            raise BackendUnavailableError("backend 'vips': this libvips was built without HEIF support (heifload)")
         try:
             pyvips.Image.heifload_buffer(tiny_heic()).avg()
         except pyvips.Error as exc:
             raise BackendUnavailableError(
                 "backend 'vips': libvips reads HEIF but cannot decode HEVC (its libheif has no HEVC decoder; "
-                "the pyvips-binary wheel is built that way)" + install_hint("vips")
+                "the pyvips-binary wheel is built that way)"
             ) from exc
         outputs = {"jpeg", "png", "webp", "tiff"}
         for fmt, compression in (("avif", "av1"), ("heic", "hevc")):
@@ -69,7 +64,7 @@ class VipsBackend(PipelineBackend[Any]):
         self.capabilities = Capabilities(
             frozenset(INPUT_FORMATS),
             frozenset(outputs),
-            COMMON_FEATURES | {"16-bit-srgb", "heif-alpha-output", "heif-metadata-output"},
+            Feature.common() | Feature.SRGB_16_BIT | Feature.HEIF_ALPHA_OUTPUT | Feature.HEIF_METADATA_OUTPUT,
         )
 
     def versions(self) -> dict[str, str]:

@@ -17,10 +17,10 @@ from .. import containers
 from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
-from ..registry import install_hint
+from ..pipeline import Job
 from . import imagemagick
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
-from .base import COMMON_FEATURES, Capabilities, Job, PipelineBackend
+from .contract import Capabilities, Feature, PipelineBackend
 
 __all__ = ["WandBackend"]
 
@@ -44,7 +44,7 @@ class WandBackend(PipelineBackend[Any]):
             from wand import version as wand_version
         except (ImportError, OSError) as exc:
             raise BackendUnavailableError(
-                f"backend 'wand': Wand or ImageMagick's MagickWand library is missing ({exc}){install_hint('wand')}"
+                f"backend 'wand': Wand or ImageMagick's MagickWand library is missing ({exc})"
             ) from exc
         self._image = wand_image
         self._version = wand_version
@@ -60,16 +60,13 @@ class WandBackend(PipelineBackend[Any]):
         self._profile_image.restype = ctypes.c_int
         native = imagemagick.native_coders(sorted({*_CODERS.values(), *_WRITERS.values()}))
         if not native["heic"][0]:
-            raise BackendUnavailableError(
-                "backend 'wand': ImageMagick has no HEIC coder (built without libheif)" + install_hint("wand")
-            )
+            raise BackendUnavailableError("backend 'wand': ImageMagick has no HEIC coder (built without libheif)")
         try:
             with wand_image.Image(blob=tiny_heic(), format="heic") as probe:
                 probe.size  # noqa: B018 - forces the decode
         except Exception as exc:
             raise BackendUnavailableError(
                 "backend 'wand': ImageMagick's HEIC coder cannot decode HEVC (libheif lacks an HEVC decoder)"
-                + install_hint("wand")
             ) from exc
         # Only coders built into ImageMagick: for a format it has no coder for, it would run a delegate
         # program from delegates.xml instead (dwebp, cwebp).
@@ -88,7 +85,7 @@ class WandBackend(PipelineBackend[Any]):
         self.capabilities = Capabilities(
             frozenset(inputs),
             frozenset(outputs),
-            COMMON_FEATURES | {"16-bit-srgb"},
+            Feature.common() | Feature.SRGB_16_BIT,
         )
 
     def versions(self) -> dict[str, str]:

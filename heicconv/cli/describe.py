@@ -121,7 +121,7 @@ def run_backends(args: argparse.Namespace) -> int:
         if caps is not None:
             print("  reads     " + ", ".join(sorted(caps.inputs)))
             print("  writes    " + ", ".join(sorted(caps.outputs)))
-            print("  features  " + (", ".join(sorted(caps.features)) or "none"))
+            print("  features  " + (", ".join(caps.features.labels()) or "none"))
         if status.reason:
             print(f"  why       {status.reason}")
     if selected:

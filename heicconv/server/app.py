@@ -27,10 +27,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import webapi as api
 from ..core import list_backends
 from ..errors import TimeoutError
 from ..isolated import IsolatedConverter
-from . import api
 from .settings import ServerSettings, load
 
 __all__ = ["Pool", "create_app"]

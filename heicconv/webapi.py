@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import formats
-from ..backends.base import Result
-from ..config import settings
-from ..core import convert_with_report, selected_backend
-from ..errors import (
+from . import formats
+from .backends.contract import Result
+from .config import settings
+from .core import convert_with_report, selected_backend
+from .errors import (
+    BackendConflictError,
     BackendUnavailableError,
     ConfigError,
     DecodeError,
@@ -34,8 +35,10 @@ from ..errors import (
     LimitExceededError,
     TimeoutError,
     UnsupportedFormatError,
+    UnsupportedInputError,
+    UnsupportedOutputError,
 )
-from ..options import Limits, Options, field_from_text
+from .options import Limits, Options, field_from_text
 
 __all__ = [
     "ENDPOINT_DEFAULTS",
@@ -67,10 +70,13 @@ ERRORS: Mapping[type[HeicconvError], tuple[int, str]] = {
     ConfigError: (400, "bad_request"),
     LimitExceededError: (413, "too_large"),
     UnsupportedFormatError: (415, "unsupported_format"),
+    UnsupportedInputError: (415, "unsupported_format"),
+    UnsupportedOutputError: (400, "unsupported_output"),
     DecodeError: (422, "undecodable"),
     EncodeError: (500, "encode_failed"),
     HeicconvError: (500, "failed"),
     BackendUnavailableError: (503, "backend_unavailable"),
+    BackendConflictError: (503, "backend_unavailable"),
     TimeoutError: (504, "timeout"),
 }
 

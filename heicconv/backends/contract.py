@@ -1,0 +1,295 @@
+"""The one contract every backend meets, built-in or third-party.
+
+heicconv decides what the output is (``heicconv.pipeline.plan``: which image, its size,
+orientation, metadata, colour profile, limits) and hands the backend a :class:`Job`. The backend
+only decodes, resizes, converts colour, flattens and encodes, and returns a :class:`Result`.
+
+Most backends subclass :class:`PipelineBackend` and write its six primitives; a backend that does
+the whole job its own way (a remote service) implements :class:`Backend` directly.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
+
+from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
+
+if TYPE_CHECKING:
+    from ..info import ImageInfo
+    from ..pipeline.planner import Job
+
+__all__ = ["Backend", "Capabilities", "Feature", "Note", "PipelineBackend", "Result"]
+
+
+class Feature(enum.Flag):
+    """What a backend can do beyond reading and writing formats; docs tables and tests read these.
+
+    >>> Feature.ICC in Feature.common()
+    True
+    >>> Feature.parse("16-bit-output").label
+    '16-bit-output'
+    """
+
+    HEIF_ALPHA = enum.auto()  # decodes the alpha plane of HEIF images
+    HIGH_BIT_DEPTH = enum.auto()  # decodes 10/12-bit sources above 8 bits
+    OUTPUT_16_BIT = enum.auto()  # writes 16-bit PNG/TIFF
+    ICC = enum.auto()  # carries ICC profiles
+    EXIF = enum.auto()
+    XMP = enum.auto()
+    SRGB = enum.auto()  # converts pixels to sRGB
+    THUMBNAIL_DECODE = enum.auto()  # decodes an embedded thumbnail instead of the full image
+    HEIF_ALPHA_OUTPUT = enum.auto()  # writes alpha into AVIF/HEIC
+    HEIF_METADATA_OUTPUT = enum.auto()  # writes ICC, EXIF and XMP into AVIF/HEIC
+    SRGB_16_BIT = enum.auto()  # converts 16-bit images to sRGB
+
+    @property
+    def label(self) -> str:
+        """The name docs, JSON and ``heicconv backends`` show ("16-bit-output")."""
+        return _LABELS[self]
+
+    @classmethod
+    def parse(cls, label: str) -> Feature:
+        for feature, text in _LABELS.items():
+            if text == label:
+                return feature
+        raise ValueError(f"unknown feature {label!r}; known: {', '.join(_LABELS.values())}")
+
+    @classmethod
+    def common(cls) -> Feature:
+        """What every built-in backend does; each adds the features only it has."""
+        return (
+            cls.HEIF_ALPHA
+            | cls.HIGH_BIT_DEPTH
+            | cls.OUTPUT_16_BIT
+            | cls.ICC
+            | cls.EXIF
+            | cls.XMP
+            | cls.SRGB
+            | cls.THUMBNAIL_DECODE
+        )
+
+    def labels(self) -> list[str]:
+        """Every single feature in this set, by label, in declaration order."""
+        return [_LABELS[f] for f in Feature if f in self]
+
+
+_LABELS = {
+    Feature.HEIF_ALPHA: "heif-alpha",
+    Feature.HIGH_BIT_DEPTH: "high-bit-depth",
+    Feature.OUTPUT_16_BIT: "16-bit-output",
+    Feature.ICC: "icc",
+    Feature.EXIF: "exif",
+    Feature.XMP: "xmp",
+    Feature.SRGB: "srgb",
+    Feature.THUMBNAIL_DECODE: "thumbnail-decode",
+    Feature.HEIF_ALPHA_OUTPUT: "heif-alpha-output",
+    Feature.HEIF_METADATA_OUTPUT: "heif-metadata-output",
+    Feature.SRGB_16_BIT: "16-bit-srgb",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend reads, writes and can do, as data."""
+
+    inputs: frozenset[str]
+    outputs: frozenset[str]
+    features: Feature = field(default=Feature(0))
+
+
+class Note(str):
+    """One line of what heicconv did, with its kind, so code never parses the words.
+
+    Kinds: ``backend``, ``source``, ``orientation``, ``resize``, ``thumbnail``, ``alpha``, ``depth``,
+    ``colour``, ``metadata`` and ``dropped`` (the text then names what was dropped).
+
+    >>> n = Note("dropped", "EXIF MakerNote")
+    >>> (n.kind, str(n))
+    ('dropped', 'dropped EXIF MakerNote')
+    """
+
+    kind: str
+    detail: str
+
+    def __new__(cls, kind: str, text: str) -> Note:
+        self = super().__new__(cls, f"dropped {text}" if kind == "dropped" else text)
+        self.kind = kind
+        self.detail = text
+        return self
+
+    def __reduce__(self) -> tuple[type[Note], tuple[str, str]]:  # workers send results across processes
+        return (Note, (self.kind, self.detail))
+
+
+@dataclass(frozen=True)
+class Result:
+    """The output and what heicconv did to make it (``heicconv.convert_with_report``)."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    backend: str
+    source: ImageInfo
+    notes: tuple[Note, ...]
+    # Where each setting came from: "options.quality" -> "the call's options",
+    # "options.metadata" -> "the environment (HEICCONV_METADATA)", "backend" -> "default (auto)".
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """What the source held that the output does not (metadata a format or backend cannot carry)."""
+        return tuple(n.detail for n in self.notes if n.kind == "dropped")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend is: a name, its capabilities as data, its library versions, and ``run``."""
+
+    name: str
+    capabilities: Capabilities
+
+    def versions(self) -> dict[str, str]:
+        """Library versions, for ``heicconv.list_backends()``."""
+        ...
+
+    def run(self, job: Job) -> Result:
+        """Make the output ``job`` describes; raise only ``HeicconvError``s."""
+        ...
+
+
+Img = TypeVar("Img")
+
+
+class PipelineBackend(Generic[Img]):
+    """A backend made of six primitives; ``run`` drives them the same way for every backend.
+
+    Subclasses set ``name`` and ``capabilities`` and implement ``load``, ``size_of``, ``resize``,
+    ``to_srgb``, ``flatten`` and ``save``. Any exception they raise that is not a
+    ``HeicconvError`` becomes one (decode side: ``DecodeError``, encode side: ``EncodeError``,
+    failed allocations: ``LimitExceededError``), with the original chained.
+    """
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities(frozenset(), frozenset())
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def run(self, job: Job) -> Result:
+        try:
+            img = self._load_preferring_thumbnail(job)
+            if self.size_of(img) != job.size:
+                img = self.resize(img, job.size)
+            if job.to_srgb:
+                img = self.to_srgb(img, job)
+            if job.flatten:
+                img = self.flatten(img, job.options.background_rgb)
+        except HeicconvError:
+            raise
+        except Exception as exc:
+            raise self._library_error(exc, job, decoding=True) from exc
+        try:
+            out = self.save(img, job)
+        except HeicconvError:
+            raise
+        except Exception as exc:
+            raise self._library_error(exc, job, decoding=False) from exc
+        return job.result(out, self.name)
+
+    def _library_error(self, exc: Exception, job: Job, *, decoding: bool) -> HeicconvError:
+        """A library's own exception, as the heicconv error it means (the caller chains the original)."""
+        if isinstance(exc, MemoryError) or out_of_memory(exc):
+            return LimitExceededError(f"{self.name} ran out of memory: {first_line(exc)}")
+        if decoding or self.decode_failed(exc):  # lazy libraries decode while they encode
+            return DecodeError(f"{self.name} could not decode the {job.source.info.format} image: {first_line(exc, 2)}")
+        return EncodeError(f"{self.name} could not write {job.fmt}: {first_line(exc)}")
+
+    def _load_preferring_thumbnail(self, job: Job) -> Img:
+        if job.thumbnail is None:
+            return self._load_checked(job)
+        try:
+            return self._load_checked(job)
+        except Exception as exc:  # a broken thumbnail only costs the shortcut
+            job.thumbnail = None
+            job.notes[:] = [n for n in job.notes if n.kind != "thumbnail"]
+            job.note(
+                "thumbnail", f"the embedded thumbnail could not be decoded ({first_line(exc)}); used the full image"
+            )
+            return self._load_checked(job)
+
+    def _load_checked(self, job: Job) -> Img:
+        """``load``, refusing a picture of another size than the header declares: resizing it to the
+        declared size would hide a decoder that returned part of the picture, or another layer of it."""
+        img = self.load(job)
+        declared = job.thumbnail.display_size if job.thumbnail is not None else (job.source.width, job.source.height)
+        decoded = self.size_of(img)
+        if decoded != declared:
+            raise DecodeError(
+                "the picture decodes to {}x{}, not the {}x{} its header declares".format(*decoded, *declared)
+            )
+        return img
+
+    # The primitives.
+    def load(self, job: Job) -> Img:
+        """Decode the selected image (or ``job.thumbnail``) upright, at ``job.depth`` bits, grayscale or colour
+        as the source says. HEIF decoders read ``job.heif_input()``; others read ``job.source.data`` and apply
+        ``job.source.orientation`` (an EXIF Orientation) themselves."""
+        raise NotImplementedError
+
+    def size_of(self, img: Img) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def resize(self, img: Img, size: tuple[int, int]) -> Img:
+        raise NotImplementedError
+
+    def to_srgb(self, img: Img, job: Job) -> Img:
+        """Convert the pixels from ``job.source_icc`` to sRGB (nothing to do when it is ``None``)."""
+        raise NotImplementedError
+
+    def flatten(self, img: Img, background: tuple[int, int, int]) -> Img:
+        raise NotImplementedError
+
+    def save(self, img: Img, job: Job) -> bytes:
+        """Encode ``img`` as ``job.fmt`` with ``job.options``, embedding ``job.icc``, ``job.exif``, ``job.xmp``."""
+        raise NotImplementedError
+
+    def decode_failed(self, exc: BaseException) -> bool:
+        """Whether an error raised while saving came from decoding (libraries that decode lazily say so)."""
+        return False
+
+
+def missing_from_contract(backend: object) -> list[str]:
+    """What ``backend`` lacks of :class:`Backend`, in words (empty when it satisfies the contract)."""
+    missing = []
+    if not isinstance(getattr(backend, "name", None), str) or not getattr(backend, "name", ""):
+        missing.append("a `name` string")
+    if not isinstance(getattr(backend, "capabilities", None), Capabilities):
+        missing.append("`capabilities` (a heicconv.Capabilities)")
+    for method in ("run", "versions"):
+        if not callable(getattr(backend, method, None)):
+            missing.append(f"a `{method}()` method")
+    if isinstance(backend, PipelineBackend):
+        needed = ["load", "size_of", "resize", "flatten", "save"]
+        if Feature.SRGB in getattr(backend, "capabilities", Capabilities(frozenset(), frozenset())).features:
+            needed.append("to_srgb")
+        for primitive in needed:
+            if getattr(type(backend), primitive) is getattr(PipelineBackend, primitive):
+                missing.append(f"the `{primitive}()` primitive")
+    return missing
+
+
+_MEMORY_WORDS = ("memory allocation", "out of memory", "cannot allocate", "allocating", "cache resources exhausted")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Libraries report a failed allocation in their own words (libheif, ImageMagick, libvips)."""
+    text = str(exc).lower()
+    return any(word in text for word in _MEMORY_WORDS)
+
+
+def first_line(exc: BaseException, lines: int = 1) -> str:
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " / ".join(text[:lines]) if text else type(exc).__name__

@@ -1,0 +1,12 @@
+"""What the output is: decided once, from the source file, before any backend touches a pixel.
+
+``plan`` reads the header, checks limits and capabilities, and decides the image, size,
+orientation, alpha, bit depth, colour and metadata into a ``Job``; ``metadata`` holds the EXIF,
+XMP and ICC policy it applies.
+"""
+
+from __future__ import annotations
+
+from .planner import Job, fit_size, plan
+
+__all__ = ["Job", "fit_size", "plan"]
