@@ -77,8 +77,10 @@ def tests_matrix(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
-    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks", "docs")
+    session.install("ruff", "import-linter")
+    session.install("--no-deps", "-e", ".")  # import-linter reads the package where Python finds it
+    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks", "docs", "examples")
+    session.run("lint-imports")  # the layers in pyproject.toml [tool.importlinter]
 
 
 @nox.session

@@ -12,7 +12,7 @@ Importing heicconv imports no image library; backends load on first use.
 from __future__ import annotations
 
 from . import config, formats
-from .backends.contract import Backend, Capabilities, Feature, Note, PipelineBackend, Result
+from .backends.contract import Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
 from .config import configure
 from .core import convert, convert_with_report, list_backends, probe, select, selected_backend
 from .errors import (
@@ -31,7 +31,6 @@ from .errors import (
 )
 from .info import ImageInfo
 from .options import Limits, Options
-from .pipeline import Job
 from .registry import BackendStatus, register_backend, unregister_backend
 
 __version__ = "0.1.0"

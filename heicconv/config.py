@@ -25,11 +25,13 @@ import dataclasses
 import os
 import sys
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from . import formats
+from .errors import ConfigError, UnsupportedOutputError
 from .options import E, Limits, Options, field_from_text
 
 if sys.version_info >= (3, 11):
@@ -37,7 +39,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Settings", "configure", "configured", "effective", "reset", "section", "settings"]
+__all__ = ["Section", "Settings", "configure", "configured", "effective", "reset", "section", "settings", "where"]
 
 ENV_PREFIX = "HEICCONV_"
 DEFAULT_ORDER: tuple[str, ...] = ("pillow", "vips", "wand")
@@ -395,3 +397,73 @@ def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:
         if n not in known:
             raise ConfigError(f"backends: unknown backend {n!r} (in {where}); known: {', '.join(known)}")
     return tuple(names)
+
+
+def where(table: str, key: str) -> str:
+    """Where ``[table] key`` was set: "the environment (HEICCONV_SERVER_PORT)", "heicconv.toml", "default"."""
+    return settings().where(f"{table}.{key}")
+
+
+class Section:
+    """Typed reads from one adapter table, with errors that name the key and where it is set."""
+
+    def __init__(self, name: str, overrides: dict[str, Any] | None = None) -> None:
+        """``name`` is the table (``server``, ``lambda``, ``cli``, ``bench``); ``overrides``: the command line."""
+        self.name = name
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self.values = {**section(name), **self.overrides}
+
+    def where(self, key: str) -> str:
+        return "the command line" if key in self.overrides else where(self.name, key)
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.name}.{key}: {message}, got {self.values[key]!r} (in {self.where(key)})")
+
+    def check_keys(self, known: Collection[str]) -> None:
+        for key in self.values:
+            if key not in known:
+                raise ConfigError(
+                    f"{self.name}.{key}: unknown key (in {self.where(key)}); known keys: {', '.join(sorted(known))}"
+                )
+
+    def string(self, key: str, default: str) -> str:
+        value = self.values.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default).strip().lower()
+        if value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.values.get(key, default)
+        if isinstance(value, str):
+            try:
+                value = int(value.strip().replace("_", ""))
+            except ValueError:
+                raise self.fail(key, "must be an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"must be an integer of at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be an integer from {minimum} to {maximum}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self.values.get(key, default)
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self.fail(key, "must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            raise self.fail(key, f"must be a number of at least {minimum}")
+        return float(value)
+
+    def output_format(self, key: str, default: str) -> str:
+        try:
+            return formats.normalize(self.string(key, default))
+        except UnsupportedOutputError as exc:
+            raise self.fail(key, str(exc)) from None

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from heicconv.benchmark import Bench, CostModel, Measurement, run, write_report
-from heicconv.benchmark.cli import main
-from heicconv.benchmark.report import noise_notes
+from heicconv.bench import Bench, CostModel, Measurement, run, write_report
+from heicconv.bench.cli import main
+from heicconv.bench.report import noise_notes
 from heicconv.testing.fixtures import make_heic
 
 SIZES = {"small.heic": (320, 240), "wide.heic": (640, 200)}
@@ -38,7 +38,7 @@ def report(
     images: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("report")
-    cmd = [sys.executable, "-m", "heicconv.benchmark", *map(str, images)]
+    cmd = [sys.executable, "-m", "heicconv.bench", *map(str, images)]
     cmd += ["--backends", "pillow,vips,wand", "--formats", "jpeg,png", "--runs", "1", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=images[0].parent, timeout=600, check=False)
     return out, done

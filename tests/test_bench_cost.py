@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from heicconv import ConfigError
-from heicconv.benchmark.cli import build_parser, model_from
-from heicconv.benchmark.cost import (
+from heicconv.bench.cli import build_parser, model_from
+from heicconv.bench.cost import (
     CostModel,
     Workload,
     billed_ms,
@@ -20,8 +20,8 @@ from heicconv.benchmark.cost import (
     lambda_duration_s,
     project,
 )
-from heicconv.benchmark.prices import PRICE_FACTS, Prices, parse_price
-from heicconv.benchmark.report import verdict
+from heicconv.bench.prices import PRICE_FACTS, Prices, parse_price
+from heicconv.bench.report import verdict
 
 X86 = 0.0000166667  # USD per GB-second, the documented default
 ARM = 0.0000133334

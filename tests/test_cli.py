@@ -593,7 +593,7 @@ def test_help_does_not_import_lazy_subcommands(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom heicconv.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print([m for m in ('heicconv.benchmark.cli', 'heicconv.server.cli') if m in sys.modules])"
+        "print([m for m in ('heicconv.bench.cli', 'heicconv.server.cli') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"

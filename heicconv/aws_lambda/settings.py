@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import Section
 from ..errors import ConfigError
-from ..server.settings import Section
 
 __all__ = ["LAMBDA_RESPONSE_LIMIT", "LambdaSettings", "load"]
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
 
 if TYPE_CHECKING:
-    from ..info import ImageInfo
-    from ..pipeline.planner import Job
+    from ..info import ImageInfo, Source
+    from ..isobmff import Item
+    from ..options import Limits, Options
 
-__all__ = ["Backend", "Capabilities", "Feature", "Note", "PipelineBackend", "Result"]
+__all__ = ["Backend", "Capabilities", "Feature", "Job", "Note", "PipelineBackend", "Result"]
 
 
 class Feature(enum.Flag):
@@ -142,6 +143,55 @@ class Result:
     def dropped(self) -> tuple[str, ...]:
         """What the source held that the output does not (metadata a format or backend cannot carry)."""
         return tuple(n.detail for n in self.notes if n.kind == "dropped")
+
+
+@dataclass
+class Job:
+    """One conversion, fully decided before a backend touches a pixel."""
+
+    source: Source
+    fmt: str  # canonical output format name (heicconv.formats)
+    options: Options
+    limits: Limits
+    size: tuple[int, int]  # output width, height
+    flatten: bool = False  # alpha onto options.background
+    alpha: bool = False  # the output keeps alpha
+    depth: int = 8  # output bits per sample
+    icc: bytes | None = None  # the profile to embed
+    exif: bytes | None = None  # bare TIFF bytes, Orientation already 1
+    xmp: bytes | None = None
+    to_srgb: bool = False  # convert the pixels from source_icc to sRGB
+    source_icc: bytes | None = None  # the profile the pixels are in (the file's, or one made from nclx)
+    thumbnail: Item | None = None  # an embedded thumbnail to decode instead of the image
+    notes: list[Note] = field(default_factory=list)
+
+    def note(self, kind: str, text: str) -> None:
+        self.notes.append(Note(kind, text))
+
+    def heif_input(self, item: Item | None = None) -> bytes:
+        """The HEIF/AVIF file a decoder reads: only the image to decode (``item``, else the thumbnail or
+        the selected image), as its primary, with its parts and alpha plane (``isobmff.Container.extract``).
+
+        Every backend decodes this rather than the upload, so all see the same single image, and
+        library versions that refuse today's phone files (auxiliary images, gain maps) read them.
+        """
+        c = self.source.container
+        target = item if item is not None else self.thumbnail if self.thumbnail is not None else self.source.item
+        if c is None or target is None:
+            raise TypeError("heif_input: the source is not a HEIF/AVIF file")
+        return c.extract(self.source.data, target.id)
+
+    def result(self, data: bytes, backend: str) -> Result:
+        """The :class:`Result` of this job, once a backend has written ``data``."""
+        return Result(
+            data,
+            self.fmt,
+            self.size[0],
+            self.size[1],
+            backend,
+            self.source.info,
+            (Note("backend", f"backend: {backend}"), *self.notes),
+        )
 
 
 @runtime_checkable

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .. import deep
+from .. import sixteen_bit
 from ..colour import srgb_profile
 from ..formats import INPUT_FORMATS, OUTPUT_FORMATS
 from ..info import open_pillow
-from ..pipeline import Job
 from ._native import load_pillow_heif
-from .contract import Capabilities, Feature, PipelineBackend
+from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["PillowBackend"]
 
@@ -177,8 +176,8 @@ class PillowBackend(PipelineBackend[Any]):
     def save(self, img: Any, job: Job) -> bytes:
         if isinstance(img, list):  # 16-bit PNG or TIFF
             if job.fmt == "png":
-                return deep.write_png16(img, job.icc, job.exif, job.xmp)
-            return deep.write_tiff16(img, job.icc, job.xmp)
+                return sixteen_bit.write_png16(img, job.icc, job.exif, job.xmp)
+            return sixteen_bit.write_tiff16(img, job.icc, job.xmp)
         opts = job.options
         buf = io.BytesIO()
         params: dict[str, Any] = {}

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .. import containers
+from .. import output_edits
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
-from ..pipeline import Job
 from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic
-from .contract import Capabilities, Feature, PipelineBackend
+from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["VipsBackend"]
 
@@ -182,7 +181,7 @@ class VipsBackend(PipelineBackend[Any]):
         if fmt == "jpeg":
             out = img.jpegsave_buffer(Q=opts.quality, subsample_mode="off" if opts.quality >= 90 else "on")
             if not job.exif:
-                out = containers.jpeg_drop_exif(out)
+                out = output_edits.jpeg_drop_exif(out)
         elif fmt == "png":
             out = img.pngsave_buffer(compression=6, bitdepth=job.depth)
         elif fmt == "webp":

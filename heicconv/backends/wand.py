@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import containers
+from .. import output_edits
 from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
-from ..pipeline import Job
 from . import imagemagick
 from ._native import hevc_decoder, loaded_library_version, tiny_heic
-from .contract import Capabilities, Feature, PipelineBackend
+from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["WandBackend"]
 
@@ -255,11 +254,11 @@ class WandBackend(PipelineBackend[Any]):
                 img.compression = "zip"
             out: bytes = img.make_blob()
             if fmt == "png" and job.icc:
-                out = containers.png_set_icc(out, job.icc)
+                out = output_edits.png_set_icc(out, job.icc)
             if job.xmp and fmt == "png":
-                out = containers.png_set_xmp(out, job.xmp)
+                out = output_edits.png_set_xmp(out, job.xmp)
             elif job.xmp and fmt == "webp":
-                out = containers.webp_set_xmp(out, job.xmp, job.size)
+                out = output_edits.webp_set_xmp(out, job.xmp, job.size)
             return out
         finally:
             img.close()

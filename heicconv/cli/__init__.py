@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 #: Subcommands other modules provide, imported only when used: name -> (module, help).
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("heicconv.benchmark.cli", "measure the backends on your files"),
+    "bench": ("heicconv.bench.cli", "measure the backends on your files"),
     "serve": ("heicconv.server.cli", "run the HTTP conversion service"),
 }
 #: What installs a lazy subcommand's own dependencies (pip extras in pyproject.toml).

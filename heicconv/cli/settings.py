@@ -71,7 +71,7 @@ class CliSettings:
 
 
 def _where(key: str) -> str:
-    return config.settings().where(f"cli.{key}")
+    return config.where("cli", key)
 
 
 def _bool(key: str, value: Any) -> bool:

@@ -7,6 +7,7 @@ XMP and ICC policy it applies.
 
 from __future__ import annotations
 
-from .planner import Job, fit_size, plan
+from ..backends.contract import Job
+from .planner import fit_size, plan
 
 __all__ = ["Job", "fit_size", "plan"]

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from ..backends.contract import Capabilities, Feature, Note, Result
+from ..backends.contract import Capabilities, Feature, Job
 from ..colour import describe_nclx, profile_from_nclx, srgb_profile
 from ..errors import UnsupportedInputError, UnsupportedOutputError
-from ..info import Source, read_source
+from ..info import read_source
 from ..options import Limits, Options
 from .metadata import icc_name, keep
-
-if TYPE_CHECKING:
-    from ..isobmff import Item
 
 __all__ = ["Hint", "Job", "fit_size", "plan"]
 
@@ -31,55 +26,6 @@ _ORIENTATION_WORDS = {
     7: "transversed",
     8: "rotated 90 anticlockwise",
 }
-
-
-@dataclass
-class Job:
-    """One conversion, fully decided before a backend touches a pixel."""
-
-    source: Source
-    fmt: str  # canonical output format name (heicconv.formats)
-    options: Options
-    limits: Limits
-    size: tuple[int, int]  # output width, height
-    flatten: bool = False  # alpha onto options.background
-    alpha: bool = False  # the output keeps alpha
-    depth: int = 8  # output bits per sample
-    icc: bytes | None = None  # the profile to embed
-    exif: bytes | None = None  # bare TIFF bytes, Orientation already 1
-    xmp: bytes | None = None
-    to_srgb: bool = False  # convert the pixels from source_icc to sRGB
-    source_icc: bytes | None = None  # the profile the pixels are in (the file's, or one made from nclx)
-    thumbnail: Item | None = None  # an embedded thumbnail to decode instead of the image
-    notes: list[Note] = field(default_factory=list)
-
-    def note(self, kind: str, text: str) -> None:
-        self.notes.append(Note(kind, text))
-
-    def heif_input(self, item: Item | None = None) -> bytes:
-        """The HEIF/AVIF file a decoder reads: only the image to decode (``item``, else the thumbnail or
-        the selected image), as its primary, with its parts and alpha plane (``isobmff.Container.extract``).
-
-        Every backend decodes this rather than the upload, so all see the same single image, and
-        library versions that refuse today's phone files (auxiliary images, gain maps) read them.
-        """
-        c = self.source.container
-        target = item if item is not None else self.thumbnail if self.thumbnail is not None else self.source.item
-        if c is None or target is None:
-            raise TypeError("heif_input: the source is not a HEIF/AVIF file")
-        return c.extract(self.source.data, target.id)
-
-    def result(self, data: bytes, backend: str) -> Result:
-        """The :class:`Result` of this job, once a backend has written ``data``."""
-        return Result(
-            data,
-            self.fmt,
-            self.size[0],
-            self.size[1],
-            backend,
-            self.source.info,
-            (Note("backend", f"backend: {backend}"), *self.notes),
-        )
 
 
 def fit_size(width: int, height: int, box: tuple[int, int] | None) -> tuple[int, int]:

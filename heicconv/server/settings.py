@@ -9,79 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from .. import formats
-from ..config import section, settings
-from ..errors import ConfigError, UnsupportedFormatError
+from ..config import Section
 
-__all__ = ["Section", "ServerSettings", "load"]
-
-
-class Section:
-    """Typed reads from one adapter table, with errors that name the key and where it is set."""
-
-    def __init__(self, name: str, overrides: dict[str, Any] | None = None) -> None:
-        self.name = name
-        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        self.values = {**section(name), **self.overrides}
-
-    def where(self, key: str) -> str:
-        return "the command line" if key in self.overrides else settings().where(f"{self.name}.{key}")
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.name}.{key}: {message}, got {self.values[key]!r} (in {self.where(key)})")
-
-    def check_keys(self, known: Collection[str]) -> None:
-        for key in self.values:
-            if key not in known:
-                raise ConfigError(
-                    f"{self.name}.{key}: unknown key (in {self.where(key)}); known keys: {', '.join(sorted(known))}"
-                )
-
-    def string(self, key: str, default: str) -> str:
-        value = self.values.get(key, default)
-        if not isinstance(value, str):
-            raise self.fail(key, "must be a string")
-        return value
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default).strip().lower()
-        if value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}")
-        return value
-
-    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-        value = self.values.get(key, default)
-        if isinstance(value, str):
-            try:
-                value = int(value.strip().replace("_", ""))
-            except ValueError:
-                raise self.fail(key, "must be an integer") from None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"must be an integer of at least {minimum}")
-        if maximum is not None and value > maximum:
-            raise self.fail(key, f"must be an integer from {minimum} to {maximum}")
-        return value
-
-    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
-        value = self.values.get(key, default)
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise self.fail(key, "must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise self.fail(key, f"must be a number of at least {minimum}")
-        return float(value)
-
-    def output_format(self, key: str, default: str) -> str:
-        try:
-            return formats.normalize(self.string(key, default))
-        except UnsupportedFormatError as exc:
-            raise self.fail(key, str(exc)) from None
+__all__ = ["ServerSettings", "load"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""One measurement in a fresh process: started by :mod:`heicconv.benchmark.measure`, never imported by users.
+"""One measurement in a fresh process: started by :mod:`heicconv.bench.measure`, never imported by users.
 
-The parent runs :data:`heicconv.benchmark.measure.BOOTSTRAP`, which notes the time, imports
+The parent runs :data:`heicconv.bench.measure.BOOTSTRAP`, which notes the time, imports
 heicconv, notes the time again and calls :func:`main` with the job as JSON in ``sys.argv[1]``.
 The result is written as JSON to the file the job names, so nothing a backend's C library
 prints on stdout can corrupt it.

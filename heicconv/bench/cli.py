@@ -1,7 +1,7 @@
 """``heicconv bench``: measure backends on your images and write a cost report.
 
 The top-level ``heicconv`` command registers this through :func:`add_parser`;
-``python -m heicconv.benchmark`` runs it on its own.
+``python -m heicconv.bench`` runs it on its own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import section, settings
+from ..config import section
+from ..config import where as config_where
 from ..errors import ConfigError, HeicconvError
 from .cost import ARCHS, CostModel
 from .measure import Bench, run
@@ -89,7 +90,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _where(key: str) -> str:
-    return settings().where(f"bench.{key}")
+    return config_where("bench", key)
 
 
 def _setting(
@@ -282,5 +283,5 @@ def _print_summary(bench: Bench, model: CostModel, report: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m heicconv.benchmark``: the same as ``heicconv bench``."""
+    """``python -m heicconv.bench``: the same as ``heicconv bench``."""
     return run_command(build_parser().parse_args(argv))

@@ -33,7 +33,7 @@ BOOTSTRAP = (
     "import time; _started = time.time()\n"
     "import heicconv\n"
     "_imported = time.time()\n"
-    "from heicconv.benchmark.worker import main\n"
+    "from heicconv.bench.worker import main\n"
     "raise SystemExit(main(_started, _imported))\n"
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["jpeg_drop_exif", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
+__all__ = ["jpeg_drop_exif", "png_chunk", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type xmp")
@@ -28,7 +28,8 @@ def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC of type and body."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
@@ -43,9 +44,9 @@ def png_set_xmp(png: bytes, xmp: bytes) -> bytes:
         if kind in (b"tEXt", b"zTXt", b"iTXt") and body.split(b"\0", 1)[0] in _XMP_KEYWORDS:
             continue
         if kind == b"IDAT" and not placed:
-            out.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+            out.append(png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
             placed = True
-        out.append(_png_chunk(kind, body))
+        out.append(png_chunk(kind, body))
     return b"".join(out)
 
 
@@ -59,9 +60,9 @@ def png_set_icc(png: bytes, icc: bytes) -> bytes:
     for kind, body in _png_chunks(png):
         if kind in (b"iCCP", b"sRGB", b"gAMA", b"cHRM"):
             continue
-        out.append(_png_chunk(kind, body))
+        out.append(png_chunk(kind, body))
         if kind == b"IHDR":
-            out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc, 6)))
+            out.append(png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc, 6)))
     return b"".join(out)
 
 

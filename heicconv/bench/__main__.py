@@ -1,4 +1,4 @@
-"""``python -m heicconv.benchmark PATH...``: the same as ``heicconv bench``."""
+"""``python -m heicconv.bench PATH...``: the same as ``heicconv bench``."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``heicconv bench PATH...`` on the command line; in Python:
 
->>> from heicconv.benchmark import CostModel, Workload, project
+>>> from heicconv.bench import CostModel, Workload, project
 >>> p = project(Workload("pillow", wall_s=0.25, cpu_s=0.25, peak_rss_mb=180.0), CostModel())
 >>> cheapest = p.cheapest_lambda()
 >>> (cheapest.label, round(cheapest.per_million, 2)) if cheapest else None

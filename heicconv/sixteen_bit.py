@@ -9,6 +9,8 @@ import struct
 import zlib
 from typing import Any
 
+from .output_edits import png_chunk
+
 __all__ = ["interleave_be", "write_png16", "write_tiff16"]
 
 
@@ -31,10 +33,6 @@ def interleave_be(bands: list[Any]) -> bytes:
     return bytes(out)
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-
 def write_png16(bands: list[Any], icc: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
     """A 16-bit PNG (colour type 0, 2 or 6) with ``iCCP``, ``eXIf`` and XMP ``iTXt`` chunks."""
     width, height = bands[0].size
@@ -43,15 +41,15 @@ def write_png16(bands: list[Any], icc: bytes | None, exif: bytes | None, xmp: by
     data = interleave_be(bands)
     stride = width * n * 2
     rows = b"".join(b"\0" + data[y * stride : (y + 1) * stride] for y in range(height))
-    out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
+    out = [b"\x89PNG\r\n\x1a\n", png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
     if icc:
-        out.append(_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc, 6)))
+        out.append(png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc, 6)))
     if exif:
-        out.append(_chunk(b"eXIf", exif))
+        out.append(png_chunk(b"eXIf", exif))
     if xmp:
-        out.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
-    out.append(_chunk(b"IDAT", zlib.compress(rows, 6)))
-    out.append(_chunk(b"IEND", b""))
+        out.append(png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+    out.append(png_chunk(b"IDAT", zlib.compress(rows, 6)))
+    out.append(png_chunk(b"IEND", b""))
     return b"".join(out)
 
 
