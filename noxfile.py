@@ -13,8 +13,9 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 def tests(session: nox.Session) -> None:
     """The test suite and the doctests, with every backend whose system library is installed.
 
-    Set HEICCONV_CORPUS to run the real-world corpus too, and HEICCONV_REQUIRE_BACKENDS
-    (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip.
+    Set HEICCONV_CORPUS to run the real-world corpus too, HEICCONV_REQUIRE_BACKENDS
+    (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip, and
+    HEICCONV_REQUIRE_EXTRAS (``server,lambda,test``) the same for the extras' modules.
     """
     session.install("-e", ".[all,test,lambda,server]")
     session.run("pytest", "tests", "heicconv", "docs", *session.posargs)

@@ -64,7 +64,6 @@ class Item:
 class Container:
     """What the ``meta`` box says about a HEIF/AVIF file."""
 
-    major_brand: bytes
     brands: frozenset[bytes]
     primary_id: int
     items: dict[int, Item]
@@ -450,7 +449,7 @@ def parse(data: bytes) -> Container:
     brands = {major}
     while ftyp.end - ftyp.pos >= 4:
         brands.add(ftyp.raw(4))
-    container = _parse_meta(meta, major, frozenset(brands), data)
+    container = _parse_meta(meta, frozenset(brands), data)
     container.truncated = cut_short(data)
     return container
 
@@ -480,7 +479,7 @@ def cut_short(data: bytes) -> str:
     return ""
 
 
-def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: bytes) -> Container:
+def _parse_meta(meta: _Reader, brands: frozenset[bytes], data: bytes) -> Container:
     meta.full_box()
     children = dict(meta.boxes())  # a malformed sibling after 'meta' is the decoder's business
     if b"iinf" not in children or b"pitm" not in children:
@@ -498,7 +497,6 @@ def _parse_meta(meta: _Reader, major: bytes, brands: frozenset[bytes], data: byt
     property_spans = _parse_iprp(children[b"iprp"], items) if b"iprp" in children else []
     idat = bytes(children[b"idat"].raw(children[b"idat"].end - children[b"idat"].pos)) if b"idat" in children else b""
     container = Container(
-        major,
         brands,
         primary,
         items,

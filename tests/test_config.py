@@ -10,6 +10,7 @@ import pytest
 
 import heicconv
 from heicconv.config import settings
+from heicconv.testing.plugin import require_module
 
 
 def test_defaults_are_auto_and_pillow_first() -> None:
@@ -201,6 +202,7 @@ def test_a_slow_backend_probe_does_not_hold_up_another_backend() -> None:
 
     heicconv.register_backend("slow", Slow)
     heicconv.register_backend("quick", Quick)
+
     def select_slow() -> None:
         with pytest.raises(heicconv.BackendUnavailableError, match="slow and then missing"):
             heicconv.select("slow")
@@ -459,7 +461,7 @@ def test_the_http_service_keeps_the_operators_privacy_policy(tmp_path: Path, poo
     import socket
     import time
 
-    pytest.importorskip("uvicorn", reason="pip install 'heicconv[server]'")
+    require_module("uvicorn", "server")
     (tmp_path / "app.py").write_text(_APP)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

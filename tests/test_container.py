@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 
 import pytest
 
 import heicconv
-from heicconv import exif, isobmff
+from heicconv import exif
+from heicconv.info import read_source
 from heicconv.testing import fixtures
 
 
@@ -60,11 +60,15 @@ def test_bomb_header_is_refused_on_the_header_alone(monkeypatch: pytest.MonkeyPa
         heicconv.convert(data, "jpeg")
 
 
-@pytest.mark.parametrize("cut", range(0, 400, 7))
-def test_truncated_headers_raise_decode_errors(cut: int) -> None:
+@pytest.mark.parametrize("cut", [*range(0, 400, 7), -1])
+def test_truncated_files_raise_decode_errors(cut: int) -> None:
     data = fixtures.make_heic((32, 32), exif=fixtures.exif_block())
-    with contextlib.suppress(heicconv.DecodeError):  # a cut past the header parses; any other error fails
-        isobmff.parse(data[:cut])
+    assert len(data) > 400
+    # Too short to carry an 'ftyp' box, the bytes are not recognisably HEIF at all.
+    expected = heicconv.DecodeError if cut == -1 or cut >= 16 or cut == 0 else heicconv.HeicconvError
+    with pytest.raises(expected) as info:
+        read_source(data[:cut])
+    assert isinstance(info.value, (heicconv.DecodeError, heicconv.UnsupportedInputError))
 
 
 def test_input_byte_limit() -> None:

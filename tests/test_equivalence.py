@@ -18,9 +18,9 @@ import heicconv
 from heicconv.colour import profile_from_nclx
 from heicconv.testing import fixtures
 from heicconv.testing.conformance import decode
-from heicconv.testing.plugin import require_backend
+from heicconv.testing.plugin import require_backend, require_module
 
-np = pytest.importorskip("numpy")
+np = require_module("numpy", "test")
 BACKENDS = ("pillow", "vips", "wand")
 LOWEST: dict[tuple[str, str], tuple[float, str]] = {}
 

@@ -11,9 +11,9 @@ import heicconv
 from heicconv import isobmff
 from heicconv.info import _TRANSFORM_TO_EXIF
 from heicconv.testing import fixtures
-from heicconv.testing.plugin import require_backend
+from heicconv.testing.plugin import require_backend, require_module
 
-np = pytest.importorskip("numpy")
+np = require_module("numpy", "test")
 BACKENDS = ("pillow", "vips", "wand")
 _TRANSPOSE = {2: [0], 3: [3], 4: [1], 5: [5], 6: [4], 7: [6], 8: [2]}  # EXIF orientation -> Image.Transpose
 

@@ -15,19 +15,19 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from PIL import Image
 
 import heicconv
 from heicconv.aws_lambda import handler
 from heicconv.testing.fixtures import make_heic
-
-Image = pytest.importorskip("PIL.Image")
+from heicconv.testing.plugin import require_module
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3-compatible server on 127.0.0.1, with dummy credentials in the environment."""
-    pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
+    require_module("boto3", "test")
+    server_mod = require_module("moto.server", "test")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -25,9 +25,10 @@ from urllib.parse import quote_plus
 import pytest
 
 from heicconv.testing.fixtures import make_heic
+from heicconv.testing.plugin import require_module
 
-pytest.importorskip("awslambdaric", reason="pip install awslambdaric to run the handler in the real runtime client")
-boto3 = pytest.importorskip("boto3")
+require_module("awslambdaric", "test")
+boto3 = require_module("boto3", "test")
 moto_server = pytest.importorskip("moto.server")
 Image = pytest.importorskip("PIL.Image")
 

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from PIL import Image, ImageChops, ImageStat
 
 import heicconv
 from heicconv.testing.fixtures import make_heic
-from heicconv.testing.plugin import require_backend
+from heicconv.testing.plugin import require_backend, require_module
 
-pytest.importorskip("uvicorn", reason="pip install 'heicconv[server]'")
-pytest.importorskip("starlette", reason="pip install 'heicconv[server]'")
-Image = pytest.importorskip("PIL.Image")
-ImageChops = pytest.importorskip("PIL.ImageChops")
-ImageStat = pytest.importorskip("PIL.ImageStat")
+require_module("uvicorn", "server")
+require_module("starlette", "server")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from test_server import Server, start_server, stop_server
 from test_server_errors import big_png
 from test_server_pool import worker_pids
@@ -27,9 +28,9 @@ from test_server_pool import worker_pids
 import heicconv
 from heicconv.server.settings import ServerSettings, load
 from heicconv.testing.fixtures import exif_block, make_heic
+from heicconv.testing.plugin import require_module
 
-pytest.importorskip("uvicorn", reason="pip install 'heicconv[server]'")
-Image = pytest.importorskip("PIL.Image")
+require_module("uvicorn", "server")
 
 ROOT = Path(__file__).resolve().parent.parent
 GPS_IFD = 0x8825

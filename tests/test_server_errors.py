@@ -24,9 +24,10 @@ from test_server import Server, start_server, stop_server
 import heicconv
 from heicconv import errors
 from heicconv.testing.fixtures import make_heic, make_image, set_ispe
+from heicconv.testing.plugin import require_module
 from heicconv.webapi import ERRORS
 
-pytest.importorskip("uvicorn", reason="pip install 'heicconv[server]'")
+require_module("uvicorn", "server")
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -19,12 +19,13 @@ import pytest
 
 from heicconv.server.settings import ServerSettings
 from heicconv.testing.fixtures import make_heic
+from heicconv.testing.plugin import require_module
 
-pytest.importorskip("starlette", reason="pip install 'heicconv[server]'")
+require_module("starlette", "server")
 
-from test_server import Server, _json, start_server, stop_server
+from test_server import Server, _json, start_server, stop_server  # noqa: E402
 
-from heicconv.server.app import Pool  # after the skip: it needs starlette
+from heicconv.server.app import Pool  # noqa: E402  (after the check: it needs starlette)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker processes from /proc")
 

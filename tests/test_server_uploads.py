@@ -18,8 +18,9 @@ import pytest
 from test_server import Server, start_server, stop_server
 
 from heicconv.testing.fixtures import make_heic
+from heicconv.testing.plugin import require_module
 
-pytest.importorskip("uvicorn", reason="pip install 'heicconv[server]'")
+require_module("uvicorn", "server")
 
 
 def stall(server: Server, sent: bytes = bytes(100), length: int = 100_000) -> socket.socket:
