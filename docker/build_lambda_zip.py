@@ -47,7 +47,7 @@ def build_wheel(workdir: Path) -> Path:
     """
     source = workdir / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "heicconv", source / "heicconv", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = workdir / "wheel"
