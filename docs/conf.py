@@ -31,7 +31,10 @@ html_static_path: list[str] = []
 add_module_names = True
 python_use_unqualified_type_names = True
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+maximum_signature_line_length = 100  # one parameter a line beyond this: Options has twenty
+# In the signature: the docstrings do not describe parameters one by one, so a "Parameters" list
+# would repeat the signature's names with nothing to say about them.
+autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
@@ -72,6 +75,25 @@ def _pending_placeholders(app: Any, docname: str, source: list[str]) -> None:
     source[0] = _AUTO.sub(block, source[0])
 
 
+_README_DOC = re.compile(r"`docs/([\w-]+)\.md`")
+
+
+def _readme_links(app: Any, relative_path: Any, parent_docname: str, content: list[str]) -> None:
+    """README.md names the guides as ``docs/NAME.md`` (right on GitHub); on the site they become links."""
+    if str(relative_path).endswith("README.md"):
+        content[0] = _README_DOC.sub(lambda m: f"[{m.group(1)}]({m.group(1)}.md)", content[0])
+
+
+def _dataclass_defaults(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None, return_annotation: str | None
+) -> tuple[str | None, str | None]:
+    """A dataclass field with ``default_factory`` shows as ``= <factory>``, which is not Python: Sphinx
+    then prints the whole signature as raw text, without links. ``...`` parses and says the same."""
+    return (signature.replace("<factory>", "...") if signature else signature), return_annotation
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("source-read", _pending_placeholders)
+    app.connect("autodoc-process-signature", _dataclass_defaults)
+    app.connect("include-read", _readme_links)
     return {"parallel_read_safe": True}
