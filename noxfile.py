@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "docs", "build", "tests"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
@@ -88,6 +88,37 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[all,test,lambda,server]", "mypy")
     session.run("mypy", "--strict", "heicconv")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx, furo, MyST; API reference from the docstrings) into docs/_build/html.
+
+    Warnings are errors. ``-- -b linkcheck`` or other sphinx-build arguments go after ``--``.
+    """
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """The sdist and the wheel into dist/, checked: metadata (twine check --strict) and the wheel's files.
+
+    check-wheel-contents compares the wheel with the heicconv/ folder (a file missing from the
+    wheel, such as py.typed or the ImageMagick policy, fails) and requires heicconv as its only
+    top-level name. docs/releasing.md says how to publish what this makes.
+    """
+    import glob
+    import os
+
+    session.install("build", "twine", "check-wheel-contents")
+    for old in glob.glob("dist/heicconv-*"):
+        os.remove(old)
+    session.run("python", "-m", "build", "--outdir", "dist", ".")
+    built = sorted(glob.glob("dist/heicconv-*.tar.gz") + glob.glob("dist/heicconv-*.whl"))
+    session.run("twine", "check", "--strict", *built)
+    wheels = [path for path in built if path.endswith(".whl")]
+    session.run("check-wheel-contents", "--package", "heicconv", "--toplevel", "heicconv", *wheels)
 
 
 @nox.session

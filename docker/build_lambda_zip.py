@@ -19,6 +19,7 @@ Lambda's 250 MB limit.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ def build_wheel(workdir: Path) -> Path:
     """
     source = workdir / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "heicconv", source / "heicconv", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = workdir / "wheel"
@@ -73,6 +74,21 @@ def install(target: Path, wheel: Path, arch: str, python: str, extras: list[str]
         if path.is_dir() and path.name in DROP_DIRS:
             shutil.rmtree(path)
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts point at this machine's Python
+
+
+def write_notices(tree: Path) -> Path:
+    """THIRD_PARTY_NOTICES.md at the ZIP's root: every bundled distribution and library and its licence.
+
+    pillow-heif's wheels link x265 (GPL-2.0), libheif and libde265 (LGPL-3.0): whoever hands the
+    ZIP on must hand these notices on with it (docs/licences.md).
+    """
+    spec = importlib.util.spec_from_file_location("heicconv_notices", Path(__file__).with_name("notices.py"))
+    assert spec and spec.loader
+    notices = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up
+    spec.loader.exec_module(notices)
+    path = tree / "THIRD_PARTY_NOTICES.md"
+    path.write_text(notices.render(tree, dpkg=False), encoding="utf-8")
+    return path
 
 
 def check_arch(target: Path, arch: str) -> int:
@@ -120,6 +136,7 @@ def build(
         wheel = wheel or build_wheel(workdir)
         tree = workdir / "package"
         install(tree, wheel, arch, python, extras or [])
+        write_notices(tree)
         libraries = check_arch(tree, arch)
         zip_path = out / f"heicconv-lambda-py{python.replace('.', '')}-{arch}.zip"
         unzipped = write_zip(tree, zip_path)

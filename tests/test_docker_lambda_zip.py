@@ -63,6 +63,8 @@ def test_zips_fit_lambda_limits_and_hold_the_right_architecture(built: list[dict
         assert s["shared_libraries"] > 0  # each checked for the target's ELF machine by the script
         with zipfile.ZipFile(s["zip"]) as zf:
             names = set(zf.namelist())
+            notices = zf.read("THIRD_PARTY_NOTICES.md").decode()  # docs/licences.md: the ZIP carries them
+        assert "libx265" in notices and "GNU GENERAL PUBLIC LICENSE" in notices and "GNU LESSER" in notices
         assert "heicconv/aws_lambda/__init__.py" in names
         assert not any(n.startswith(("boto3/", "botocore/")) for n in names)  # the runtime provides boto3
         assert not any("__pycache__" in n for n in names)
