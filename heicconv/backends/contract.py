@@ -206,7 +206,7 @@ class Backend(Protocol):
         ...
 
     def run(self, job: Job) -> Result:
-        """Make the output ``job`` describes; raise only ``HeicconvError``s."""
+        """Make the output ``job`` describes; raise nothing but subclasses of ``HeicconvError``."""
         ...
 
 
