@@ -225,7 +225,8 @@ class IsolatedConverter:
             failure.__cause__ = exc
         if failure is not None:
             self._retire(worker)
-            self._idle.put(self._start())
+            if not self._closed:  # a pool closed meanwhile (a worker shutting down) starts no new process
+                self._idle.put(self._start())
             raise failure
         self._idle.put(worker)
         if status == "ok":
