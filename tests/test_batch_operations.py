@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 
 import pytest
 from test_lambda import _bucket, clean_config, s3, s3_endpoint
+from test_queue_worker import require_module
 
 from heicconv.aws_lambda import handler
 from heicconv.testing.fixtures import make_heic
@@ -26,6 +27,8 @@ from heicconv.testing.fixtures import make_heic
 __all__ = ["clean_config", "s3", "s3_endpoint"]  # fixtures used by name
 
 Image = pytest.importorskip("PIL.Image")
+require_module("boto3")  # CI must run these: a missing moto or boto3 fails there instead of skipping
+require_module("moto.server")
 
 
 def batch_event(

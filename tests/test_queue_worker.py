@@ -36,7 +36,7 @@ def require_module(name: str) -> Any:
     except ImportError as exc:
         if os.environ.get("HEICCONV_REQUIRE_BACKENDS"):
             pytest.fail(f"{name} is required here (pip install -e '.[test]'): {exc}")
-        pytest.skip(f"{name} is not installed: {exc}")
+        pytest.skip(f"{name} is not installed: {exc}", allow_module_level=True)
 
 
 Image = pytest.importorskip("PIL.Image")
