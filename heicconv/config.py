@@ -12,8 +12,8 @@ For each key the first source that sets it wins:
 
 The order holds key by key: ``Options(quality=70)`` sets the quality and nothing else, so
 an operator's ``HEICCONV_METADATA=strip`` still applies. Adapters (command line, HTTP
-service, Lambda, bench) keep their own tables (``[cli]``, ``[server]``, ``[lambda]``,
-``[bench]``, and ``HEICCONV_<TABLE>_<KEY>``) read through :func:`section`, in the same order.
+service, Lambda, queue worker, bench) keep their own tables (``[cli]``, ``[server]``, ``[lambda]``,
+``[worker]``, ``[bench]``, and ``HEICCONV_<TABLE>_<KEY>``) read through :func:`section`, in the same order.
 An adapter key that is its own name for a general setting (``[cli] quality``) competes with
 that setting at its own level: it beats ``[options] quality`` in the same file and loses to
 ``HEICCONV_QUALITY``. ``settings().sources`` says where every key came from.
@@ -44,7 +44,7 @@ __all__ = ["Section", "Settings", "configure", "configured", "effective", "reset
 ENV_PREFIX = "HEICCONV_"
 DEFAULT_ORDER: tuple[str, ...] = ("pillow", "vips", "wand")
 _TOP_KEYS = frozenset({"backend", "backends", "options", "limits", "profiles", "profile"})
-_ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench"})
+_ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench", "worker"})
 _KINDS: tuple[tuple[str, type[Options] | type[Limits]], ...] = (("options", Options), ("limits", Limits))
 
 #: Adapter keys that are the adapter's own name for a general setting; see the module's docstring.

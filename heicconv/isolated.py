@@ -25,6 +25,7 @@ b'\\x89PNG'
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -40,7 +41,7 @@ from .backends.contract import Result
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
 from .options import Limits, Options
 
-__all__ = ["IsolatedConverter"]
+__all__ = ["IsolatedConverter", "cap_malloc_arenas"]
 
 #: How long a new worker may take to import heicconv and say it is ready (about 0.2 s on an idle machine).
 _START_TIMEOUT = 60.0
@@ -225,7 +226,8 @@ class IsolatedConverter:
             failure.__cause__ = exc
         if failure is not None:
             self._retire(worker)
-            self._idle.put(self._start())
+            if not self._closed:  # a pool closed meanwhile (a worker shutting down) starts no new process
+                self._idle.put(self._start())
             raise failure
         self._idle.put(worker)
         if status == "ok":
@@ -259,3 +261,27 @@ class IsolatedConverter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: glibc's arenas a long-running process may use; MALLOC_ARENA_MAX in the environment wins.
+MALLOC_ARENAS = 2
+
+
+def cap_malloc_arenas() -> int | None:
+    """Keep glibc from giving each conversion thread its own heap arena; returns the cap, or ``None`` off glibc.
+
+    Freed image buffers stay in per-thread arenas, so a threaded service's RSS climbs for hundreds of
+    requests (docs/deployment.md has the measurements). Capping the arenas here covers this process;
+    exporting ``MALLOC_ARENA_MAX`` covers the worker processes it starts, which read it when they start.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        cap = int(os.environ.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS)))
+        libc = ctypes.CDLL("libc.so.6")
+        m_arena_max = -8  # from glibc's malloc.h
+        if libc.mallopt(m_arena_max, cap) != 1:
+            return None
+    except (OSError, AttributeError, ValueError):  # not glibc (musl has no arenas), or a bad MALLOC_ARENA_MAX
+        return None
+    return cap

@@ -133,7 +133,7 @@ def test_process_workers_with_a_memory_cap_are_the_default() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc")
 def test_malloc_arenas_are_capped_in_the_service_and_its_workers(server: Server) -> None:
-    from heicconv.server import cap_malloc_arenas
+    from heicconv.isolated import cap_malloc_arenas
 
     for pid in worker_pids(server):
         with open(f"/proc/{pid}/environ", "rb") as fh:

@@ -1,9 +1,11 @@
 """The AWS Lambda handler: ``heicconv.aws_lambda.handler`` (``pip install 'heicconv[lambda]'``).
 
-One function answers three kinds of event:
+One function answers four kinds of event:
 
 - S3 "object created" notifications, straight from S3 or through SNS, SQS or
   EventBridge: each object is converted and written under ``HEICCONV_LAMBDA_OUTPUT_PREFIX``;
+- S3 Batch Operations tasks (schema 1.0 and 2.0): the same conversion for every object of a
+  manifest, answered with a ``resultCode`` per task for the job's completion report;
 - API Gateway REST, HTTP API and Function URL requests with the image as the
   body: the answer is the converted image, base64-encoded;
 - ``GET .../health`` and ``GET .../backends`` through the same HTTP routes.
@@ -21,6 +23,7 @@ from typing import Any
 
 from ..config import settings as core_settings
 from ..errors import BackendUnavailableError, HeicconvError
+from .batch_operations import handle_batch, is_batch_event
 from .package import build_mismatch
 from .s3_events import handle_records, is_notification_event
 from .settings import LambdaSettings, load
@@ -52,15 +55,16 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         except Exception as exc:  # a misconfigured function still answers HTTP with JSON, and says what is wrong
             return _json_answer(api.misconfigured(exc))
         return handle_http(event, cfg)
-    if is_notification_event(event):
+    batch = is_batch_event(event)
+    if batch or is_notification_event(event):
         if BUILD_MISMATCH:
             raise BackendUnavailableError(BUILD_MISMATCH)
         # A bad configuration raises: the invocation fails loudly and S3/SQS retry it after a fix.
         core_settings()
-        return handle_records(event, load())
+        return handle_batch(event, load()) if batch else handle_records(event, load())
     raise HeicconvError(
         "unrecognised event: expected an S3 notification (straight from S3, or through SNS, SQS or EventBridge), "
-        f"or an API Gateway / Function URL request; got keys {sorted(event)[:8]}"
+        f"an S3 Batch Operations task, or an API Gateway / Function URL request; got keys {sorted(event)[:8]}"
     )
 
 

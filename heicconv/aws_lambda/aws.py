@@ -1,4 +1,4 @@
-"""The one place the handler reaches boto3, imported only when an event needs S3."""
+"""The one place heicconv reaches boto3, imported only when an event needs S3 (or the queue worker, SQS)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,34 @@ from typing import Any
 
 from ..errors import BackendUnavailableError
 
-__all__ = ["s3"]
+__all__ = ["s3", "sqs"]
 
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str], Any] = {}
 
 
 def s3() -> Any:
     """A cached S3 client (reused across warm invocations); honours ``AWS_ENDPOINT_URL_S3``."""
-    key = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
-    client = _clients.get(key)
+    return _client("s3")
+
+
+def sqs() -> Any:
+    """A cached SQS client (the queue worker's); honours ``AWS_ENDPOINT_URL_SQS``."""
+    return _client("sqs")
+
+
+def _client(service: str) -> Any:
+    """boto3 reads the endpoint variables itself; they are part of the key so that a changed one takes effect.
+
+    Create clients before starting threads: boto3's default session is not safe to share while it builds one.
+    """
+    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    client = _clients.get((service, endpoint))
     if client is None:
         try:
             import boto3
         except ImportError as exc:
             raise BackendUnavailableError(
-                "S3 events need boto3; the Lambda runtime has it, elsewhere pip install 'heicconv[lambda]'"
+                f"{service.upper()} needs boto3; the Lambda runtime has it, elsewhere pip install 'heicconv[lambda]'"
             ) from exc
-        client = _clients[key] = boto3.client("s3")
+        client = _clients[(service, endpoint)] = boto3.client(service)
     return client

@@ -12,36 +12,26 @@ in the partial-batch shape SQS understands, the messages to retry. A message
 that is none of these shapes is a failure too (an SQS message is retried, then
 goes to the dead-letter queue; any other invocation raises), never acknowledged
 silently. S3's ``s3:TestEvent`` is the one message that names no object and is fine.
+
+Reading the envelopes is shared with the queue worker (:func:`objects_in_body` reads one SQS
+message body); what happens to each object is :func:`.s3_objects.convert_object`, shared by every route.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import posixpath
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .. import formats
-from ..core import convert_with_report
-from ..errors import HeicconvError, LimitExceededError
-from ..webapi import classify, endpoint_settings
-from .aws import s3
+from ..errors import HeicconvError
+from ..webapi import classify
+from .s3_objects import S3Object, convert_object
 from .settings import LambdaSettings
 
-__all__ = ["handle_records", "is_notification_event", "output_key"]
+__all__ = ["Unrecognised", "handle_records", "is_notification_event", "objects_in_body"]
 
 log = logging.getLogger("heicconv.aws_lambda")
-
-
-@dataclass(frozen=True)
-class _Object:
-    item: str  # itemIdentifier: the SQS messageId, or bucket/key
-    bucket: str
-    key: str  # decoded
-    size: int | None
-    event: str  # "ObjectCreated:Put" (S3) or "Object Created" (EventBridge)
 
 
 class Unrecognised(HeicconvError):
@@ -55,33 +45,6 @@ def is_notification_event(event: dict[str, Any]) -> bool:
         first = records[0]
         return first.get("eventSource") in {"aws:s3", "aws:sqs"} or first.get("EventSource") == "aws:sns"
     return event.get("source") == "aws.s3" and "detail-type" in event
-
-
-def output_key(key: str, fmt: str, prefix: str) -> str:
-    """Where the converted ``key`` goes: ``prefix`` + the key with the output suffix.
-
-    >>> output_key("uploads/IMG 0001 (2).HEIC", "jpeg", "converted/")
-    'converted/uploads/IMG 0001 (2).jpg'
-    """
-    stem, _ = posixpath.splitext(key)
-    return f"{prefix}{stem or key}{formats.SUFFIXES[fmt]}"
-
-
-def skip_reason(obj: _Object, cfg: LambdaSettings) -> str | None:
-    """Why an object must not be converted (mostly: it is one of our own outputs), or ``None``."""
-    if not obj.event.startswith(("ObjectCreated", "Object Created")):
-        return f"event {obj.event} is not an object creation"
-    if obj.key.endswith("/"):
-        return "a folder marker"
-    out_bucket = cfg.output_bucket or obj.bucket
-    if obj.bucket == out_bucket and cfg.output_prefix and obj.key.startswith(cfg.output_prefix):
-        return f"under the output prefix {cfg.output_prefix!r}"
-    over_bucket = cfg.oversize_bucket or cfg.output_bucket
-    if obj.bucket == over_bucket and cfg.oversize_prefix and obj.key.startswith(cfg.oversize_prefix):
-        return f"under the oversize prefix {cfg.oversize_prefix!r}"
-    if obj.key.lower().endswith(formats.SUFFIXES[cfg.format]):
-        return f"already has the output suffix {formats.SUFFIXES[cfg.format]}"
-    return None
 
 
 def handle_records(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]:
@@ -102,24 +65,24 @@ def handle_records(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]
                 {"item": item, "status": "failed", "error": {"error": code, "message": message, "status": status}}
             )
         for obj in objects:
-            result = _one(obj, cfg)
-            results.append(result)
-            ok = ok and result["status"] != "failed"
+            outcome = convert_object(obj, cfg)
+            results.append(outcome.to_dict())
+            ok = ok and not outcome.failed
         if not ok and item not in failures:
             failures.append(item)
     return {"batchItemFailures": [{"itemIdentifier": i} for i in failures], "results": results}
 
 
-def _groups(event: dict[str, Any]) -> list[tuple[str, list[_Object], Unrecognised | None]]:
+def _groups(event: dict[str, Any]) -> list[tuple[str, list[S3Object], Unrecognised | None]]:
     """The objects each record names, grouped by the item a retry would resend, and why an SQS message names none."""
     if "Records" not in event:  # EventBridge, straight to the function
         return [(obj.item, [obj], None) for obj in _objects(event, "")]
-    groups: list[tuple[str, list[_Object], Unrecognised | None]] = []
+    groups: list[tuple[str, list[S3Object], Unrecognised | None]] = []
     for record in event["Records"]:
         if isinstance(record, dict) and record.get("eventSource") == "aws:sqs":
             item = str(record.get("messageId", ""))
             try:
-                groups.append((item, _objects(_json(record.get("body"), "the SQS message body"), item), None))
+                groups.append((item, objects_in_body(record.get("body"), item), None))
             except Unrecognised as exc:
                 groups.append((item, [], exc))
         else:
@@ -127,13 +90,23 @@ def _groups(event: dict[str, Any]) -> list[tuple[str, list[_Object], Unrecognise
     return groups
 
 
-def _objects(message: Any, item: str) -> list[_Object]:
+def objects_in_body(body: Any, item: str) -> list[S3Object]:
+    """The objects one SQS message body names (an S3 notification, an SNS notification of one, or an
+    EventBridge event); raises :class:`Unrecognised` for anything else.
+
+    >>> objects_in_body('{"Service": "Amazon S3", "Event": "s3:TestEvent"}', "m-1")
+    []
+    """
+    return _objects(_json(body, "the SQS message body"), item)
+
+
+def _objects(message: Any, item: str) -> list[S3Object]:
     """The objects an S3 notification names, in any of the envelopes; raises :class:`Unrecognised`."""
     if not isinstance(message, dict):
         raise Unrecognised(f"unrecognised message: expected a JSON object, got {type(message).__name__}")
     records = message.get("Records")
     if isinstance(records, list) and records:
-        found: list[_Object] = []
+        found: list[S3Object] = []
         for record in records:
             if not isinstance(record, dict):
                 raise Unrecognised("unrecognised record in an S3 notification: not a JSON object")
@@ -168,57 +141,20 @@ def _json(text: Any, what: str) -> Any:
         raise Unrecognised(f"unrecognised message: {what} is not JSON ({exc}): {text[:80]!r}") from exc
 
 
-def _from_s3(record: dict[str, Any], item: str) -> _Object:
+def _from_s3(record: dict[str, Any], item: str) -> S3Object:
     s3_part = record.get("s3", {})
     bucket = str(s3_part.get("bucket", {}).get("name", ""))
     key = unquote_plus(str(s3_part.get("object", {}).get("key", "")))  # keys arrive form-encoded: '+' is a space
     size = s3_part.get("object", {}).get("size")
     event = str(record.get("eventName", ""))
-    return _Object(item or f"{bucket}/{key}", bucket, key, size if isinstance(size, int) else None, event)
+    return S3Object(item or f"{bucket}/{key}", bucket, key, size if isinstance(size, int) else None, event)
 
 
-def _from_eventbridge(message: dict[str, Any], item: str) -> _Object:
+def _from_eventbridge(message: dict[str, Any], item: str) -> S3Object:
     detail = message["detail"]
     bucket = str(detail.get("bucket", {}).get("name", ""))
     # EventBridge carries the key as it is, not form-encoded like S3's own notifications.
     key = str(detail.get("object", {}).get("key", ""))
     size = detail.get("object", {}).get("size")
     event = str(message.get("detail-type", ""))
-    return _Object(item or f"{bucket}/{key}", bucket, key, size if isinstance(size, int) else None, event)
-
-
-def _one(obj: _Object, cfg: LambdaSettings) -> dict[str, Any]:
-    result: dict[str, Any] = {"bucket": obj.bucket, "key": obj.key}
-    reason = skip_reason(obj, cfg)
-    if reason:
-        return {**result, "status": "skipped", "reason": reason}
-    try:
-        options, limits = endpoint_settings()
-        if obj.size is not None and obj.size > limits.max_input_bytes:
-            raise LimitExceededError(f"the object is {obj.size} bytes, above max_input_bytes={limits.max_input_bytes}")
-        client = s3()
-        data = client.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-        converted = convert_with_report(data, cfg.format, options, limits=limits)
-        out_bucket = cfg.output_bucket or obj.bucket
-        out_key = output_key(obj.key, cfg.format, cfg.output_prefix)
-        client.put_object(
-            Bucket=out_bucket, Key=out_key, Body=converted.data, ContentType=formats.MIME_TYPES[converted.format]
-        )
-    except Exception as exc:
-        status, code, message = classify(exc)
-        if code == "internal":  # e.g. S3 access denied: the caller (not the public) reads this
-            message = f"{type(exc).__name__}: {exc}"
-        log.error("s3://%s/%s: %s (%s)", obj.bucket, obj.key, message, code)
-        return {**result, "status": "failed", "error": {"error": code, "message": message, "status": status}}
-    log.info("s3://%s/%s -> s3://%s/%s (%s)", obj.bucket, obj.key, out_bucket, out_key, converted.backend)
-    return {
-        **result,
-        "status": "converted",
-        "output": {
-            "bucket": out_bucket,
-            "key": out_key,
-            "content_type": formats.MIME_TYPES[converted.format],
-            "bytes": len(converted.data),
-            "backend": converted.backend,
-        },
-    }
+    return S3Object(item or f"{bucket}/{key}", bucket, key, size if isinstance(size, int) else None, event)

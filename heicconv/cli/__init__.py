@@ -1,4 +1,4 @@
-"""The ``heicconv`` command line: ``convert``, ``info``, ``backends``, and ``bench``/``serve`` loaded when used.
+"""The ``heicconv`` command line: ``convert``, ``info``, ``backends``; ``bench``, ``serve``, ``worker`` when used.
 
 ``heicconv IN OUT`` (two paths, the second with an image suffix) is short for
 converting one file, with the format taken from OUT's suffix.
@@ -24,9 +24,10 @@ __all__ = ["main"]
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("heicconv.bench.cli", "measure the backends on your files"),
     "serve": ("heicconv.server.cli", "run the HTTP conversion service"),
+    "worker": ("heicconv.queue_worker.cli", "convert the S3 notifications an SQS queue receives"),
 }
 #: What installs a lazy subcommand's own dependencies (pip extras in pyproject.toml).
-LAZY_EXTRAS: dict[str, str] = {"serve": "server"}
+LAZY_EXTRAS: dict[str, str] = {"serve": "server", "worker": "worker"}
 COMMANDS = ("convert", "info", "backends", *LAZY_COMMANDS)
 
 EXAMPLES = """\

@@ -1,0 +1,182 @@
+"""One S3 object, converted: the step every S3 route shares.
+
+S3 notifications to the Lambda handler (:mod:`.s3_events`), S3 Batch Operations tasks
+(:mod:`.batch_operations`) and the queue worker (:mod:`heicconv.queue_worker`) all name objects
+in their own way and then hand each one to :func:`convert_object`. It applies the loop guard
+(:func:`skip_reason`), checks the size, reads the object, converts it with the configured backend,
+options and limits, and writes it under :func:`output_key` with the output's Content-Type. So one
+photo gives the same output key and the same bytes on every route.
+
+The conversion itself is a parameter: the Lambda handler converts in its own process, while the
+queue worker passes its :class:`heicconv.isolated.IsolatedConverter`, so that a conversion runs
+under a timeout and a memory cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import Limits, Options, Result, convert_with_report, formats
+from ..errors import LimitExceededError, TimeoutError
+from ..webapi import classify, endpoint_settings
+from .aws import s3
+from .settings import LambdaSettings
+
+__all__ = ["Convert", "Outcome", "S3Object", "convert_object", "is_transient", "output_key", "skip_reason"]
+
+log = logging.getLogger("heicconv.aws_lambda")
+
+#: How an object's bytes become a :class:`heicconv.Result` (``heicconv.convert_with_report``'s arguments).
+Convert = Callable[[bytes, str, Options, Limits], Result]
+
+#: S3 error codes that say "try again later", not "this request is wrong".
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+)
+#: botocore's network errors (matched by name: botocore is imported only when S3 is used).
+_NETWORK_ERRORS = frozenset(
+    {"ConnectionError", "HTTPClientError", "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"}
+)
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """An object a notification, a queue message or a Batch Operations task names."""
+
+    item: str  # what a retry resends: the SQS messageId, the Batch Operations taskId, or bucket/key
+    bucket: str
+    key: str  # decoded
+    size: int | None = None
+    event: str = "ObjectCreated:Put"  # "ObjectCreated:*" (S3), "Object Created" (EventBridge)
+    version: str | None = None  # a Batch Operations manifest may name a version
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one object: ``converted``, ``skipped`` (with a reason) or ``failed`` (with an error)."""
+
+    bucket: str
+    key: str
+    status: str
+    reason: str = ""
+    output: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)
+    transient: bool = False  # a failure that may pass on its own (throttling, a timeout)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record in the Lambda handler's ``results``."""
+        d: dict[str, Any] = {"bucket": self.bucket, "key": self.key, "status": self.status}
+        if self.reason:
+            d["reason"] = self.reason
+        if self.output:
+            d["output"] = self.output
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def output_key(key: str, fmt: str, prefix: str) -> str:
+    """Where the converted ``key`` goes: ``prefix`` + the key with the output suffix.
+
+    >>> output_key("uploads/IMG 0001 (2).HEIC", "jpeg", "converted/")
+    'converted/uploads/IMG 0001 (2).jpg'
+    """
+    stem, _ = posixpath.splitext(key)
+    return f"{prefix}{stem or key}{formats.SUFFIXES[fmt]}"
+
+
+def skip_reason(obj: S3Object, cfg: LambdaSettings) -> str | None:
+    """Why an object must not be converted (mostly: it is one of our own outputs), or ``None``.
+
+    >>> skip_reason(S3Object("i", "photos", "converted/a.jpg"), LambdaSettings())
+    "under the output prefix 'converted/'"
+    """
+    if not obj.event.startswith(("ObjectCreated", "Object Created")):
+        return f"event {obj.event} is not an object creation"
+    if obj.key.endswith("/"):
+        return "a folder marker"
+    out_bucket = cfg.output_bucket or obj.bucket
+    if obj.bucket == out_bucket and cfg.output_prefix and obj.key.startswith(cfg.output_prefix):
+        return f"under the output prefix {cfg.output_prefix!r}"
+    over_bucket = cfg.oversize_bucket or cfg.output_bucket
+    if obj.bucket == over_bucket and cfg.oversize_prefix and obj.key.startswith(cfg.oversize_prefix):
+        return f"under the oversize prefix {cfg.oversize_prefix!r}"
+    if obj.key.lower().endswith(formats.SUFFIXES[cfg.format]):
+        return f"already has the output suffix {formats.SUFFIXES[cfg.format]}"
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Might the same attempt succeed later? Throttling, S3's 5xx, network errors and timeouts do; bad input does not.
+
+    >>> from heicconv.errors import DecodeError
+    >>> is_transient(TimeoutError("slow")), is_transient(DecodeError("truncated"))
+    (True, False)
+    """
+    if isinstance(exc, (TimeoutError, ConnectionError)):  # heicconv's TimeoutError is a builtin one too
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore's ClientError
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _TRANSIENT_CODES or status in (429, 500, 502, 503, 504)
+    return any(k.__module__.startswith("botocore") and k.__name__ in _NETWORK_ERRORS for k in type(exc).__mro__)
+
+
+def _in_process(data: bytes, fmt: str, options: Options, limits: Limits) -> Result:
+    return convert_with_report(data, fmt, options, limits=limits)
+
+
+def convert_object(
+    obj: S3Object,
+    cfg: LambdaSettings,
+    *,
+    options: Options | None = None,
+    convert: Convert | None = None,
+) -> Outcome:
+    """Convert one object and write the output; never raises, a failure is an :class:`Outcome` too.
+
+    ``options`` default to the configured ones with the endpoint defaults
+    (:func:`heicconv.webapi.endpoint_settings`); ``convert`` defaults to
+    ``heicconv.convert_with_report`` in this process.
+    """
+    reason = skip_reason(obj, cfg)
+    if reason:
+        return Outcome(obj.bucket, obj.key, "skipped", reason=reason)
+    try:
+        configured, limits = endpoint_settings()
+        options = configured if options is None else options
+        if obj.size is not None and obj.size > limits.max_input_bytes:
+            raise LimitExceededError(f"the object is {obj.size} bytes, above max_input_bytes={limits.max_input_bytes}")
+        client = s3()
+        version = {"VersionId": obj.version} if obj.version else {}
+        data = client.get_object(Bucket=obj.bucket, Key=obj.key, **version)["Body"].read()
+        converted = (convert or _in_process)(data, cfg.format, options, limits)
+        out_bucket = cfg.output_bucket or obj.bucket
+        out_key = output_key(obj.key, cfg.format, cfg.output_prefix)
+        content_type = formats.MIME_TYPES[converted.format]
+        client.put_object(Bucket=out_bucket, Key=out_key, Body=converted.data, ContentType=content_type)
+    except Exception as exc:
+        status, code, message = classify(exc)
+        if code == "internal":  # e.g. S3 access denied: the operator (not the public) reads this
+            message = f"{type(exc).__name__}: {exc}"
+        log.error("s3://%s/%s: %s (%s)", obj.bucket, obj.key, message, code)
+        error = {"error": code, "message": message, "status": status}
+        return Outcome(obj.bucket, obj.key, "failed", error=error, transient=is_transient(exc))
+    log.info("s3://%s/%s -> s3://%s/%s (%s)", obj.bucket, obj.key, out_bucket, out_key, converted.backend)
+    output = {
+        "bucket": out_bucket,
+        "key": out_key,
+        "content_type": content_type,
+        "bytes": len(converted.data),
+        "backend": converted.backend,
+    }
+    return Outcome(obj.bucket, obj.key, "converted", output=output)

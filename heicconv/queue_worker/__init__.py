@@ -1,0 +1,33 @@
+"""``heicconv worker``: convert the photos an SQS queue of S3 notifications names (the container route).
+
+The queue receives the same messages the Lambda handler reads through SQS: S3 notifications sent
+straight to the queue, through SNS (with or without raw message delivery) or through EventBridge.
+Each object takes the path the Lambda handler takes (:mod:`heicconv.aws_lambda.s3_objects`): the
+same loop guard, output key, options and bytes. Install with ``pip install 'heicconv[worker]'``.
+See :mod:`heicconv.queue_worker.worker` for how messages are received, renewed, deleted and
+released, and docs/deployment.md for running it on ECS or Kubernetes.
+"""
+
+from __future__ import annotations
+
+from .settings import WorkerSettings, load
+
+__all__ = ["WorkerSettings", "load", "work"]
+
+
+def work(*, drain: bool = False, **overrides: object) -> int:
+    """Run the worker until the queue is empty (``drain``) or SIGTERM; returns the exit status.
+
+    ``overrides`` win over ``[worker]`` and ``HEICCONV_WORKER_*``; the output format, bucket and
+    prefix are the Lambda handler's settings (``HEICCONV_LAMBDA_FORMAT``, ...).
+    """
+    from ..aws_lambda.settings import load as load_output
+    from ..config import settings as core_settings
+    from ..isolated import cap_malloc_arenas
+    from .worker import QueueWorker
+
+    core_settings()  # a bad HEICCONV_* value or config file stops the start, naming the key
+    settings = load(**overrides)
+    output = load_output()
+    cap_malloc_arenas()
+    return QueueWorker(settings, output, drain=drain).run()
