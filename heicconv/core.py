@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import formats, registry
+from . import formats, gainmap, registry
 from .backends.base import Converter, PipelineBackend, Result, plan
 from .config import effective, settings
 from .errors import (
@@ -14,7 +14,7 @@ from .errors import (
     HeicconvError,
     UnsupportedFormatError,
 )
-from .info import ImageInfo, inspect
+from .info import ImageInfo, Source, inspect
 from .options import Limits, Options
 
 __all__ = ["convert", "convert_with_report", "list_backends", "probe", "select", "selected_backend"]
@@ -91,8 +91,18 @@ def convert_with_report(
     if fmt not in conv.capabilities.outputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot write {fmt}{_who_can(fmt)}")
     if isinstance(conv, PipelineBackend):
-        return dataclasses.replace(conv.run(plan(data, fmt, options, limits, conv.capabilities)), sources=sources)
-    source = inspect(data, options.image_index, limits)
+        job = plan(data, fmt, options, limits, conv.capabilities)
+        source, result = job.source, conv.run(job)
+    else:
+        source = inspect(data, options.image_index, limits)
+        result = _run_foreign(conv, source, fmt, options)
+    # HDR gain map (issue 14): the one hook. JPEG becomes Ultra HDR, other formats report the map dropped.
+    result = gainmap.attach(source, result, options)
+    return dataclasses.replace(result, sources=sources)
+
+
+def _run_foreign(conv: Converter, source: Source, fmt: str, options: Options) -> Result:
+    """A third-party backend's conversion, reported like a built-in one's."""
     if source.info.format not in conv.capabilities.inputs:
         raise UnsupportedFormatError(f"backend {conv.name!r} cannot read {source.info.format}")
     try:
@@ -106,7 +116,7 @@ def convert_with_report(
         width, height = written.width, written.height
     except HeicconvError:  # a format heicconv does not read back: leave the size unknown
         width = height = 0
-    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",), sources=sources)
+    return Result(out, fmt, width, height, conv.name, source.info, (f"backend: {conv.name}",))
 
 
 def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:
