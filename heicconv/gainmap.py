@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import struct
@@ -94,13 +95,14 @@ class GainMap:
     origin: str  # where the metadata came from, for notes and probe()
     apple_headroom: float = 0.0  # set when the map's samples are Apple's linear gain (re-expressed on output)
     problem: str = ""  # why it cannot be carried, "" if it can
+    size: tuple[int, int] = (0, 0)  # upright, as it is carried (see :func:`decode`)
 
     @property
     def headroom(self) -> float:
         return self.metadata.headroom if self.metadata is not None else 0.0
 
     def describe(self) -> str:
-        w, h = self.item.display_size
+        w, h = self.size
         if self.metadata is None:
             return f"{self.kind} HDR gain map {w}x{h} ({self.problem})"
         return f"{self.kind} HDR gain map {w}x{h}, headroom {self.headroom:.2f} ({self.origin})"
@@ -278,6 +280,11 @@ def find(source: Source) -> GainMap | None:
     c, item = source.container, source.item
     if c is None or item is None:
         return None
+    found = _find(source, c, item)
+    return None if found is None else _upright(found, item)
+
+
+def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap | None:
     data = source.data
     tmap = next((t for t in c.items.values() if t.type == b"tmap" and t.refs.get(b"dimg", [])[:1] == [item.id]), None)
     aux = [c.items[a] for a in c.referring(b"auxl", item.id) if c.items[a].aux_type in (APPLE, SAMSUNG)]
@@ -317,7 +324,20 @@ def find(source: Source) -> GainMap | None:
 
 def _checked(gm: GainMap) -> GainMap:
     why = gm.metadata.problem() if gm.metadata is not None else ""
-    return GainMap(gm.item, gm.kind, None, gm.origin, problem=why) if why else gm
+    return dataclasses.replace(gm, metadata=None, problem=why) if why else gm
+
+
+def _own_transforms(item: isobmff.Item) -> bool:
+    """Whether a map carries its own rotation or mirror (iPhones write them on it; libheif's encoder and
+    Samsung phones on the photo only). A crop of its own is its own padding, not the photo's framing."""
+    return bool(item.rotation) or item.mirror is not None
+
+
+def _upright(gm: GainMap, photo: isobmff.Item) -> GainMap:
+    w, h = gm.item.display_size
+    if not _own_transforms(gm.item) and photo.rotation in (90, 270):
+        w, h = h, w
+    return dataclasses.replace(gm, size=(w, h))
 
 
 def find_in(data: bytes) -> GainMap | None:
@@ -348,9 +368,9 @@ def apple_to_log(headroom: float) -> bytes:
 def decode(source: Source, gm: GainMap) -> Any:
     """The gain map as a Pillow ``L`` image, upright and cropped like the photo (pillow-heif decodes it).
 
-    A map that carries no transform of its own gets the photo's rotation, mirror and (in proportion)
-    crop, as libheif's own encoder writes them on the image only; one that has its own (iPhones) is
-    shown as its own say.
+    A map that carries no rotation or mirror of its own gets the photo's, and (in proportion) its crop,
+    as libheif's encoder and Samsung phones write them on the photo only; one that has its own (iPhones)
+    is shown as they say.
     """
     from PIL import Image
 
@@ -363,9 +383,8 @@ def decode(source: Source, gm: GainMap) -> Any:
     frame = heif.open_heif(io.BytesIO(c.extract(source.data, gm.item.id)), convert_hdr_to_8bit=True)[0]
     img = frame.to_pillow() if hasattr(frame, "to_pillow") else Image.frombytes(frame.mode, frame.size, frame.data)
     img = img.convert("L")
-    own = gm.item.rotation or gm.item.mirror is not None or gm.item.crop is not None
-    if not own:
-        if photo.crop is not None and (photo.width, photo.height) != (0, 0):
+    if not _own_transforms(gm.item):
+        if photo.crop is not None and gm.item.crop is None and photo.width and photo.height:
             cw = round(img.width * photo.crop[0] / photo.width)
             ch = round(img.height * photo.crop[1] / photo.height)
             left, top = (img.width - cw) // 2, (img.height - ch) // 2
@@ -387,8 +406,6 @@ def attach(source: Source, result: Result, options: Options) -> Result:
     map in ``dropped``. A map that cannot be read never fails the conversion: the photo is converted
     without it, and the notes say why.
     """
-    import dataclasses
-
     gm = find(source)
     if gm is None:
         return result
