@@ -82,7 +82,7 @@ def hdr(session: nox.Session) -> None:
 
     if not os.environ.get("HEICCONV_CORPUS"):
         session.error("set HEICCONV_CORPUS to the corpus folder (the check needs real HDR photos)")
-    session.install("-e", ".[all]")
+    session.install("-e", ".[all]", "numpy")
     out = Path(session.create_tmp()) / "uhdr"
     policy = str(Path("heicconv/backends/imagemagick").resolve())  # admits the 200 MP photo on wand
     session.run("python", "tests/uhdr_check.py", "convert", str(out), env={"MAGICK_CONFIGURE_PATH": policy})
