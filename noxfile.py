@@ -69,6 +69,31 @@ def docker(session: nox.Session) -> None:
     )
 
 
+@nox.session
+def hdr(session: nox.Session) -> None:
+    """Ultra HDR JPEGs checked by an independent decoder: libultrahdr, as pyvips-binary (>= 8.18) bundles it.
+
+    Every gain-map photo of HEICCONV_CORPUS goes to JPEG on every backend in this session's environment; a
+    second environment of its own (pyvips-binary carries its own libvips, which must not meet heicconv's vips
+    backend) then reads them back: gain map and metadata found, SDR picture unchanged, HDR picture within
+    the tolerance of heicconv's own rendering (tests/uhdr_check.py). About 3 minutes on two cores.
+    """
+    import os
+    from pathlib import Path
+
+    if not os.environ.get("HEICCONV_CORPUS"):
+        session.error("set HEICCONV_CORPUS to the corpus folder (the check needs real HDR photos)")
+    session.install("-e", ".[all]", "numpy")
+    out = Path(session.create_tmp()) / "uhdr"
+    policy = str(Path("heicconv/backends/imagemagick").resolve())  # admits the 200 MP photo on wand
+    session.run("python", "tests/uhdr_check.py", "convert", str(out), env={"MAGICK_CONFIGURE_PATH": policy})
+    checker = Path(session.create_tmp()) / "libultrahdr-venv"
+    session.run("python", "-m", "venv", "--clear", str(checker))
+    python = str(checker / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", "pyvips-binary>=8.18", "pyvips", "numpy", external=True)
+    session.run(python, "tests/uhdr_check.py", "check", str(out), external=True)
+
+
 @nox.session(python=PYTHONS)
 def tests_matrix(session: nox.Session) -> None:
     """The suite on every supported Python that is installed (missing ones are skipped)."""

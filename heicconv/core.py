@@ -11,7 +11,7 @@ from .errors import BackendUnavailableError, EncodeError, HeicconvError, Unsuppo
 from .info import ImageInfo
 from .info import probe as read_header
 from .options import Limits, Options
-from .pipeline import plan
+from .pipeline import hdr, plan
 
 __all__ = ["convert", "convert_with_report", "list_backends", "probe", "select", "selected_backend"]
 
@@ -91,6 +91,7 @@ def convert_with_report(
         raise
     except Exception as exc:  # a third-party backend's own error never escapes
         raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
+    result = hdr.attach(job.source, result, options)  # the gain map: Ultra HDR JPEG, or reported dropped
     return dataclasses.replace(result, sources=sources)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import completeness, formats, isobmff, mini
@@ -20,6 +20,9 @@ class ImageInfo:
 
     ``thumbnails`` lists the longest side of each embedded thumbnail of the
     primary image; ``image_sizes`` the displayed size of every top-level image.
+    ``gain_map`` describes the primary's HDR gain map ("" without one): its kind, size, headroom
+    and where that came from, or why it cannot be carried; ``hdr_headroom`` is that headroom
+    (how much brighter than SDR white the HDR rendition reaches; 0.0 without a usable map).
     """
 
     format: str
@@ -38,6 +41,8 @@ class ImageInfo:
     depth_images: int = 0
     orientation: int = 1  # EXIF-style orientation the decoder applies to make it upright
     image_sizes: tuple[tuple[int, int], ...] = ()
+    gain_map: str = ""
+    hdr_headroom: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -228,7 +233,7 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         orientation=_TRANSFORM_TO_EXIF.get((primary.rotation, primary.mirror), 1),
         image_sizes=tuple(c.items[i].display_size for i in c.top_level),
     )
-    return Source(
+    source = Source(
         data,
         info,
         index,
@@ -245,6 +250,13 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         item=item,
         thumbnails=thumbs,
     )
+    if item.id == primary.id:  # ImageInfo describes the primary image
+        from . import gainmap
+
+        found = gainmap.find(source)
+        if found is not None:
+            source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
+    return source
 
 
 def _sound(c: isobmff.Container, thumb: isobmff.Item, image: isobmff.Item) -> bool:

@@ -26,8 +26,10 @@ __all__ = ["Limits", "Options", "field_from_text", "parse_bool", "parse_colour",
 
 MetadataPolicy = Literal["keep", "strip", "strip-location"]
 ColourPolicy = Literal["keep", "srgb"]
+HdrPolicy = Literal["keep", "drop"]
 _METADATA_POLICIES = ("keep", "strip", "strip-location")
 _COLOUR_POLICIES = ("keep", "srgb")
+_HDR_POLICIES = ("keep", "drop")
 T = TypeVar("T")
 E = TypeVar("E", bound="_Explicit")
 
@@ -211,6 +213,8 @@ class Options(_Explicit):
     - ``bit_depth``: 8, or 16 to keep high bit depth in PNG and TIFF output.
     - ``use_thumbnail``: when ``max_size`` is no larger than an embedded thumbnail,
       resize from the thumbnail instead of decoding the full image (much faster).
+    - ``hdr``: ``"keep"`` an HDR photo's gain map (default: JPEG output becomes Ultra HDR, which
+      shows the same SDR picture in every other viewer) or ``"drop"`` it (a plain JPEG).
     """
 
     quality: int = _default(85)
@@ -222,6 +226,7 @@ class Options(_Explicit):
     image_index: int | None = _default(None)
     bit_depth: int = _default(8)
     use_thumbnail: bool = _default(False)
+    hdr: HdrPolicy = _default("keep")  # noqa: RUF009
 
     def _validate(self, source: str) -> None:
         set_ = object.__setattr__
@@ -236,6 +241,8 @@ class Options(_Explicit):
             raise _fail("metadata", f"must be one of {', '.join(_METADATA_POLICIES)}, got {self.metadata!r}", source)
         if self.colour not in _COLOUR_POLICIES:
             raise _fail("colour", f"must be one of {', '.join(_COLOUR_POLICIES)}, got {self.colour!r}", source)
+        if self.hdr not in _HDR_POLICIES:
+            raise _fail("hdr", f"must be one of {', '.join(_HDR_POLICIES)}, got {self.hdr!r}", source)
         set_(self, "background", parse_colour(self.background, source=source))
         idx = self.image_index
         if idx is not None and (isinstance(idx, bool) or not isinstance(idx, int) or idx < 0):
@@ -303,7 +310,7 @@ def field_from_text(name: str, text: str) -> Any:
         return text if flag is None else flag
     if name == "image_index" and text.lower() in ("", "none", "primary"):
         return None
-    if name in ("max_size", "metadata", "colour", "background"):
+    if name in ("max_size", "metadata", "colour", "background", "hdr"):
         return text
     try:
         return int(text)

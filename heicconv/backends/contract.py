@@ -104,7 +104,7 @@ class Note(str):
     """One line of what heicconv did, with its kind, so code never parses the words.
 
     Kinds: ``backend``, ``source``, ``orientation``, ``resize``, ``thumbnail``, ``alpha``, ``depth``,
-    ``colour``, ``metadata`` and ``dropped`` (the text then names what was dropped).
+    ``colour``, ``metadata``, ``hdr`` and ``dropped`` (the text then names what was dropped).
 
     >>> n = Note("dropped", "EXIF MakerNote")
     >>> (n.kind, str(n))

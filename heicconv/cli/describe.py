@@ -22,7 +22,7 @@ def add_info_parser(subparsers: Any) -> None:
         "info",
         help="show what image files hold",
         description="Show what image files hold, read from their headers without decoding pixels: size, "
-        "images, primary image, bit depth, alpha, colour profile, EXIF/XMP, thumbnails, depth maps.",
+        "images, primary image, bit depth, alpha, colour profile, EXIF/XMP, thumbnails, depth maps, HDR gain map.",
         epilog="examples:\n  heicconv info IMG_0001.HEIC\n  heicconv info --json *.heic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,6 +66,7 @@ def _describe(info: ImageInfo) -> list[tuple[str, str]]:
         ("thumbnails", thumbs),
         ("depth maps", str(info.depth_images) if info.depth_images else "none"),
         ("orientation", str(info.orientation)),
+        ("HDR gain map", info.gain_map or "none"),
     ]
 
 

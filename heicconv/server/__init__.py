@@ -14,6 +14,7 @@ from ..errors import BackendUnavailableError
 
 __all__ = ["serve"]
 
+
 def serve(**overrides: Any) -> None:
     """Run the service until interrupted; ``overrides`` win over ``[server]`` and ``HEICCONV_SERVER_*``."""
     try:

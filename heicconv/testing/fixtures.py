@@ -19,9 +19,11 @@ from typing import Any, cast
 
 __all__ = [
     "XMP_PACKET",
+    "apple_exif",
     "encode_heic",
     "exif_block",
     "gradient",
+    "make_hdr_heic",
     "make_heic",
     "make_image",
     "make_iphone_heic",
@@ -253,6 +255,72 @@ def make_iphone_heic(size: tuple[int, int] = (64, 48), *, exif: bytes | None = N
     tmap = isobmff.NewItem(3, b"tmap", b"\0" * 62, [(ispe, False)], parts=[1, 2], hidden=False)
     meta = isobmff.NewItem(4, b"Exif", b"\0\0\0\x06" + (exif or exif_block()), [], describes=[1, 3])
     return isobmff.write([photo, gain, tmap, meta], 1, brands=(b"heic", b"mif1", b"heic", b"tmap"))
+
+
+def apple_exif(maker33: float | None = 0.8786, maker48: float | None = None) -> bytes:
+    """Bare TIFF EXIF whose MakerNote is Apple's, with HDR tags 33 and 48 (signed rationals) where given."""
+    tags = [(t, v) for t, v in ((33, maker33), (48, maker48)) if v is not None]
+    entries = b"".join(
+        struct.pack(">HHII", tag, 10, 1, 16 + 12 * len(tags) + 4 + 8 * n) for n, (tag, _) in enumerate(tags)
+    )
+    values = b"".join(struct.pack(">ii", round(v * 1_000_000), 1_000_000) for _, v in tags)
+    note = b"Apple iOS\0\0\x01MM" + struct.pack(">H", len(tags)) + entries + b"\0\0\0\0" + values
+    # IFD0 (Make, ExifIFD pointer) at 8; the Exif IFD (MakerNote) after it; the note after that.
+    ifd0 = 8
+    exif_ifd = ifd0 + 2 + 2 * 12 + 4
+    note_at = exif_ifd + 2 + 12 + 4 + 8  # after the Exif IFD and the Make string
+    make_at = exif_ifd + 2 + 12 + 4
+    tiff = b"MM\0*" + struct.pack(">I", ifd0)
+    tiff += (
+        struct.pack(">H", 2)
+        + struct.pack(">HHII", 0x010F, 2, 6, make_at)
+        + struct.pack(">HHII", 0x8769, 4, 1, exif_ifd)
+    )
+    tiff += b"\0\0\0\0"
+    tiff += struct.pack(">H", 1) + struct.pack(">HHII", 0x927C, 7, len(note), note_at) + b"\0\0\0\0"
+    tiff += b"Apple\0\0\0" + note
+    return tiff
+
+
+def make_hdr_heic(
+    size: tuple[int, int] = (64, 48),
+    *,
+    exif: bytes | None = None,
+    rotation: int = 0,
+    gain_map: Any = None,
+    tmap: bytes | None = None,
+) -> bytes:
+    """A HEIC with an Apple HDR gain map: the photo, a half-size map (by default bright on its left half, dark on
+    its right) as an auxiliary image, and EXIF (by default :func:`apple_exif`: tags 33 and 48 give the headroom).
+
+    ``rotation`` (degrees anticlockwise) goes on the photo only, as libheif's encoder writes it; ``tmap`` adds an
+    ISO 21496-1 ``tmap`` item with that data (version byte first) whose inputs are the photo and the map.
+    """
+    from PIL import Image
+
+    from .. import isobmff
+
+    def coded(data: bytes) -> isobmff.NewItem:
+        c = isobmff.parse(data)
+        return c.copy_items(data, c.primary_id)[0]
+
+    photo = coded(set_heif_transform(make_heic(size), rotation) if rotation else make_heic(size))
+    photo.id, photo.hidden = 1, False
+    if gain_map is None:
+        w, h = max(2, size[0] // 2), max(1, size[1] // 2)
+        gain_map = Image.new("L", (w, h), 0)
+        gain_map.paste(255, (0, 0, w // 2, h))
+    gain = coded(encode_heic(gain_map))
+    auxc = _box(b"auxC", b"\0\0\0\0" + b"urn:com:apple:photo:2020:aux:hdrgainmap\0")
+    gain.id, gain.aux_of, gain.properties = 2, [1], [*gain.properties, (auxc, False)]
+    items = [photo, gain]
+    if tmap is not None:
+        ispe = next(raw for raw, _ in photo.properties if raw[4:8] == b"ispe")
+        items.append(isobmff.NewItem(3, b"tmap", tmap, [(ispe, False)], parts=[1, 2], hidden=False))
+    items.append(
+        isobmff.NewItem(4, b"Exif", b"\0\0\0\0" + (exif if exif is not None else apple_exif()), [], describes=[1])
+    )
+    return isobmff.write(items, 1)
 
 
 def _find_boxes(data: bytes, path: list[bytes]) -> list[tuple[int, int, int]]:

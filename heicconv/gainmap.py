@@ -1,0 +1,375 @@
+"""HDR gain maps: found in a HEIF file, read, and carried into the output (issue 14).
+
+A phone photo that looks bright on an HDR screen is an ordinary (SDR) picture plus a *gain map*: a
+small grayscale auxiliary image saying how much brighter each area may be shown, up to the photo's
+*headroom*. Three kinds exist in HEIF files:
+
+- Apple (``urn:com:apple:photo:2020:aux:hdrgainmap``): the headroom comes from the EXIF MakerNote
+  (tags 33 and 48, by the formula of Apple's article "Applying Apple HDR effect to your photos"),
+  and a pixel is ``sdr * (1 + (headroom - 1) * g)`` in linear light, with ``g`` the map sample
+  linearised by the Rec.709 curve;
+- ISO 21496-1: a ``tmap`` item whose inputs are the photo and the map, its data the metadata
+  (iPhones since iOS 18 write one next to Apple's own; Samsung phones since 2025);
+- Samsung (``urn:com:samsung:photo:2024:aux:hdrgainmap``): Adobe ``hdrgm`` XMP on the map item.
+
+ISO 21496-1 metadata, where the file has it, is what heicconv carries; otherwise the ``hdrgm`` XMP;
+otherwise Apple's MakerNote, whose linear gain is re-expressed exactly in ISO 21496-1 terms by a
+256-entry table (see :func:`apple_to_log`). Reading only looks at the header (:func:`find`);
+the map is decoded by pillow-heif whatever the backend, so every backend carries the same map.
+
+This module reads (container level); :mod:`heicconv.pipeline.hdr` decodes the map and carries it
+into the output.
+
+>>> from heicconv.info import read_source
+>>> from heicconv.testing.fixtures import make_heic
+>>> find(read_source(make_heic(size=(32, 24)))) is None
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import isobmff
+
+if TYPE_CHECKING:
+    from .info import Source
+
+__all__ = ["APPLE", "SAMSUNG", "GainMap", "Metadata", "apple_headroom", "apple_to_log", "find", "map_size", "parse_iso"]
+
+APPLE = "urn:com:apple:photo:2020:aux:hdrgainmap"
+SAMSUNG = "urn:com:samsung:photo:2024:aux:hdrgainmap"
+_HDRGM = "http://ns.adobe.com/hdr-gain-map/1.0/"
+_APPLE_NS = "http://ns.apple.com/HDRGainMap/1.0/"
+_MAKER_NOTE = 0x927C
+_EXIF_IFD = 0x8769
+_MAX_STOPS = 16.0  # a corrupt MakerNote must not give an infinite headroom; 16 stops is past any display
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """How to apply a gain map, in ISO 21496-1 terms (one channel; log2 values as the standard has them).
+
+    A pixel of the HDR rendition is ``(sdr + offset_sdr) * 2 ** (L) - offset_hdr`` in linear light, with
+    ``L = min_log2 + (max_log2 - min_log2) * g ** (1 / gamma)`` and ``g`` the map sample in 0..1.
+    """
+
+    min_log2: float
+    max_log2: float
+    gamma: float = 1.0
+    offset_sdr: float = 0.0
+    offset_hdr: float = 0.0
+    base_headroom_log2: float = 0.0
+    alternate_headroom_log2: float = 0.0
+    use_base_colour_space: bool = True
+
+    @property
+    def headroom(self) -> float:
+        """How much brighter than SDR white the HDR rendition reaches (a ratio: 4.0 is two stops)."""
+        return float(2.0**self.alternate_headroom_log2)
+
+    def problem(self) -> str:
+        """Why a reader (libultrahdr, browsers) would refuse this metadata, or ``""``."""
+        values = (self.min_log2, self.max_log2, self.gamma, self.offset_sdr, self.offset_hdr)
+        if not all(math.isfinite(v) for v in (*values, self.base_headroom_log2, self.alternate_headroom_log2)):
+            return "its metadata holds a value that is not a number"
+        if self.max_log2 < self.min_log2:
+            return "its largest gain is below its smallest"
+        if self.gamma <= 0 or self.offset_sdr < 0 or self.offset_hdr < 0:
+            return "its gamma or offsets are out of range"
+        if self.base_headroom_log2 < 0 or self.alternate_headroom_log2 <= self.base_headroom_log2:
+            return f"its headroom ({self.headroom:.2f}) gives no HDR"
+        return ""
+
+
+@dataclass(frozen=True)
+class GainMap:
+    """A gain map found in a file's header, and what it means."""
+
+    item: isobmff.Item
+    kind: str  # "Apple", "Samsung", "ISO 21496-1"
+    metadata: Metadata | None
+    origin: str  # where the metadata came from, for notes and probe()
+    apple_headroom: float = 0.0  # set when the map's samples are Apple's linear gain (re-expressed on output)
+    problem: str = ""  # why it cannot be carried, "" if it can
+    size: tuple[int, int] = (0, 0)  # upright, as it is carried (see :func:`decode`)
+
+    @property
+    def headroom(self) -> float:
+        return self.metadata.headroom if self.metadata is not None else 0.0
+
+    def describe(self) -> str:
+        w, h = self.size
+        if self.metadata is None:
+            return f"{self.kind} HDR gain map {w}x{h} ({self.problem})"
+        return f"{self.kind} HDR gain map {w}x{h}, headroom {self.headroom:.2f} ({self.origin})"
+
+
+def parse_iso(payload: bytes) -> Metadata:
+    """ISO 21496-1 metadata as a JPEG APP2 segment carries it (after the namespace), or a ``tmap`` item
+    without its leading version byte. Raises ``ValueError`` if it is malformed or multi-channel with
+    differing channels (heicconv writes single-channel maps only).
+
+    >>> m = parse_iso(bytes.fromhex("00000000" "40" "00000000" "00000001" "00000002" "00000001") + bytes.fromhex(
+    ...     "00000000" "00000001" "00000002" "00000001" "00000001" "00000001" "00000000" "00000001" * 2))
+    >>> m.max_log2, m.headroom, m.use_base_colour_space
+    (2.0, 4.0, True)
+    """
+    if len(payload) < 5:
+        raise ValueError("ISO 21496-1 metadata is truncated")
+    min_version, _writer, flags = struct.unpack_from(">HHB", payload, 0)
+    if min_version != 0:
+        raise ValueError(f"ISO 21496-1 metadata of minimum version {min_version} (heicconv reads version 0)")
+    channels = 3 if flags & 0x80 else 1
+    common = bool(flags & 0x08)
+    if flags & 0x04:
+        raise ValueError("the ISO 21496-1 gain map makes an SDR picture from an HDR one (backward direction)")
+    pos = 5
+
+    def take(fmt: str) -> int:
+        nonlocal pos
+        if pos + 4 > len(payload):
+            raise ValueError("ISO 21496-1 metadata is truncated")
+        (value,) = struct.unpack_from(">" + fmt, payload, pos)
+        pos += 4
+        return int(value)
+
+    def ratio(n: int, d: int) -> float:
+        if d == 0:
+            raise ValueError("ISO 21496-1 metadata has a zero denominator")
+        return n / d
+
+    if common:
+        d = take("I")
+        base, alternate = ratio(take("I"), d), ratio(take("I"), d)
+        rows = [tuple(ratio(take(f), d) for f in "iiIii") for _ in range(channels)]
+    else:
+        base = ratio(take("I"), take("I"))
+        alternate = ratio(take("I"), take("I"))
+        rows = [
+            tuple(ratio(take(f), take("I")) for f in "iiIii")  # numerator, then its denominator
+            for _ in range(channels)
+        ]
+    if any(row != rows[0] for row in rows[1:]):
+        raise ValueError("the ISO 21496-1 gain map has three channels with different metadata")
+    lo, hi, gamma, off_sdr, off_hdr = rows[0]
+    return Metadata(lo, hi, gamma, off_sdr, off_hdr, base, alternate, bool(flags & 0x40))
+
+
+def apple_headroom(exif: bytes | None) -> float | None:
+    """The headroom of an Apple gain map from the EXIF MakerNote (bare TIFF bytes), or ``None``.
+
+    Apple's formula from tags 33 and 48 (signed rationals); a note with tag 33 and no tag 48 counts
+    48 as 0, as Chrome (Skia) does: iPhones before iOS 17 wrote only 33.
+
+    >>> round(_stops_to_headroom(0.8786, 0.0), 3), round(_stops_to_headroom(1.01, 0.498), 3)
+    (3.482, 4.445)
+    """
+    note = _maker_note(exif) if exif else None
+    if note is None or not note.startswith(b"Apple iOS\0") or len(note) < 16:
+        return None
+    e = ">" if note[12:14] == b"MM" else "<" if note[12:14] == b"II" else ""
+    if not e:
+        return None
+    values = _ifd_rationals(note, 14, e, {33, 48})
+    if 33 not in values:
+        return None
+    return _stops_to_headroom(values[33], values.get(48, 0.0))
+
+
+def _stops_to_headroom(maker33: float, maker48: float) -> float:
+    if maker33 < 1.0:
+        stops = -20.0 * maker48 + 1.8 if maker48 <= 0.01 else -0.101 * maker48 + 1.601
+    else:
+        stops = -70.0 * maker48 + 3.0 if maker48 <= 0.01 else -0.303 * maker48 + 2.303
+    return float(2.0 ** min(max(stops, 0.0), _MAX_STOPS))
+
+
+def _maker_note(tiff: bytes) -> bytes | None:
+    e = ">" if tiff[:4] == b"MM\0*" else "<" if tiff[:4] == b"II*\0" else ""
+    if not e or len(tiff) < 8:
+        return None
+    ifd0 = struct.unpack_from(e + "I", tiff, 4)[0]
+    exif_ifd = _ifd_entry(tiff, ifd0, e, _EXIF_IFD)
+    if exif_ifd is None:
+        return None
+    found = _ifd_entry(tiff, struct.unpack_from(e + "I", tiff, exif_ifd + 8)[0], e, _MAKER_NOTE)
+    if found is None:
+        return None
+    count, offset = struct.unpack_from(e + "II", tiff, found + 4)
+    if count <= 4 or offset + count > len(tiff):
+        return None
+    return tiff[offset : offset + count]
+
+
+def _ifd_entry(buf: bytes, ifd: int, e: str, tag: int) -> int | None:
+    """Where the 12-byte entry of ``tag`` lies in the IFD at ``ifd``, bounds-checked."""
+    if ifd + 2 > len(buf):
+        return None
+    for i in range(struct.unpack_from(e + "H", buf, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        if at + 12 > len(buf):
+            return None
+        if struct.unpack_from(e + "H", buf, at)[0] == tag:
+            return at
+    return None
+
+
+def _ifd_rationals(note: bytes, ifd: int, e: str, tags: set[int]) -> dict[int, float]:
+    """Single signed or unsigned rationals of ``tags`` in an IFD whose offsets count from the note's start."""
+    out: dict[int, float] = {}
+    for tag in tags:
+        at = _ifd_entry(note, ifd, e, tag)
+        if at is None:
+            continue
+        kind, count, offset = struct.unpack_from(e + "HII", note, at + 2)
+        if kind not in (5, 10) or count != 1 or offset + 8 > len(note):
+            continue
+        n, d = struct.unpack_from(e + ("ii" if kind == 10 else "II"), note, offset)
+        if d:
+            out[tag] = n / d
+    return out
+
+
+def _hdrgm(xmp: bytes) -> Metadata | None:
+    """``hdrgm`` attributes of an XMP packet (Adobe's gain map XMP, which Samsung writes on its map)."""
+    import xml.etree.ElementTree as ET
+
+    if b"<!DOCTYPE" in xmp or b"<!ENTITY" in xmp or _HDRGM.encode() not in xmp:
+        return None
+    try:
+        start = xmp.find(b"<x:xmpmeta")
+        end = xmp.rfind(b"</x:xmpmeta>")
+        root = ET.fromstring(xmp[start : end + 12] if start >= 0 and end > start else xmp)
+    except ET.ParseError:
+        return None
+    values: dict[str, str] = {}
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            if key.startswith("{" + _HDRGM + "}"):
+                values[key.split("}", 1)[1]] = value
+        if element.tag.startswith("{" + _HDRGM + "}") and element.text:
+            values[element.tag.split("}", 1)[1]] = element.text
+    if "GainMapMax" not in values or values.get("BaseRenditionIsHDR", "False").lower() == "true":
+        return None
+    try:
+
+        def number(name: str, default: float) -> float:
+            return float(values[name]) if name in values else default
+
+        # Defaults as Adobe's specification gives them.
+        hi = number("GainMapMax", 0.0)
+        return Metadata(
+            min_log2=number("GainMapMin", 0.0),
+            max_log2=hi,
+            gamma=number("Gamma", 1.0),
+            offset_sdr=number("OffsetSDR", 1 / 64),
+            offset_hdr=number("OffsetHDR", 1 / 64),
+            base_headroom_log2=number("HDRCapacityMin", 0.0),
+            alternate_headroom_log2=number("HDRCapacityMax", hi),
+        )
+    except ValueError:
+        return None
+
+
+def find(source: Source) -> GainMap | None:
+    """The gain map of the selected image of ``source``, read from the header only, or ``None``."""
+    c, item = source.container, source.item
+    if c is None or item is None:
+        return None
+    found = _find(source, c, item)
+    return None if found is None else _upright(found, item)
+
+
+def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap | None:
+    data = source.data
+    tmap = next((t for t in c.items.values() if t.type == b"tmap" and t.refs.get(b"dimg", [])[:1] == [item.id]), None)
+    aux = [c.items[a] for a in c.referring(b"auxl", item.id) if c.items[a].aux_type in (APPLE, SAMSUNG)]
+    target: isobmff.Item | None = None
+    if tmap is not None and len(tmap.refs[b"dimg"]) == 2 and tmap.refs[b"dimg"][1] in c.items:
+        target = c.items[tmap.refs[b"dimg"][1]]
+    elif aux:
+        target = aux[0]
+    if target is None:
+        return None
+    kind = {APPLE: "Apple", SAMSUNG: "Samsung"}.get(target.aux_type, "ISO 21496-1")
+    if tmap is not None and target.id == tmap.refs[b"dimg"][1]:
+        try:
+            raw = c.item_data(tmap, data, limit=4096)
+            if not raw or raw[0] != 0:
+                raise ValueError(f"'tmap' version {raw[0] if raw else 'missing'}")
+            meta = parse_iso(raw[1:])
+        except Exception as exc:  # unreadable metadata: the photo still converts, without its map
+            return GainMap(target, kind, None, "", problem=f"its ISO 21496-1 metadata cannot be read: {exc}")
+        return _checked(GainMap(target, kind, meta, "ISO 21496-1 'tmap' item"))
+    for m in c.metadata_of(target.id):
+        if m.type == b"mime" and "rdf+xml" in m.content_type:
+            try:
+                meta_x = _hdrgm(c.item_data(m, data, limit=1 << 20))
+            except Exception:
+                meta_x = None
+            if meta_x is not None:
+                return _checked(GainMap(target, kind, meta_x, "hdrgm XMP on the gain map"))
+    if target.aux_type == APPLE:
+        headroom = apple_headroom(source.exif)
+        if headroom is None:
+            return GainMap(target, kind, None, "", problem="no headroom: the EXIF MakerNote has no Apple HDR tags")
+        meta_a = Metadata(0.0, math.log2(headroom), alternate_headroom_log2=math.log2(headroom))
+        return _checked(GainMap(target, kind, meta_a, "Apple MakerNote tags 33 and 48", apple_headroom=headroom))
+    return GainMap(target, kind, None, "", problem="no metadata says how to apply it")
+
+
+def _checked(gm: GainMap) -> GainMap:
+    why = gm.metadata.problem() if gm.metadata is not None else ""
+    return dataclasses.replace(gm, metadata=None, problem=why) if why else gm
+
+
+def own_transforms(item: isobmff.Item) -> bool:
+    """Whether a map carries its own rotation or mirror (iPhones write them on it; libheif's encoder and
+    Samsung phones on the photo only). A crop of its own is its own padding, not the photo's framing."""
+    return bool(item.rotation) or item.mirror is not None
+
+
+def _upright(gm: GainMap, photo: isobmff.Item) -> GainMap:
+    w, h = gm.item.display_size
+    if not own_transforms(gm.item) and photo.rotation in (90, 270):
+        w, h = h, w
+    return dataclasses.replace(gm, size=(w, h))
+
+
+def apple_to_log(headroom: float) -> bytes:
+    """A 256-entry table from Apple's gain map samples to ISO 21496-1 ones with ``min_log2=0``,
+    ``max_log2=log2(headroom)``, ``gamma=1``: the same boost, ``1 + (headroom - 1) * g``, expressed as
+    a power of two. ``g`` is the sample linearised with the Rec.709 curve, as Apple's article says.
+
+    >>> table = apple_to_log(4.0)
+    >>> table[0], table[255]
+    (0, 255)
+    """
+    out = bytearray(256)
+    top = math.log2(headroom)
+    for code in range(256):
+        v = code / 255
+        g = v / 4.5 if v < 0.081 else ((v + 0.099) / 1.099) ** (1 / 0.45)
+        out[code] = min(255, max(0, round(255 * math.log2(1 + (headroom - 1) * g) / top)))
+    return bytes(out)
+
+
+def map_size(gain: tuple[int, int], photo: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
+    """The gain map's size for an output of ``output`` from a photo of ``photo``: scaled as the photo was.
+
+    >>> map_size((2016, 1512), (4032, 3024), (1024, 768))
+    (512, 384)
+    >>> map_size((2016, 1512), (4032, 3024), (4032, 3024))
+    (2016, 1512)
+    """
+    if output == photo:
+        return gain
+    return (
+        max(1, round(gain[0] * output[0] / photo[0])),
+        max(1, round(gain[1] * output[1] / photo[1])),
+    )
