@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "docs", "build", "tests"]
+nox.options.sessions = ["lint", "typecheck", "docs", "build", "tests", "hdr"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
