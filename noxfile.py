@@ -82,7 +82,10 @@ def hdr(session: nox.Session) -> None:
     from pathlib import Path
 
     if not os.environ.get("HEICCONV_CORPUS"):
-        session.error("set HEICCONV_CORPUS to the corpus folder (the check needs real HDR photos)")
+        # Where backends are required (CI), the check is too; elsewhere it needs the corpus's real HDR photos.
+        if os.environ.get("HEICCONV_REQUIRE_BACKENDS"):
+            session.error("set HEICCONV_CORPUS to the corpus folder (the check needs real HDR photos)")
+        session.skip("HEICCONV_CORPUS is not set: the check needs the corpus's real HDR photos")
     session.install("-e", ".[all]", "numpy")
     out = Path(session.create_tmp()) / "uhdr"
     policy = str(Path("heicconv/backends/imagemagick").resolve())  # admits the 200 MP photo on wand

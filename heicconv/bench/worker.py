@@ -30,7 +30,19 @@ def median(values: list[float]) -> float:
 
 
 def maxrss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux ``VmHWM`` (/proc/self/status): ``ru_maxrss`` survives ``exec``, so a worker started by a
+    large process (a test runner, an application) would report its parent's peak as its own.
+    Elsewhere ``ru_maxrss`` (macOS reports bytes, others KiB).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
