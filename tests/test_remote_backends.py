@@ -316,3 +316,47 @@ def test_lambda_refuses_an_input_over_the_synchronous_payload_early(lam: str) ->
     big = fixtures.make_heic((64, 64)) + b"\0" * (5 * 1024 * 1024)  # trailing bytes: still a readable HEIC
     with pytest.raises(heicconv.LimitExceededError, match="synchronous Lambda invocation"):
         heicconv.convert(big, "jpeg", backend=lam)
+
+
+# --- the example application, unchanged, on three backends -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["pillow", "http", "lambda"])
+def test_the_example_app_runs_unchanged(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    if backend == "http":
+        service = request.getfixturevalue("service")
+        env["HEICCONV_HTTP_URL"] = f"http://{service.host}:{service.port}"
+    elif backend == "lambda":
+        env["AWS_ENDPOINT_URL_LAMBDA"] = request.getfixturevalue("invoke_endpoint")
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+        env["HEICCONV_LAMBDA_FUNCTION"] = "heicconv"
+    env["HEICCONV_BACKEND"] = backend
+    examples = HERE.parent / "examples"
+    out = tmp_path / "thumb.jpg"
+    run = subprocess.run(
+        [sys.executable, str(examples / "thumbnail_app.py"), str(examples / "sample.heic"), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"320x240 by {backend}: backend: {backend}")
+    local = heicconv.convert(
+        (examples / "sample.heic").read_bytes(),
+        "jpeg",
+        heicconv.Options(max_size=320, quality=80, metadata="strip-location"),
+        backend="pillow",
+    )
+    assert _psnr(out.read_bytes(), local) >= 40
+    broken = tmp_path / "broken.heic"
+    broken.write_bytes((examples / "sample.heic").read_bytes()[:-100])
+    run = subprocess.run(
+        [sys.executable, str(examples / "thumbnail_app.py"), str(broken), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "not a photo we can read" in run.stderr
