@@ -14,7 +14,16 @@ from __future__ import annotations
 from . import config, formats
 from .backends.contract import Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
 from .config import configure
-from .core import convert, convert_with_report, list_backends, probe, select, selected_backend
+from .core import (
+    convert,
+    convert_async,
+    convert_with_report,
+    convert_with_report_async,
+    list_backends,
+    probe,
+    select,
+    selected_backend,
+)
 from .errors import (
     BackendConflictError,
     BackendConflictWarning,
@@ -63,7 +72,9 @@ __all__ = [
     "config",
     "configure",
     "convert",
+    "convert_async",
     "convert_with_report",
+    "convert_with_report_async",
     "formats",
     "list_backends",
     "probe",

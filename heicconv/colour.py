@@ -169,5 +169,10 @@ def srgb_profile() -> bytes:
     """The sRGB ICC profile every backend embeds after converting to sRGB (LittleCMS's built-in one, via Pillow)."""
     from PIL import ImageCms
 
-    data: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return data
+    data = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    # LittleCMS stamps the creation time (header bytes 24-35): a fixed date makes the profile, and so every
+    # output converted to sRGB, the same bytes in every process (a remote backend's and this one's).
+    return data[:24] + _PROFILE_DATE + data[36:]
+
+
+_PROFILE_DATE = bytes.fromhex("07d0" "0001" "0001" "0000" "0000" "0000")  # 2000-01-01 00:00:00

@@ -44,7 +44,8 @@ __all__ = ["Section", "Settings", "configure", "configured", "effective", "reset
 ENV_PREFIX = "HEICCONV_"
 DEFAULT_ORDER: tuple[str, ...] = ("pillow", "vips", "wand")
 _TOP_KEYS = frozenset({"backend", "backends", "options", "limits", "profiles", "profile"})
-_ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench", "worker"})
+# ``[http]`` and ``[lambda]`` also hold the remote backends' keys (the ``lambda`` backend's and its handler's).
+_ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench", "worker", "http"})
 _KINDS: tuple[tuple[str, type[Options] | type[Limits]], ...] = (("options", Options), ("limits", Limits))
 
 #: Adapter keys that are the adapter's own name for a general setting; see the module's docstring.
@@ -393,9 +394,16 @@ def _backend(name: Any, where: str, known: tuple[str, ...]) -> str:
 def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"backends: must be a non-empty list of backend names (in {where})")
+    from .registry import is_remote
+
     for n in names:
         if n not in known:
             raise ConfigError(f"backends: unknown backend {n!r} (in {where}); known: {', '.join(known)}")
+        if is_remote(n):
+            raise ConfigError(
+                f"backends: {n!r} converts remotely and 'auto' never sends an image away (in {where}); "
+                f"choose it by name: backend = {n!r}"
+            )
     return tuple(names)
 
 

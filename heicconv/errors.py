@@ -9,8 +9,10 @@ as ``__cause__``.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 
 __all__ = [
+    "HTTP_ERRORS",
     "BackendConflictError",
     "BackendConflictWarning",
     "BackendUnavailableError",
@@ -23,6 +25,7 @@ __all__ = [
     "UnsupportedFormatError",
     "UnsupportedInputError",
     "UnsupportedOutputError",
+    "from_http",
 ]
 
 
@@ -73,3 +76,51 @@ class LimitExceededError(HeicconvError, ValueError):
 
 class TimeoutError(HeicconvError, builtins.TimeoutError):
     """A conversion ran past its wall-clock budget (see ``heicconv.isolated``)."""
+
+
+#: The HTTP status and error code of each heicconv error class, on every HTTP route (docs/errors.md), and
+#: back: a remote backend (``http``, ``lambda``) raises the class of the code the remote answered with; where
+#: two classes share a code, the one listed first. An exception takes the entry of the nearest class in its
+#: MRO; anything else is a 500 ``internal``.
+HTTP_ERRORS: Mapping[type[HeicconvError], tuple[int, str]] = {
+    ConfigError: (400, "bad_request"),
+    LimitExceededError: (413, "too_large"),
+    UnsupportedInputError: (415, "unsupported_format"),
+    UnsupportedFormatError: (415, "unsupported_format"),
+    UnsupportedOutputError: (400, "unsupported_output"),
+    DecodeError: (422, "undecodable"),
+    EncodeError: (500, "encode_failed"),
+    HeicconvError: (500, "failed"),
+    BackendUnavailableError: (503, "backend_unavailable"),
+    BackendConflictError: (503, "backend_unavailable"),
+    TimeoutError: (504, "timeout"),
+}
+
+#: Codes the routes answer with that no error class has: a request the service itself refused.
+_ROUTE_CODES: Mapping[str, type[HeicconvError]] = {
+    "response_too_large": LimitExceededError,  # the Lambda handler: the output exceeds a synchronous response
+    "body_timeout": TimeoutError,
+    "busy": BackendUnavailableError,
+    "misconfigured": BackendUnavailableError,
+    "not_found": ConfigError,
+    "method_not_allowed": ConfigError,
+}
+
+
+def from_http(status: int, code: str, message: str) -> HeicconvError:
+    """The error a heicconv HTTP route's answer ``{"error": code, "message": ..., "status": ...}`` stands for.
+
+    >>> type(from_http(422, "undecodable", "the file is truncated")).__name__
+    'DecodeError'
+    >>> type(from_http(415, "unsupported_format", "not an image")).__name__
+    'UnsupportedInputError'
+    """
+    for kind, (_, known) in HTTP_ERRORS.items():
+        if known == code:
+            return kind(message)
+    route = _ROUTE_CODES.get(code)
+    if route is not None:
+        return route(message)
+    if status in (408, 504):
+        return TimeoutError(message)
+    return LimitExceededError(message) if status == 413 else HeicconvError(message)

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from .errors import ConfigError
 
-__all__ = ["Limits", "Options", "field_from_text", "parse_bool", "parse_colour", "parse_size"]
+__all__ = ["Limits", "Options", "field_from_text", "field_to_text", "parse_bool", "parse_colour", "parse_size"]
 
 MetadataPolicy = Literal["keep", "strip", "strip-location"]
 ColourPolicy = Literal["keep", "srgb"]
@@ -296,6 +296,26 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
+def field_to_text(name: str, value: Any) -> str:
+    """The text :func:`field_from_text` reads back as ``value`` (a validated field), for a query string.
+
+    >>> o = Options(max_size=(800, 600), background="#102030", lossless=True)
+    >>> [field_to_text(n, getattr(o, n)) for n in ("max_size", "background", "lossless", "image_index")]
+    ['800x600', '#102030', 'true', 'primary']
+    >>> field_from_text("max_size", field_to_text("max_size", None)) is None
+    True
+    """
+    if value is None:
+        return "primary" if name == "image_index" else "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if name == "max_size" and isinstance(value, tuple):
+        return "{}x{}".format(*value)
+    if name == "background" and isinstance(value, tuple):
+        return "#{:02x}{:02x}{:02x}".format(*value)
+    return str(value)
+
+
 def field_from_text(name: str, text: str) -> Any:
     """Turn a text value (an environment variable, a query parameter) into what an Options or Limits field takes.
 
@@ -309,6 +329,8 @@ def field_from_text(name: str, text: str) -> Any:
         flag = parse_bool(text)
         return text if flag is None else flag
     if name == "image_index" and text.lower() in ("", "none", "primary"):
+        return None
+    if name == "max_size" and text.lower() in ("", "none"):
         return None
     if name in ("max_size", "metadata", "colour", "background", "hdr"):
         return text

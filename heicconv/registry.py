@@ -29,6 +29,7 @@ __all__ = [
     "BUILTIN",
     "BackendStatus",
     "get",
+    "is_remote",
     "known_names",
     "register_backend",
     "registry",
@@ -47,12 +48,15 @@ class Entry:
     target: str | Callable[[], Backend]  # "module:Class", or a class or factory given to register_backend
     extra: str = ""  # pip extra
     system: str = ""  # system packages (Debian/Ubuntu names)
+    remote: bool = False  # converts elsewhere (a heicconv service, a Lambda function): never chosen by `auto`
 
 
 #: The built-in backends, sorted by name.
 BUILTIN: MappingProxyType[str, Entry] = MappingProxyType(
     {
         "pillow": Entry("heicconv.backends.pillow:PillowBackend", "", ""),
+        "http": Entry("heicconv.remotes:http_backend", remote=True),
+        "lambda": Entry("heicconv.remotes:lambda_backend", "lambda", remote=True),
         "vips": Entry(
             "heicconv.backends.vips:VipsBackend",
             "vips",
@@ -211,6 +215,8 @@ def get(name: str) -> Backend:
     entry = registry().get(name)
     if entry is None:
         raise ConfigError(f"backend: unknown backend {name!r}; known: {', '.join(known_names())}")
+    if entry.remote:  # built from settings that may change: its factory keeps one per settings, nothing is kept here
+        return _build(name, entry)
     with _lock:
         building = _building.setdefault(name, threading.Lock())
     with building:
@@ -280,6 +286,8 @@ def who_can(fmt: str | None = None, feature: Feature | None = None, *, reads: st
     """
     able = []
     for name in known_names():
+        if is_remote(name):  # a hint names what can run here; asking a remote would cost a round trip
+            continue
         try:
             caps = get(name).capabilities
         except HeicconvError:
@@ -318,12 +326,18 @@ def _outside_heicconv() -> int:
     return level
 
 
+def is_remote(name: str) -> bool:
+    """Whether backend ``name`` converts elsewhere (``http``, ``lambda``): ``auto`` never picks it."""
+    entry = registry().get(name)
+    return entry is not None and (entry.remote or bool(getattr(entry.target, "remote", False)))
+
+
 def capabilities_table() -> str:
     """A Markdown table of every available backend's capabilities (``docs/backends.md`` embeds it)."""
     from .backends.contract import Feature
     from .formats import INPUT_FORMATS, OUTPUT_FORMATS
 
-    statuses = [status(n) for n in known_names()]
+    statuses = [status(n) for n in known_names() if not is_remote(n)]
     ready = [s for s in statuses if s.available and s.capabilities is not None]
     rows = ["| | " + " | ".join(f"`{s.name}`" for s in ready) + " |", "|---|" + "---|" * len(ready)]
     for label, names, attr in (("reads", INPUT_FORMATS, "inputs"), ("writes", OUTPUT_FORMATS, "outputs")):
@@ -343,6 +357,10 @@ def status(name: str) -> BackendStatus:
         target = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
     try:
         backend = get(name)
+        # A remote backend answers these from the remote, so this also says whether it answers now.
+        versions, capabilities = backend.versions(), backend.capabilities
     except BackendUnavailableError as exc:
         return BackendStatus(name, False, str(exc), target=target)
-    return BackendStatus(name, True, "", backend.versions(), backend.capabilities, target)
+    except HeicconvError as exc:  # a remote that answers, but not as a heicconv service
+        return BackendStatus(name, False, str(exc), target=target)
+    return BackendStatus(name, True, "", versions, capabilities, target)

@@ -21,23 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import formats
+from . import formats, registry
 from .backends.contract import Result
 from .config import settings
 from .core import convert_with_report, selected_backend
-from .errors import (
-    BackendConflictError,
-    BackendUnavailableError,
-    ConfigError,
-    DecodeError,
-    EncodeError,
-    HeicconvError,
-    LimitExceededError,
-    TimeoutError,
-    UnsupportedFormatError,
-    UnsupportedInputError,
-    UnsupportedOutputError,
-)
+from .errors import HTTP_ERRORS, ConfigError, HeicconvError, UnsupportedFormatError
 from .options import Limits, Options, field_from_text
 
 __all__ = [
@@ -51,6 +39,7 @@ __all__ = [
     "convert_request",
     "endpoint_settings",
     "error_reply",
+    "health",
     "json_reply",
     "misconfigured",
     "parse_request",
@@ -64,21 +53,8 @@ log = logging.getLogger("heicconv.server")
 #: Query parameters that set :class:`heicconv.Options` fields.
 OPTION_PARAMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Options))
 
-#: The HTTP status and error code of each heicconv error class, on every HTTP route (docs/errors.md).
-#: An exception takes the entry of the nearest class in its MRO; anything else is a 500 ``internal``.
-ERRORS: Mapping[type[HeicconvError], tuple[int, str]] = {
-    ConfigError: (400, "bad_request"),
-    LimitExceededError: (413, "too_large"),
-    UnsupportedFormatError: (415, "unsupported_format"),
-    UnsupportedInputError: (415, "unsupported_format"),
-    UnsupportedOutputError: (400, "unsupported_output"),
-    DecodeError: (422, "undecodable"),
-    EncodeError: (500, "encode_failed"),
-    HeicconvError: (500, "failed"),
-    BackendUnavailableError: (503, "backend_unavailable"),
-    BackendConflictError: (503, "backend_unavailable"),
-    TimeoutError: (504, "timeout"),
-}
+#: The HTTP status and error code of each heicconv error class (:data:`heicconv.errors.HTTP_ERRORS`).
+ERRORS: Mapping[type[HeicconvError], tuple[int, str]] = HTTP_ERRORS
 
 #: What a request gets where the operator has configured nothing: an endpoint open to the internet
 #: must not publish where a photo was taken, nor let one upload take gigabytes (docs/deployment.md).
@@ -129,6 +105,7 @@ def error_reply(status: int, code: str, message: str, headers: Mapping[str, str]
 def classify(exc: BaseException) -> tuple[int, str, str]:
     """``(status, code, message)`` for an exception, from :data:`ERRORS`; an unexpected one is logged, not shown.
 
+    >>> from heicconv.errors import DecodeError
     >>> classify(DecodeError("the file is truncated"))
     (422, 'undecodable', 'the file is truncated')
     """
@@ -164,6 +141,31 @@ def configured_backend() -> tuple[str, str]:
     except ConfigError as exc:
         raise RequestRejected(misconfigured(exc)) from exc
     return selected_backend()
+
+
+def health() -> dict[str, Any]:
+    """What ``GET /health`` answers on both routes: the backend that converts, where that choice came from,
+    its library versions and its capabilities (what a remote backend plans with); a bad configuration raises
+    :class:`RequestRejected`."""
+    name, where = configured_backend()
+    described = registry.status(name).to_dict()
+    return {
+        "status": "ok",
+        "backend": name,
+        "backend_from": where,
+        "versions": _versions(name),
+        "capabilities": {key: described[key] for key in ("inputs", "outputs", "features")},
+    }
+
+
+def _versions(backend: str) -> dict[str, str]:
+    from . import __version__
+
+    try:
+        libraries = registry.get(backend).versions()
+    except HeicconvError:
+        libraries = {}
+    return {"heicconv": __version__, **libraries}
 
 
 def endpoint_settings() -> tuple[Options, Limits]:
@@ -224,10 +226,16 @@ def parse_request(
 
 
 def reply_for_result(result: Result, request: Request) -> Reply:
-    """The 200 answer: the image, and headers that say what was done."""
+    """The 200 answer: the image, and headers that say what was done.
+
+    ``X-Heicconv-Notes`` is the report's notes as JSON ``[[kind, detail], ...]`` and ``X-Heicconv-Versions``
+    the libraries that made it, so a remote backend (``http``, ``lambda``) reports what a local one would.
+    """
     headers = {"X-Heicconv-Backend": result.backend}
     if result.width and result.height:
         headers["X-Image-Size"] = f"{result.width}x{result.height}"
+    headers["X-Heicconv-Notes"] = json.dumps([[n.kind, n.detail] for n in result.notes])
+    headers["X-Heicconv-Versions"] = json.dumps(_versions(result.backend))
     if request.negotiated:
         headers["Vary"] = "Accept"
     return Reply(200, result.data, formats.MIME_TYPES[result.format], headers)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..config import Section
 from ..errors import ConfigError
+from ..remotes import LAMBDA_CALLER_KEYS
 
 __all__ = ["LAMBDA_RESPONSE_LIMIT", "LambdaSettings", "load"]
 
@@ -47,7 +48,7 @@ _KEYS = (
 def load() -> LambdaSettings:
     """Read and validate the ``[lambda]`` settings; raises ``ConfigError`` naming the bad key."""
     s = Section("lambda")
-    s.check_keys(_KEYS)
+    s.check_keys(_KEYS + LAMBDA_CALLER_KEYS)  # the table also holds the keys of the `lambda` backend that calls it
     d = LambdaSettings()
     cfg = LambdaSettings(
         format=s.output_format("format", d.format),

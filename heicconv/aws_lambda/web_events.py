@@ -46,8 +46,7 @@ def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
         path = str(event.get("path") or "/")
     method = method.upper()
     if method == "GET" and path.rstrip("/").endswith("/health"):
-        name, where = api.configured_backend()
-        return api.json_reply(200, {"status": "ok", "backend": name, "backend_from": where})
+        return api.json_reply(200, api.health())
     if method == "GET" and path.rstrip("/").endswith("/backends"):
         return api.json_reply(200, {"backends": [s.to_dict() for s in list_backends()]})
     if method != "POST":

@@ -11,6 +11,7 @@ the whole job its own way (a remote service) implements :class:`Backend` directl
 from __future__ import annotations
 
 import enum
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -210,6 +211,12 @@ class Backend(Protocol):
         ...
 
 
+def is_remote(backend: object) -> bool:
+    """Whether ``backend`` converts elsewhere (its class sets ``remote = True``): a heicconv service or Lambda
+    function that runs the whole conversion, the HDR gain map included, so heicconv does not redo that step."""
+    return bool(getattr(backend, "remote", False))
+
+
 Img = TypeVar("Img")
 
 
@@ -316,7 +323,8 @@ def missing_from_contract(backend: object) -> list[str]:
     missing = []
     if not isinstance(getattr(backend, "name", None), str) or not getattr(backend, "name", ""):
         missing.append("a `name` string")
-    if not isinstance(getattr(backend, "capabilities", None), Capabilities):
+    # A remote backend learns its capabilities from the remote on first use: a property is not called here.
+    if not isinstance(inspect.getattr_static(backend, "capabilities", None), (Capabilities, property)):
         missing.append("`capabilities` (a heicconv.Capabilities)")
     for method in ("run", "versions"):
         if not callable(getattr(backend, method, None)):

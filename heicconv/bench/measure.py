@@ -223,12 +223,12 @@ def run(
 ) -> Bench:
     """Measure every backend on every image in every format, each in a fresh process.
 
-    ``backends`` defaults to every known backend; those that cannot run here are listed in
-    ``Bench.unavailable`` with the reason.
+    ``backends`` defaults to every known local backend (remote ones, ``http`` and ``lambda``, only when
+    named); those that cannot run here are listed in ``Bench.unavailable`` with the reason.
     """
     if runs < 1:
         raise ConfigError(f"runs: must be at least 1, got {runs}")
-    names = list(backends) if backends else list(registry.known_names())
+    names = list(backends) if backends else [n for n in registry.known_names() if not registry.is_remote(n)]
     for name in names:
         if name not in registry.registry():
             raise ConfigError(f"backend: unknown backend {name!r}; known: {', '.join(registry.known_names())}")

@@ -182,12 +182,12 @@ def create_app(settings: ServerSettings | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         """Liveness: the process answers and its backend loads (a busy service is still alive)."""
         try:
-            name, where = await asyncio.to_thread(api.configured_backend)
+            described = await asyncio.to_thread(api.health)
         except api.RequestRejected as exc:
             return _send(exc.reply)
         except Exception as exc:
             return _send(api.reply_for_error(exc))
-        return _send(api.json_reply(200, {"status": "ok", "backend": name, "backend_from": where, **load_figures()}))
+        return _send(api.json_reply(200, {**described, **load_figures()}))
 
     async def ready(request: Request) -> Response:
         """Readiness: 503 while a new conversion would be refused, so a load balancer sends it elsewhere."""
