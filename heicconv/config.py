@@ -40,7 +40,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["Settings", "configure", "configured", "effective", "reset", "section", "settings"]
 
 ENV_PREFIX = "HEICCONV_"
-DEFAULT_ORDER: tuple[str, ...] = ("pillow", "vips", "wand")
+DEFAULT_ORDER: tuple[str, ...] = ("ffmpeg", "pillow", "vips", "wand")  # ffmpeg: pillow, faster for HEIC -> JPEG
 _TOP_KEYS = frozenset({"backend", "backends", "options", "limits", "profiles", "profile"})
 _ADAPTER_SECTIONS = frozenset({"cli", "server", "lambda", "bench"})
 _KINDS: tuple[tuple[str, type[Options] | type[Limits]], ...] = (("options", Options), ("limits", Limits))

@@ -79,8 +79,8 @@ def convert_with_report(
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
     >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png", heicconv.Options(quality=70))
-    >>> (result.width, result.height, result.backend)
-    (32, 24, 'pillow')
+    >>> (result.width, result.height, result.backend in heicconv.config.DEFAULT_ORDER)
+    (32, 24, True)
     >>> result.sources["options.quality"], result.sources["options.metadata"], result.sources["backend"]
     ("the call's options", 'default', 'default (auto)')
     """
@@ -133,8 +133,8 @@ def list_backends() -> list[registry.BackendStatus]:
     """Every known backend: available or not and why, versions and capabilities.
 
     >>> import heicconv
-    >>> [b.name for b in heicconv.list_backends()][:1]
-    ['pillow']
+    >>> "pillow" in [b.name for b in heicconv.list_backends()]
+    True
     """
     return [registry.status(name) for name in registry.known_names()]
 

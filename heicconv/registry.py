@@ -38,6 +38,7 @@ class Entry:
 #: The built-in backends, sorted by name.
 BUILTIN: MappingProxyType[str, Entry] = MappingProxyType(
     {
+        "ffmpeg": Entry("heicconv.backends.ffmpeg:FfmpegBackend", "ffmpeg", ""),
         "pillow": Entry("heicconv.backends.pillow:PillowBackend", "", ""),
         "vips": Entry(
             "heicconv.backends.vips:VipsBackend",

@@ -7,6 +7,12 @@ import pytest
 from heicconv.testing.conformance import ConformanceSuite
 
 
+class TestFfmpeg(ConformanceSuite):
+    @pytest.fixture
+    def backend_name(self) -> str:
+        return "ffmpeg"
+
+
 class TestPillow(ConformanceSuite):
     @pytest.fixture
     def backend_name(self) -> str:
