@@ -169,7 +169,11 @@ def decode_strips(image: Item, geo: Geometry, data: bytes, container: Container,
 
     def frames() -> Iterator[Any]:
         for i, tile in enumerate(geo.tiles):
-            packet = av.Packet(params + to_annex_b(container.item_data(tile, data, len(data)), length_size))
+            coded = params + to_annex_b(container.item_data(tile, data, len(data)), length_size)
+            # A packet FFmpeg owns: one wrapping Python bytes is released by FFmpeg's threads, which then need
+            # Python's lock, and freeing the decoder after a damaged tile (holding that lock) would deadlock.
+            packet = av.Packet(len(coded))
+            memoryview(packet)[:] = coded
             packet.pts = i
             yield from ctx.decode(packet)
         yield from ctx.decode(None)
@@ -177,7 +181,7 @@ def decode_strips(image: Item, geo: Geometry, data: bytes, container: Container,
     try:
         yield from _rows(frames(), image, geo, width, height)
     finally:
-        # Drain the decoder before it is freed: freeing it while its threads still hold pictures deadlocks.
+        # Drain the decoder, so that nothing is in flight in its threads when it is freed.
         try:
             for _ in ctx.decode(None):
                 pass
