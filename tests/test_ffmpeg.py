@@ -105,17 +105,23 @@ def test_other_matrices_and_outputs_go_to_pillow_heif_and_say_so(ffmpeg: Any) ->
     assert _route(png) == "decoded by pillow-heif (libheif), not FFmpeg: png output (the FFmpeg route writes JPEG)"
 
 
-def test_strips_joined_with_restart_markers_decode_to_the_whole_picture(ffmpeg: Any) -> None:
-    data = _distinct_grid(200, 300)
-    whole = heicconv.convert(data, "jpeg", backend="ffmpeg")
+@pytest.mark.parametrize(("rotation", "mirror"), [(0, None), (180, None), (0, 0), (90, None), (270, None), (90, 1)])
+def test_strips_joined_with_restart_markers_decode_to_the_whole_picture(
+    ffmpeg: Any, rotation: int, mirror: int | None
+) -> None:
+    data = fixtures.set_heif_transform(_distinct_grid(200, 300), rotation, mirror)
+    options = heicconv.Options(quality=95)
+    whole = heicconv.convert(data, "jpeg", options, backend="ffmpeg")
     ffmpeg.strip_pixels = 0
     try:
-        result = heicconv.convert_with_report(data, "jpeg", backend="ffmpeg")
+        result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
     finally:
         ffmpeg.strip_pixels = type(ffmpeg)().strip_pixels
-    assert "encoded in 5 strips of 64 rows joined with restart markers" in _route(result)
+    strips = 4 if rotation in (90, 270) else 5  # bands of tiles: columns when the picture is turned
+    assert f"encoded in {strips} strips of 64 rows joined with restart markers" in _route(result)
     assert b"\xff\xdd\x00\x04" in result.data[: result.data.index(b"\xff\xda")]  # the restart interval
     assert np.array_equal(_pixels(result.data), _pixels(whole))  # the same blocks, coded the same way
+    assert _psnr(_pixels(result.data), _reference(data)) >= 38
 
 
 def test_exif_and_xmp_are_written_as_pillow_writes_them(ffmpeg: Any) -> None:

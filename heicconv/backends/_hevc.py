@@ -152,8 +152,21 @@ def _plane(frame: Any, index: int, width: int, height: int) -> Any:
     return rows[:height, :width]
 
 
-def decode_strips(image: Item, geo: Geometry, data: bytes, container: Container, threads: int) -> Iterator[Strip]:
-    """Decode the image a row of tiles at a time, yielding each row cropped to the image's width.
+def bands(geo: Geometry, orientation: int) -> list[list[int]]:
+    """The tiles (indices) of each band of the upright picture, top band first.
+
+    A band is a row of tiles, or a column of them when the picture is turned a quarter (EXIF orientations 5
+    to 8: the coded picture's left or right column becomes the upright picture's top).
+    """
+    rows = [[r * geo.cols + c for c in range(geo.cols)] for r in range(geo.rows)]
+    cols = [[r * geo.cols + c for r in range(geo.rows)] for c in range(geo.cols)]
+    return {1: rows, 2: rows, 3: rows[::-1], 4: rows[::-1], 5: cols, 6: cols, 7: cols[::-1], 8: cols[::-1]}[orientation]
+
+
+def decode_strips(
+    image: Item, geo: Geometry, data: bytes, container: Container, threads: int, orientation: int = 1
+) -> Iterator[Strip]:
+    """Decode the image a band of tiles at a time (``bands``), yielding each band upright, top band first.
 
     Raises ``NotHandled`` (before yielding anything) if the colour is not BT.601, ``DecodeError`` if a tile
     does not decode, or decodes to another size than its header declares.
@@ -161,25 +174,25 @@ def decode_strips(image: Item, geo: Geometry, data: bytes, container: Container,
     import av
 
     params, length_size = parameter_sets(geo.hvcc)
-    width, height = geo.size
+    order = bands(geo, orientation)
     ctx = av.CodecContext.create("hevc", "r")
     ctx.thread_type = "FRAME"  # each tile is a picture of its own: FFmpeg decodes `threads` of them at once
     ctx.thread_count = threads
     ctx.options = {"err_detect": "explode"}  # a damaged tile is an error, not a concealed picture
 
     def frames() -> Iterator[Any]:
-        for i, tile in enumerate(geo.tiles):
-            coded = params + to_annex_b(container.item_data(tile, data, len(data)), length_size)
+        for n, index in enumerate(i for band in order for i in band):
+            coded = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
             # A packet FFmpeg owns: one wrapping Python bytes is released by FFmpeg's threads, which then need
             # Python's lock, and freeing the decoder after a damaged tile (holding that lock) would deadlock.
             packet = av.Packet(len(coded))
             memoryview(packet)[:] = coded
-            packet.pts = i
+            packet.pts = n
             yield from ctx.decode(packet)
         yield from ctx.decode(None)
 
     try:
-        yield from _rows(frames(), image, geo, width, height)
+        yield from _bands(frames(), image, geo, order, orientation)
     finally:
         # Drain the decoder, so that nothing is in flight in its threads when it is freed.
         try:
@@ -189,16 +202,18 @@ def decode_strips(image: Item, geo: Geometry, data: bytes, container: Container,
             pass
 
 
-def _rows(frames: Iterator[Any], image: Item, geo: Geometry, width: int, height: int) -> Iterator[Strip]:
+def _bands(
+    frames: Iterator[Any], image: Item, geo: Geometry, order: list[list[int]], orientation: int
+) -> Iterator[Strip]:
     import numpy as np
 
     tw, th = geo.tile
-    cw = (width + 1) // 2
+    width, height = geo.size
     lut: tuple[Any, Any] | None = None
     checked = False
-    row: list[Any] = []
+    band: list[Any] = []
     top = 0
-    count = 0
+    count = done = 0
     for frame in frames:
         if frame.pts != count:
             raise DecodeError(f"tile {count + 1} of {len(geo.tiles)} did not decode")
@@ -213,27 +228,61 @@ def _rows(frames: Iterator[Any], image: Item, geo: Geometry, width: int, height:
                 raise NotHandled(f"its colour matrix ({matrix}) is not BT.601, JPEG's own")
             lut = None if full else _limited_to_full()
             checked = True
-        row.append(frame)
-        if len(row) < geo.cols:
+        band.append(frame)
+        if len(band) < len(order[done]):
             continue
-        rows = min(th, height - top)
-        crows = (rows + 1) // 2
-        y = np.empty((rows, width), np.uint8)
-        cb = np.empty((crows, cw), np.uint8)
-        cr = np.empty((crows, cw), np.uint8)
-        for c, f in enumerate(row):
-            x = c * tw
-            w = min(tw, width - x)
-            cx, cwid = x // 2, (w + 1) // 2
-            y[:, x : x + w] = _plane(f, 0, w, rows)
-            cb[:, cx : cx + cwid] = _plane(f, 1, cwid, crows)
-            cr[:, cx : cx + cwid] = _plane(f, 2, cwid, crows)
-        row = []
+        # The band as coded: where its first tile sits, and how far it reaches inside the picture.
+        index = order[done][0]
+        done += 1
+        x0, y0 = (index % geo.cols) * tw, (index // geo.cols) * th
+        vertical = orientation >= 5
+        bw = min(tw, width - x0) if vertical else width
+        bh = height if vertical else min(th, height - y0)
+        cw, ch = (bw + 1) // 2, (bh + 1) // 2
+        y = np.empty((bh, bw), np.uint8)
+        cb = np.empty((ch, cw), np.uint8)
+        cr = np.empty((ch, cw), np.uint8)
+        for k, f in enumerate(band):
+            x, yy = (0, k * th) if vertical else (k * tw, 0)
+            w, h = min(tw, bw - x), min(th, bh - yy)
+            cx, cy, cwid, chei = x // 2, yy // 2, (w + 1) // 2, (h + 1) // 2
+            y[yy : yy + h, x : x + w] = _plane(f, 0, w, h)
+            cb[cy : cy + chei, cx : cx + cwid] = _plane(f, 1, cwid, chei)
+            cr[cy : cy + chei, cx : cx + cwid] = _plane(f, 2, cwid, chei)
+        band = []
         if lut is not None:
             np.take(lut[0], y, out=y)
             np.take(lut[1], cb, out=cb)
             np.take(lut[1], cr, out=cr)
+        y, cb, cr = orient((y, cb, cr), orientation)
         yield Strip(top, y, cb, cr)
-        top += rows
+        top += y.shape[0]
     if count != len(geo.tiles):
         raise DecodeError(f"only {count} of the {len(geo.tiles)} tiles decoded")
+
+
+def orient(planes: tuple[Any, Any, Any], orientation: int) -> tuple[Any, Any, Any]:
+    """Each plane made upright, as EXIF ``orientation`` says (what irot/imir came to, see ``info``)."""
+    import numpy as np
+
+    def turn(a: Any) -> Any:
+        if orientation == 2:
+            a = a[:, ::-1]
+        elif orientation == 3:
+            a = a[::-1, ::-1]
+        elif orientation == 4:
+            a = a[::-1]
+        elif orientation == 5:
+            a = a.T
+        elif orientation == 6:
+            a = a.T[:, ::-1]
+        elif orientation == 7:
+            a = a[::-1, ::-1].T
+        elif orientation == 8:
+            a = a.T[::-1]
+        return np.ascontiguousarray(a)
+
+    if orientation == 1:
+        return planes
+    y, cb, cr = planes
+    return turn(y), turn(cb), turn(cr)

@@ -95,13 +95,15 @@ class FfmpegBackend(PillowBackend):
         strip_rows = self._strip_rows(geo, src.orientation)
         quality = job.options.quality
         try:
-            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, self.threads)
+            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, self.threads, src.orientation)
             if strip_rows:
-                pieces = [simplejpeg.encode_jpeg_yuv_planes(s.y, s.cb, s.cr, quality) for s in strips]
-                jpeg = _join_strips(pieces, geo.size, strip_rows)
+                pieces = [
+                    simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality) for y, cb, cr in _even(strips, strip_rows)
+                ]
+                jpeg = _join_strips(pieces, (src.width, src.height), strip_rows)
                 how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
             else:
-                y, cb, cr = _orient(_whole(strips, geo.size), src.orientation)
+                y, cb, cr = _whole(strips, (src.width, src.height))
                 jpeg = simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality)
                 how = "encoded whole"
         except (HeicconvError, _hevc.NotHandled):
@@ -123,17 +125,20 @@ class FfmpegBackend(PillowBackend):
     def _strip_rows(self, geo: _hevc.Geometry, orientation: int) -> int:
         """Rows per strip if this picture is encoded in strips, else 0.
 
-        Strips follow the rows of tiles, so they need an upright picture, whole 16-row JPEG blocks per
-        tile row, and at most 65,535 blocks per strip (the restart interval's field).
+        A strip is a band of tiles (``_hevc.bands``), so it must be whole 16-row JPEG blocks, at most 65,535
+        blocks (the restart interval's field), and an even size, so that 4:2:0 chroma rows stay paired
+        where a partial band meets a whole one.
         """
         width, height = geo.size
-        th = geo.tile[1]
-        blocks = -(-width // 16) * (th // 16)
-        if orientation != 1 or geo.rows < 2 or width * height < self.strip_pixels:
+        turned = orientation >= 5
+        rows = geo.tile[0] if turned else geo.tile[1]
+        out_width = height if turned else width
+        bands = geo.cols if turned else geo.rows
+        if bands < 2 or width * height < self.strip_pixels or width % 2 or height % 2:
             return 0
-        if th % 16 or blocks > _MAX_RESTART_INTERVAL:
+        if rows % 16 or -(-out_width // 16) * (rows // 16) > _MAX_RESTART_INTERVAL:
             return 0
-        return th
+        return rows
 
 
 def _is_encoder_error(exc: BaseException) -> bool:
@@ -157,31 +162,26 @@ def _whole(strips: Any, size: tuple[int, int]) -> tuple[Any, Any, Any]:
     return y, cb, cr
 
 
-def _orient(planes: tuple[Any, Any, Any], orientation: int) -> tuple[Any, Any, Any]:
-    """Each plane made upright, as EXIF ``orientation`` says (what irot/imir came to, see ``info``)."""
+def _even(strips: Any, rows: int) -> Any:
+    """The upright picture's bands cut into strips of exactly ``rows`` rows (the last one may be shorter)."""
     import numpy as np
 
-    def turn(a: Any) -> Any:
-        if orientation == 2:
-            a = a[:, ::-1]
-        elif orientation == 3:
-            a = a[::-1, ::-1]
-        elif orientation == 4:
-            a = a[::-1]
-        elif orientation == 5:
-            a = a.T
-        elif orientation == 6:
-            a = a.T[:, ::-1]
-        elif orientation == 7:
-            a = a[::-1, ::-1].T
-        elif orientation == 8:
-            a = a.T[::-1]
-        return np.ascontiguousarray(a)
-
-    if orientation == 1:
-        return planes
-    y, cb, cr = planes
-    return turn(y), turn(cb), turn(cr)
+    pending: tuple[Any, Any, Any] | None = None
+    for s in strips:
+        planes = (s.y, s.cb, s.cr)
+        if pending is not None:
+            planes = (
+                np.concatenate((pending[0], s.y)),
+                np.concatenate((pending[1], s.cb)),
+                np.concatenate((pending[2], s.cr)),
+            )
+        while planes[0].shape[0] >= rows:
+            half = rows // 2
+            yield planes[0][:rows], planes[1][:half], planes[2][:half]
+            planes = (planes[0][rows:], planes[1][half:], planes[2][half:])
+        pending = planes if planes[0].shape[0] else None
+    if pending is not None:
+        yield pending
 
 
 def _segments(jpeg: bytes) -> tuple[list[tuple[int, int, int]], int]:
