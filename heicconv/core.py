@@ -90,8 +90,8 @@ def convert_with_report(
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
     >>> result = heicconv.convert_with_report(make_heic(size=(32, 24)), "png", heicconv.Options(quality=70))
-    >>> (result.width, result.height, result.backend)
-    (32, 24, 'pillow')
+    >>> (result.width, result.height, result.backend in heicconv.config.DEFAULT_ORDER)
+    (32, 24, True)
     >>> result.sources["options.quality"], result.sources["options.metadata"], result.sources["backend"]
     ("the call's options", 'default', 'default (auto)')
     """

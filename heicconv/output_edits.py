@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["jpeg_drop_exif", "png_chunk", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
+__all__ = ["jpeg_add_metadata", "jpeg_drop_exif", "png_chunk", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type xmp")
@@ -111,3 +111,33 @@ def jpeg_drop_exif(jpeg: bytes) -> bytes:
         pos += 2 + length
     out.append(jpeg[pos:])
     return b"".join(out)
+
+
+_ICC_CHUNK = 65_519  # an APP2 segment's room after "ICC_PROFILE\0", its sequence number and count
+
+
+def jpeg_add_metadata(jpeg: bytes, icc: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
+    """Insert EXIF (bare TIFF bytes), XMP and an ICC profile (split over APP2 segments) after the JFIF header.
+
+    For encoders that write pixels only (libjpeg-turbo's raw-plane encoder); ``exif`` and ``xmp`` must fit
+    one segment each (``exif.fit``, 65,504 bytes of XMP).
+    """
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    at = 2
+    if jpeg[2:4] == b"\xff\xe0":  # JFIF first, as readers expect
+        at = 4 + struct.unpack_from(">H", jpeg, 4)[0]
+    segments = []
+    if exif:
+        segments.append((0xE1, b"Exif\0\0" + exif))
+    if xmp:
+        segments.append((0xE1, b"http://ns.adobe.com/xap/1.0/\0" + xmp))
+    if icc:
+        chunks = [icc[i : i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
+        for n, chunk in enumerate(chunks, 1):
+            segments.append((0xE2, b"ICC_PROFILE\0" + bytes((n, len(chunks))) + chunk))
+    for _, body in segments:
+        if len(body) > 65_533:
+            raise ValueError(f"a JPEG segment holds at most 65,533 bytes, not {len(body):,}")
+    head = b"".join(struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body for marker, body in segments)
+    return jpeg[:at] + head + jpeg[at:]

@@ -54,6 +54,7 @@ class Entry:
 #: The built-in backends, sorted by name.
 BUILTIN: MappingProxyType[str, Entry] = MappingProxyType(
     {
+        "ffmpeg": Entry("heicconv.backends.ffmpeg:FfmpegBackend", "ffmpeg", ""),
         "pillow": Entry("heicconv.backends.pillow:PillowBackend", "", ""),
         "http": Entry("heicconv.remotes:http_backend", remote=True),
         "lambda": Entry("heicconv.remotes:lambda_backend", "lambda", remote=True),

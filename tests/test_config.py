@@ -13,12 +13,13 @@ from heicconv.config import settings
 from heicconv.testing.plugin import require_module
 
 
-def test_defaults_are_auto_and_pillow_first() -> None:
+def test_defaults_are_auto_and_ffmpeg_then_pillow_first() -> None:
     s = settings()
     assert s.backend == "auto"
-    assert s.order[0] == "pillow"
-    assert heicconv.select().name == "pillow"
-    assert heicconv.selected_backend() == ("pillow", "default (auto)")
+    assert s.order[:2] == ("ffmpeg", "pillow")
+    first = "ffmpeg" if heicconv.registry.status("ffmpeg").available else "pillow"
+    assert heicconv.select().name == first
+    assert heicconv.selected_backend() == (first, "default (auto)")
 
 
 def test_precedence_argument_over_configure_over_env_over_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

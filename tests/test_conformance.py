@@ -12,6 +12,12 @@ import heicconv
 from heicconv.testing.conformance import ConformanceSuite
 
 
+class TestFfmpeg(ConformanceSuite):
+    @pytest.fixture
+    def backend_name(self) -> str:
+        return "ffmpeg"
+
+
 class TestPillow(ConformanceSuite):
     @pytest.fixture
     def backend_name(self) -> str:

@@ -18,7 +18,7 @@ from heicconv.testing.conformance import decode
 from heicconv.testing.plugin import require_backend
 
 CORPUS = os.environ.get("HEICCONV_CORPUS")
-BACKENDS = ["pillow", "vips", "wand"]
+BACKENDS = ["ffmpeg", "pillow", "vips", "wand"]
 
 
 def _manifest() -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ def test_capability_table_matches_the_backends() -> None:
     match = re.search(r"<!-- capabilities:.*?-->\n(.*?)<!-- /capabilities -->", text, re.S)
     assert match, "docs/backends.md lost its capabilities table"
     documented = match.group(1).strip()
-    for name in ("pillow", "vips", "wand"):  # the table documents all three: skip (or fail in CI) without one
+    for name in ("ffmpeg", "pillow", "vips", "wand"):  # the table documents all four: skip (or fail in CI) without one
         require_backend(name)
     assert registry.capabilities_table() == documented, "regenerate it: python docs/update_tables.py"
 

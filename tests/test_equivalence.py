@@ -21,7 +21,7 @@ from heicconv.testing.conformance import decode
 from heicconv.testing.plugin import require_backend, require_module
 
 np = require_module("numpy", "test")
-BACKENDS = ("pillow", "vips", "wand")
+BACKENDS = ("pillow", "ffmpeg", "vips", "wand")
 LOWEST: dict[tuple[str, str], tuple[float, str]] = {}
 
 

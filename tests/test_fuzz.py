@@ -13,7 +13,7 @@ from heicconv.testing.plugin import require_backend
 COUNT = int(os.environ.get("HEICCONV_FUZZ_COUNT", "400"))
 
 
-@pytest.mark.parametrize("backend", ["pillow", "vips", "wand"])
+@pytest.mark.parametrize("backend", ["ffmpeg", "pillow", "vips", "wand"])
 def test_mutated_inputs_give_images_or_heicconv_errors(backend: str, tmp_path: Path) -> None:
     require_backend(backend)
     corpus = os.environ.get("HEICCONV_CORPUS")

@@ -14,7 +14,7 @@ from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend, require_module
 
 np = require_module("numpy", "test")
-BACKENDS = ("pillow", "vips", "wand")
+BACKENDS = ("ffmpeg", "pillow", "vips", "wand")
 _TRANSPOSE = {2: [0], 3: [3], 4: [1], 5: [5], 6: [4], 7: [6], 8: [2]}  # EXIF orientation -> Image.Transpose
 
 

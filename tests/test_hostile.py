@@ -30,7 +30,7 @@ def payloads(target: Path) -> dict[str, bytes]:
     }
 
 
-BACKENDS = ["pillow", "vips", "wand"]
+BACKENDS = ["ffmpeg", "pillow", "vips", "wand"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -22,7 +22,7 @@ from heicconv import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 
-BACKENDS = ("pillow", "vips", "wand")
+BACKENDS = ("ffmpeg", "pillow", "vips", "wand")
 CUTS = (0.1, 0.5, 0.99, -1)  # fractions of the file kept; -1: all but the last byte
 
 

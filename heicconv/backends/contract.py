@@ -105,7 +105,8 @@ class Note(str):
     """One line of what heicconv did, with its kind, so code never parses the words.
 
     Kinds: ``backend``, ``source``, ``orientation``, ``resize``, ``thumbnail``, ``alpha``, ``depth``,
-    ``colour``, ``metadata``, ``hdr`` and ``dropped`` (the text then names what was dropped).
+    ``colour``, ``metadata``, ``decoder`` (which decoder ran, when a backend has two), ``hdr`` and
+    ``dropped`` (the text then names what was dropped).
 
     >>> n = Note("dropped", "EXIF MakerNote")
     >>> (n.kind, str(n))

@@ -130,7 +130,9 @@ def add_conversion_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="give each output its source's modification time (default: yes)",
     )
-    parser.add_argument("--backend", metavar="NAME", help="pillow, vips, wand or auto (see 'heicconv backends')")
+    parser.add_argument(
+        "--backend", metavar="NAME", help="ffmpeg, pillow, vips, wand or auto (see 'heicconv backends')"
+    )
 
 
 def add_parser(subparsers: Any) -> None:

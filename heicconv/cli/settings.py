@@ -20,7 +20,8 @@ __all__ = ["KEYS", "CliSettings", "load", "parse_from", "parse_image_index"]
 
 #: Every key the ``[cli]`` table accepts, with what it means (docs/cli.md lists the same).
 KEYS: dict[str, str] = {
-    "backend": "backend name (pillow, vips, wand, auto); wins over the top-level 'backend' for the command line",
+    "backend": "backend name (ffmpeg, pillow, vips, wand, auto); wins over the top-level 'backend' for the command "
+    "line",
     "follow_links": "search symbolic links to folders too (true/false)",
     "from": "formats read from folders: 'heic' (default), a list such as 'heic,jpeg', or 'all'",
     "image_index": "which image of a multi-image file: a number (0 is the first), or 'all'",

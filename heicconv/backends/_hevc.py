@@ -1,0 +1,288 @@
+"""HEVC-coded HEIF images decoded with FFmpeg's decoder (PyAV), as YCbCr 4:2:0 planes, a row of tiles at a time.
+
+heicconv reads the container itself (``isobmff``): the decoder gets the tiles' ``hvcC`` parameter sets and
+each tile's coded data, converted from length-prefixed NAL units to an Annex B stream. All tiles go through
+one decoder with frame threads: each tile is an independent picture, so FFmpeg decodes several at once in
+its own threads, outside Python's lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DecodeError
+from ..isobmff import Container, Item
+
+__all__ = ["Geometry", "NotHandled", "Strip", "decode_strips", "geometry", "parameter_sets", "to_annex_b"]
+
+_START = b"\x00\x00\x00\x01"
+#: FFmpeg pixel formats of 8-bit YCbCr 4:2:0 ("j": full range, an older spelling that FFmpeg still emits).
+_YUV420 = frozenset({"yuv420p", "yuvj420p"})
+#: Matrix coefficients (ITU-T H.273) that are JPEG's own YCbCr: BT.470 System B/G and BT.601.
+_BT601 = frozenset({2, 5, 6})
+
+
+class NotHandled(Exception):
+    """This image is not for the FFmpeg route (the caller hands it to pillow-heif); the message says why."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an image's tiles go: ``rows`` x ``cols`` tiles of ``tile`` size, cropped to ``size``."""
+
+    tiles: list[Item]
+    rows: int
+    cols: int
+    tile: tuple[int, int]
+    size: tuple[int, int]
+    hvcc: bytes
+
+
+@dataclass
+class Strip:
+    """Rows ``top`` to ``top + height`` of the image as YCbCr 4:2:0 planes, full range (JPEG's own YCbCr)."""
+
+    top: int
+    y: Any  # numpy uint8 arrays
+    cb: Any
+    cr: Any
+
+
+def _hvcc(container: Container, item: Item, data: bytes) -> bytes:
+    for index, _ in item.props:
+        start, end = container.property_spans[index - 1]
+        if bytes(data[start + 4 : start + 8]) == b"hvcC":
+            return bytes(data[start + 8 : end])
+    raise DecodeError(f"image item {item.id} has no HEVC configuration ('hvcC')")
+
+
+def geometry(container: Container, item: Item, data: bytes) -> Geometry:
+    """The tile layout of an ``hvc1`` image or a grid of ``hvc1`` tiles; ``NotHandled`` for anything else."""
+    if item.type == b"hvc1":
+        tiles, rows, cols, size = [item], 1, 1, (item.width, item.height)
+    elif item.type == b"grid" and item.grid is not None:
+        rows, cols, width, height = item.grid
+        tiles = [container.items[t] for t in item.refs.get(b"dimg", [])]
+        size = (width, height)
+        if not tiles or any(t.type != b"hvc1" for t in tiles):
+            raise NotHandled("the grid's tiles are not HEVC")
+    else:
+        raise NotHandled(f"{item.type.decode('latin-1')} images are decoded by libheif")
+    if item.crop is not None or any(t.crop or t.rotation or t.mirror is not None for t in tiles):
+        raise NotHandled("the image has a clean-aperture crop or transformed tiles")
+    if item.chroma != 1 or item.bit_depth != 8 or any(t.chroma != 1 or t.bit_depth != 8 for t in tiles):
+        raise NotHandled("only 8-bit YCbCr 4:2:0 goes through FFmpeg")
+    hvcc = {_hvcc(container, t, data) for t in tiles}
+    if len(hvcc) != 1:
+        raise NotHandled("the tiles have different HEVC configurations")
+    return Geometry(tiles, rows, cols, (tiles[0].width, tiles[0].height), size, hvcc.pop())
+
+
+def parameter_sets(hvcc: bytes) -> tuple[bytes, int]:
+    """The ``hvcC`` box's parameter sets (VPS, SPS, PPS, SEI) as an Annex B stream, and its NAL length size."""
+    if len(hvcc) < 23:
+        raise DecodeError("the HEVC configuration ('hvcC') is shorter than its header")
+    out = []
+    pos = 23
+    for _ in range(hvcc[22]):
+        if pos + 3 > len(hvcc):
+            raise DecodeError("the HEVC configuration ('hvcC') ends inside its parameter sets")
+        count = int.from_bytes(hvcc[pos + 1 : pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            length = int.from_bytes(hvcc[pos : pos + 2], "big")
+            if pos + 2 + length > len(hvcc):
+                raise DecodeError("the HEVC configuration ('hvcC') ends inside a parameter set")
+            out += [_START, hvcc[pos + 2 : pos + 2 + length]]
+            pos += 2 + length
+    return b"".join(out), (hvcc[21] & 3) + 1
+
+
+def to_annex_b(coded: bytes, length_size: int) -> bytes:
+    """Length-prefixed NAL units (as HEIF stores them) as an Annex B stream (as FFmpeg's parser-less decoder reads)."""
+    out: list[bytes | memoryview] = []
+    pos = 0
+    view = memoryview(coded)
+    while pos < len(coded):
+        if pos + length_size > len(coded):
+            raise DecodeError("an HEVC tile ends inside a NAL unit's length")
+        length = int.from_bytes(view[pos : pos + length_size], "big")
+        pos += length_size
+        if length == 0 or pos + length > len(coded):
+            raise DecodeError(f"an HEVC tile's NAL unit claims {length:,} bytes but {len(coded) - pos:,} are left")
+        out += [_START, view[pos : pos + length]]
+        pos += length
+    return b"".join(out)
+
+
+def threads_for(workers: int = 1) -> int:
+    """Decoder threads for one of ``workers`` processes converting at once: the CPUs shared among them.
+
+    >>> threads_for(os.cpu_count() or 1)
+    1
+    """
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _colour(item: Item, frame: Any) -> tuple[int, bool]:
+    """Matrix coefficients and full-range flag: the ``nclx`` box if there is one, else the HEVC stream's VUI."""
+    if item.nclx is not None:
+        return item.nclx[2], item.nclx[3]
+    return int(frame.colorspace), int(frame.color_range) == 2  # AVCOL_RANGE_JPEG
+
+
+def _limited_to_full() -> tuple[Any, Any]:
+    """Lookup tables from limited-range ("video") Y and Cb/Cr to the full range JPEG's YCbCr uses."""
+    import numpy as np
+
+    v = np.arange(256, dtype=np.float64)
+    luma = np.clip(np.rint((v - 16) * 255 / 219), 0, 255).astype(np.uint8)
+    chroma = np.clip(np.rint((v - 128) * 255 / 224 + 128), 0, 255).astype(np.uint8)
+    return luma, chroma
+
+
+def _plane(frame: Any, index: int, width: int, height: int) -> Any:
+    import numpy as np
+
+    plane = frame.planes[index]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[:height, :width]
+
+
+def bands(geo: Geometry, orientation: int) -> list[list[int]]:
+    """The tiles (indices) of each band of the upright picture, top band first.
+
+    A band is a row of tiles, or a column of them when the picture is turned a quarter (EXIF orientations 5
+    to 8: the coded picture's left or right column becomes the upright picture's top).
+    """
+    rows = [[r * geo.cols + c for c in range(geo.cols)] for r in range(geo.rows)]
+    cols = [[r * geo.cols + c for r in range(geo.rows)] for c in range(geo.cols)]
+    return {1: rows, 2: rows, 3: rows[::-1], 4: rows[::-1], 5: cols, 6: cols, 7: cols[::-1], 8: cols[::-1]}[orientation]
+
+
+def decode_strips(
+    image: Item, geo: Geometry, data: bytes, container: Container, threads: int, orientation: int = 1
+) -> Iterator[Strip]:
+    """Decode the image a band of tiles at a time (``bands``), yielding each band upright, top band first.
+
+    Raises ``NotHandled`` (before yielding anything) if the colour is not BT.601, ``DecodeError`` if a tile
+    does not decode, or decodes to another size than its header declares.
+    """
+    import av
+
+    params, length_size = parameter_sets(geo.hvcc)
+    order = bands(geo, orientation)
+    ctx = av.CodecContext.create("hevc", "r")
+    ctx.thread_type = "FRAME"  # each tile is a picture of its own: FFmpeg decodes `threads` of them at once
+    ctx.thread_count = threads
+    ctx.options = {"err_detect": "explode"}  # a damaged tile is an error, not a concealed picture
+
+    def frames() -> Iterator[Any]:
+        for n, index in enumerate(i for band in order for i in band):
+            coded = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
+            # A packet FFmpeg owns: one wrapping Python bytes is released by FFmpeg's threads, which then need
+            # Python's lock, and freeing the decoder after a damaged tile (holding that lock) would deadlock.
+            packet = av.Packet(len(coded))
+            memoryview(packet)[:] = coded
+            packet.pts = n
+            yield from ctx.decode(packet)
+        yield from ctx.decode(None)
+
+    try:
+        yield from _bands(frames(), image, geo, order, orientation)
+    finally:
+        # Drain the decoder, so that nothing is in flight in its threads when it is freed.
+        try:
+            for _ in ctx.decode(None):
+                pass
+        except Exception:  # already drained, or failed: either way nothing is in flight
+            pass
+
+
+def _bands(
+    frames: Iterator[Any], image: Item, geo: Geometry, order: list[list[int]], orientation: int
+) -> Iterator[Strip]:
+    import numpy as np
+
+    tw, th = geo.tile
+    width, height = geo.size
+    lut: tuple[Any, Any] | None = None
+    checked = False
+    band: list[Any] = []
+    top = 0
+    count = done = 0
+    for frame in frames:
+        if frame.pts != count:
+            raise DecodeError(f"tile {count + 1} of {len(geo.tiles)} did not decode")
+        count += 1
+        if (frame.width, frame.height) != (tw, th):
+            raise DecodeError(f"tile {count} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
+        if not checked:
+            if frame.format.name not in _YUV420:
+                raise NotHandled(f"FFmpeg decodes it as {frame.format.name}")
+            matrix, full = _colour(image, frame)
+            if matrix not in _BT601:
+                raise NotHandled(f"its colour matrix ({matrix}) is not BT.601, JPEG's own")
+            lut = None if full else _limited_to_full()
+            checked = True
+        band.append(frame)
+        if len(band) < len(order[done]):
+            continue
+        # The band as coded: where its first tile sits, and how far it reaches inside the picture.
+        index = order[done][0]
+        done += 1
+        x0, y0 = (index % geo.cols) * tw, (index // geo.cols) * th
+        vertical = orientation >= 5
+        bw = min(tw, width - x0) if vertical else width
+        bh = height if vertical else min(th, height - y0)
+        cw, ch = (bw + 1) // 2, (bh + 1) // 2
+        y = np.empty((bh, bw), np.uint8)
+        cb = np.empty((ch, cw), np.uint8)
+        cr = np.empty((ch, cw), np.uint8)
+        for k, f in enumerate(band):
+            x, yy = (0, k * th) if vertical else (k * tw, 0)
+            w, h = min(tw, bw - x), min(th, bh - yy)
+            cx, cy, cwid, chei = x // 2, yy // 2, (w + 1) // 2, (h + 1) // 2
+            y[yy : yy + h, x : x + w] = _plane(f, 0, w, h)
+            cb[cy : cy + chei, cx : cx + cwid] = _plane(f, 1, cwid, chei)
+            cr[cy : cy + chei, cx : cx + cwid] = _plane(f, 2, cwid, chei)
+        band = []
+        if lut is not None:
+            np.take(lut[0], y, out=y)
+            np.take(lut[1], cb, out=cb)
+            np.take(lut[1], cr, out=cr)
+        y, cb, cr = orient((y, cb, cr), orientation)
+        yield Strip(top, y, cb, cr)
+        top += y.shape[0]
+    if count != len(geo.tiles):
+        raise DecodeError(f"only {count} of the {len(geo.tiles)} tiles decoded")
+
+
+def orient(planes: tuple[Any, Any, Any], orientation: int) -> tuple[Any, Any, Any]:
+    """Each plane made upright, as EXIF ``orientation`` says (what irot/imir came to, see ``info``)."""
+    import numpy as np
+
+    def turn(a: Any) -> Any:
+        if orientation == 2:
+            a = a[:, ::-1]
+        elif orientation == 3:
+            a = a[::-1, ::-1]
+        elif orientation == 4:
+            a = a[::-1]
+        elif orientation == 5:
+            a = a.T
+        elif orientation == 6:
+            a = a.T[:, ::-1]
+        elif orientation == 7:
+            a = a[::-1, ::-1].T
+        elif orientation == 8:
+            a = a.T[::-1]
+        return np.ascontiguousarray(a)
+
+    if orientation == 1:
+        return planes
+    y, cb, cr = planes
+    return turn(y), turn(cb), turn(cr)
