@@ -56,7 +56,7 @@ def convert(out: Path) -> None:
     import heicconv
     from heicconv import gainmap
     from heicconv.backends.pillow import load_pillow_heif
-    from heicconv.info import inspect
+    from heicconv.info import read_source as inspect
     from heicconv.pipeline import hdr as carry
 
     corpus = Path(os.environ["HEICCONV_CORPUS"])
