@@ -175,4 +175,4 @@ def srgb_profile() -> bytes:
     return data[:24] + _PROFILE_DATE + data[36:]
 
 
-_PROFILE_DATE = bytes.fromhex("07d0" "0001" "0001" "0000" "0000" "0000")  # 2000-01-01 00:00:00
+_PROFILE_DATE = bytes.fromhex("07d000010001000000000000")  # 2000-01-01 00:00:00
