@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .. import output_edits
+from .. import completeness, output_edits
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
 from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic
@@ -90,6 +90,8 @@ class VipsBackend(PipelineBackend[Any]):
         else:
             if src.index:
                 kwargs["page"] = src.index
+            if src.info.format == "png":  # libvips misses damaged image data about once in a hundred tries
+                completeness.check_png_data(src.data)
             img = loader(src.data, **kwargs)
             if src.orientation != 1:
                 img = img.copy()
