@@ -96,13 +96,7 @@ def convert_with_report(
     ("the call's options", 'default', 'default (auto)')
     """
     chosen, job, sources = _planned(data, fmt, options, limits, backend)
-    try:
-        result = chosen.run(job)
-    except HeicconvError:
-        raise
-    except Exception as exc:  # a third-party backend's own error never escapes
-        raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
-    return _finished(chosen, job, result, sources)
+    return _finished(chosen, job, _run_guarded(chosen, job), sources)
 
 
 def _planned(
@@ -172,7 +166,7 @@ def _run_guarded(chosen: Backend, job: Job) -> Result:
         return chosen.run(job)
     except HeicconvError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # a third-party backend's own error never escapes
         raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
 
 
