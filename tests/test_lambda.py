@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import json
@@ -23,17 +24,18 @@ from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3-compatible server on 127.0.0.1, with dummy credentials in the environment."""
+@contextlib.contextmanager
+def moto_server(*endpoint_variables: str) -> Iterator[str]:
+    """moto's server (every service on one port) on 127.0.0.1, with dummy credentials and each of
+    ``endpoint_variables`` pointing at it in the environment, restored afterwards."""
     require_module("boto3", "test")
     server_mod = require_module("moto.server", "test")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in _AWS_ENV}
-    os.environ.update(_AWS_ENV, AWS_ENDPOINT_URL_S3=endpoint)
+    saved = {k: os.environ.get(k) for k in (*_AWS_ENV, *endpoint_variables)}
+    os.environ.update(_AWS_ENV, **dict.fromkeys(endpoint_variables, endpoint))
     try:
         yield endpoint
     finally:
@@ -45,11 +47,17 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-compatible server on 127.0.0.1, with dummy credentials in the environment."""
+    with moto_server("AWS_ENDPOINT_URL_S3") as endpoint:
+        yield endpoint
+
+
 _AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ENDPOINT_URL_S3": "",
 }
 
 

@@ -26,34 +26,18 @@ from urllib.parse import quote_plus
 
 import pytest
 from PIL import Image
+from test_lambda import moto_server
 
 from heicconv.testing.fixtures import make_heic
-from heicconv.testing.plugin import require_module
 
 _names = itertools.count()
-_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's server (S3 and SQS on one port) on 127.0.0.1; the environment points boto3 at it."""
-    require_module("boto3", "test")
-    server = require_module("moto.server", "test").ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    names = [*_AWS, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS"]
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(_AWS, AWS_ENDPOINT_URL=url, AWS_ENDPOINT_URL_S3=url, AWS_ENDPOINT_URL_SQS=url)
-    try:
+    with moto_server("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS") as url:
         yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 @pytest.fixture
