@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server import Server, start_server, stop_server
+from test_server import Server, slow_backend_env, start_server, stop_server
 
 import heicconv
 from heicconv import errors
@@ -145,11 +145,10 @@ def test_a_backend_that_cannot_load_is_503_on_both_routes(monkeypatch: pytest.Mo
     assert health_status == 503 and json.loads(health)["error"] == "backend_unavailable"
 
 
-def test_a_conversion_past_the_timeout_is_504() -> None:
-    photo = make_heic(size=(6000, 4500), quality=10)
-    srv = start_server({"HEICCONV_BACKEND": "pillow"}, "--timeout", "0.5")
+def test_a_conversion_past_the_timeout_is_504(tmp_path: Path) -> None:
+    srv = start_server(slow_backend_env(tmp_path, 120), "--timeout", "0.5")
     try:
-        status, _, body = srv.post("/convert?format=png", photo)
+        status, _, body = srv.post("/convert?format=png", make_heic(size=(1200, 900)))
     finally:
         stop_server(srv)
     expect(errors.TimeoutError, status, json.loads(body), "longer than 0.5 s")

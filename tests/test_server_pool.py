@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from heicconv.testing.plugin import require_module
 
 require_module("starlette", "server")
 
-from test_server import Server, _json, start_server, stop_server  # noqa: E402
+from test_server import Server, _json, slow_backend_env, start_server, stop_server  # noqa: E402
 
 from heicconv.server.app import Pool  # noqa: E402  (after the check: it needs starlette)
 
@@ -70,9 +71,8 @@ def health(server: Server) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(scope="module")
-def slow_photo() -> bytes:
-    return make_heic(size=(6000, 4500), quality=10)  # seconds of work on any machine
+SLOW = make_heic(size=(1200, 900))  # the ``slow`` backend sleeps before converting it
+SMALL = make_heic(size=(64, 48))
 
 
 def test_admission_counts_running_and_waiting() -> None:
@@ -86,17 +86,19 @@ def test_admission_counts_running_and_waiting() -> None:
         pool.shutdown()
 
 
-def test_a_timed_out_conversion_is_stopped_and_the_pool_recovers(slow_photo: bytes) -> None:
-    srv = start_server({"HEICCONV_BACKEND": "pillow"}, "--workers", "1", "--queue", "0", "--timeout", "1")
+def test_a_timed_out_conversion_is_stopped_and_the_pool_recovers(tmp_path: Path) -> None:
+    srv = start_server(slow_backend_env(tmp_path, 120), "--workers", "1", "--queue", "0", "--timeout", "1")
     try:
         assert health(srv)["pool"] == "process"  # the default
         (before,) = worker_pids(srv)
-        payload = _json(*srv.post("/convert?format=png", slow_photo), 504)
+        started = time.monotonic()
+        payload = _json(*srv.post("/convert?format=png", SLOW), 504)
+        assert time.monotonic() - started < 60  # answered at the timeout, not when the work would end
         assert payload["error"] == "timeout" and "its worker was stopped" in payload["message"]
         # The work itself ends: the worker that ran it is killed and a fresh one takes its place.
         wait_for(lambda: not alive(before), "the timed-out worker exits")
         wait_for(lambda: health(srv)["inflight"] == 0, "the slot is freed")
-        status, headers, _ = srv.post("/convert?format=png", make_heic(size=(64, 48)))
+        status, headers, _ = srv.post("/convert?format=png", SMALL)
         (after,) = worker_pids(srv)
     finally:
         stop_server(srv)
@@ -104,33 +106,33 @@ def test_a_timed_out_conversion_is_stopped_and_the_pool_recovers(slow_photo: byt
     assert after != before
 
 
-def test_a_crashed_worker_fails_one_request_and_the_pool_recovers(slow_photo: bytes) -> None:
-    srv = start_server({"HEICCONV_BACKEND": "pillow"}, "--workers", "1", "--queue", "0")
+def test_a_crashed_worker_fails_one_request_and_the_pool_recovers(tmp_path: Path) -> None:
+    srv = start_server(slow_backend_env(tmp_path, 120), "--workers", "1", "--queue", "0")
     try:
         (worker,) = worker_pids(srv)
         answers: list[tuple[int, dict[str, str], bytes]] = []
-        request = threading.Thread(target=lambda: answers.append(srv.post("/convert?format=png", slow_photo)))
+        request = threading.Thread(target=lambda: answers.append(srv.post("/convert?format=png", SLOW)))
         request.start()
         wait_for(lambda: health(srv)["inflight"] == 1, "the conversion starts")
         os.kill(worker, signal.SIGSEGV)  # what a crash in a native decoder does
         request.join(60)
         crashed = _json(*answers[0], 422)
-        status, _, _ = srv.post("/convert?format=png", make_heic(size=(64, 48)))
+        status, _, _ = srv.post("/convert?format=png", SMALL)
     finally:
         stop_server(srv)
     assert crashed["error"] == "undecodable" and "exit code -11" in crashed["message"]
     assert status == 200
 
 
-def test_a_thread_cannot_be_stopped_so_its_slot_stays_taken_until_it_ends(slow_photo: bytes) -> None:
+def test_a_thread_cannot_be_stopped_so_its_slot_stays_taken_until_it_ends(tmp_path: Path) -> None:
     flags = ("--pool", "thread", "--workers", "1", "--queue", "0", "--timeout", "0.5")
-    srv = start_server({"HEICCONV_BACKEND": "pillow"}, *flags)
+    srv = start_server(slow_backend_env(tmp_path, 4), *flags)
     try:
-        payload = _json(*srv.post("/convert?format=png", slow_photo), 504)
+        payload = _json(*srv.post("/convert?format=png", SLOW), 504)
         assert "it runs on in its thread" in payload["message"]
-        busy = srv.post("/convert?format=png", make_heic(size=(64, 48)))  # the slot is still the slow conversion's
+        busy = srv.post("/convert?format=png", SMALL)  # the slot is still the slow conversion's
         wait_for(lambda: health(srv)["inflight"] == 0, "the thread's conversion ends", tries=6000)
-        status = srv.post("/convert?format=png", make_heic(size=(64, 48)))[0]
+        status = srv.post("/convert?format=png", SMALL)[0]
     finally:
         stop_server(srv)
     assert _json(*busy, 429)["error"] == "busy"
