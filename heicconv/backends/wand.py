@@ -177,6 +177,14 @@ class WandBackend(PipelineBackend[Any]):
 
     def _normalise(self, img: Any, job: Job) -> Any:
         src = job.source
+        if img.colorspace == "ycbcr" and _jpeg_as_decoded(img, job):
+            # JPEG stores YCbCr too, and ImageMagick's JPEG writer takes a YCbCr image's planes as they are
+            # (JFIF's full-range BT.601, the same matrix ImageMagick would convert with): converting to sRGB
+            # here only for the writer to convert back cost 15-30 ms on a 1440x960 photo, most of heicconv's
+            # overhead over Wand called directly. Setting the type to truecolor would convert, so it is left.
+            img.alpha_channel = "off"
+            img.depth = 8
+            return img
         if img.colorspace not in ("srgb", "gray", "rgb"):
             img.transform_colorspace("srgb")
         if src.alpha:
@@ -262,3 +270,10 @@ class WandBackend(PipelineBackend[Any]):
             return out
         finally:
             img.close()
+
+
+def _jpeg_as_decoded(img: Any, job: Job) -> bool:
+    """Whether ``img`` goes to the JPEG writer untouched: no resize, colour conversion, alpha or 16 bits."""
+    src = job.source
+    unchanged = (img.width, img.height) == job.size and not (job.to_srgb or job.flatten)
+    return job.fmt == "jpeg" and job.depth == 8 and unchanged and not (src.alpha or src.grayscale)
