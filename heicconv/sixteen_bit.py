@@ -11,26 +11,31 @@ from typing import Any
 
 from .output_edits import png_chunk
 
-__all__ = ["interleave_be", "write_png16", "write_tiff16"]
+__all__ = ["deinterleave", "interleave", "write_png16", "write_tiff16"]
 
 
-def _be(band: Any) -> bytes:
-    le = band.tobytes("raw", "I;16")
-    be = bytearray(len(le))
-    be[0::2] = le[1::2]
-    be[1::2] = le[0::2]
-    return bytes(be)
-
-
-def interleave_be(bands: list[Any]) -> bytes:
-    """The bands' samples, interleaved pixel by pixel, 16-bit big-endian."""
+def interleave(bands: list[Any], *, big_endian: bool) -> bytes:
+    """The bands' samples, interleaved pixel by pixel, 16-bit big-endian (PNG) or little-endian (TIFF)."""
     n = len(bands)
-    planes = [_be(b) for b in bands]
+    planes = [band.tobytes("raw", "I;16") for band in bands]  # little-endian: low byte first
+    first, second = (1, 0) if big_endian else (0, 1)
     out = bytearray(len(planes[0]) * n)
     for c, plane in enumerate(planes):
-        out[2 * c :: 2 * n] = plane[0::2]
-        out[2 * c + 1 :: 2 * n] = plane[1::2]
+        out[2 * c :: 2 * n] = plane[first::2]
+        out[2 * c + 1 :: 2 * n] = plane[second::2]
     return bytes(out)
+
+
+def deinterleave(raw: bytes, n: int) -> list[bytes]:
+    """The inverse of ``interleave``: ``n`` planes of 16-bit samples from pixel-interleaved ``raw``, in its byte
+    order (``I;16`` bands when ``raw`` is little-endian, as pillow-heif's 16-bit data is)."""
+    planes = []
+    for c in range(n):
+        plane = bytearray(len(raw) // n)
+        plane[0::2] = raw[2 * c :: 2 * n]
+        plane[1::2] = raw[2 * c + 1 :: 2 * n]
+        planes.append(bytes(plane))
+    return planes
 
 
 def write_png16(bands: list[Any], icc: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
@@ -38,7 +43,7 @@ def write_png16(bands: list[Any], icc: bytes | None, exif: bytes | None, xmp: by
     width, height = bands[0].size
     n = len(bands)
     colour_type = {1: 0, 3: 2, 4: 6}[n]
-    data = interleave_be(bands)
+    data = interleave(bands, big_endian=True)
     stride = width * n * 2
     rows = b"".join(b"\0" + data[y * stride : (y + 1) * stride] for y in range(height))
     out = [b"\x89PNG\r\n\x1a\n", png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
@@ -57,12 +62,7 @@ def write_tiff16(bands: list[Any], icc: bytes | None, xmp: bytes | None) -> byte
     """A 16-bit, deflate-compressed, little-endian TIFF with its ICC profile and XMP."""
     width, height = bands[0].size
     n = len(bands)
-    le = bytearray(width * height * n * 2)
-    for c, band in enumerate(bands):
-        plane = band.tobytes("raw", "I;16")
-        le[2 * c :: 2 * n] = plane[0::2]
-        le[2 * c + 1 :: 2 * n] = plane[1::2]
-    strip = zlib.compress(bytes(le), 6)
+    strip = zlib.compress(interleave(bands, big_endian=False), 6)
     entries: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value bytes
 
     def add(tag: int, kind: int, values: list[int] | bytes) -> None:

@@ -71,11 +71,7 @@ class PillowBackend(PipelineBackend[Any]):
                 (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
                 if stride != w * n * 2:
                     raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
-                for c in range(n):
-                    plane = bytearray(w * h * 2)
-                    plane[0::2] = raw[2 * c :: 2 * n]
-                    plane[1::2] = raw[2 * c + 1 :: 2 * n]
-                    bands.append(Image.frombytes("I;16", (w, h), bytes(plane)))
+                bands = [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)]
         if not bands:  # an 8-bit source: widen it (v * 257 maps 255 to 65535)
             bands = [b.convert("I").point(lambda v: v * 257).convert("I;16") for b in self._load_8(job).split()]
         if len(bands) == 2:

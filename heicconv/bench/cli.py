@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from ..config import section
 from ..config import where as config_where
 from ..errors import ConfigError, HeicconvError
+from ..terminal import StatusLine
 from .cost import ARCHS, CostModel
 from .measure import Bench, run
 from .prices import PRICE_FACTS, PRICES_DATE, Prices, parse_price
@@ -208,16 +209,16 @@ _KNOWN_KEYS = frozenset(
 
 
 class _Progress:
-    """``[3/12] vips pug.heic jpeg`` on one rewritten stderr line, only when stderr is a terminal."""
+    """``[3/12] vips pug.heic jpeg`` on one rewritten stderr line (used only when stderr is a terminal)."""
 
     def __init__(self) -> None:
-        self.width = 0
+        self.line = StatusLine(sys.stderr)
 
     def __call__(self, index: int, total: int, label: str) -> None:
-        text = f"[{index}/{total}] {label}" if label else ""
-        sys.stderr.write("\r" + text.ljust(self.width) + ("\r" if not text else ""))
-        sys.stderr.flush()
-        self.width = max(self.width, len(text))
+        if label:
+            self.line.show(f"[{index}/{total}] {label}")
+        else:
+            self.line.clear()
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..terminal import StatusLine
+
 __all__ = ["Record", "Reporter"]
 
 
@@ -65,8 +67,8 @@ class Reporter:
     kept: int = 0  # outputs that existed, with or without a note
     counts: dict[str, int] = field(default_factory=lambda: {"converted": 0, "skipped": 0, "failed": 0, "planned": 0})
     started: float = field(default_factory=time.perf_counter)
-    _bar_shown: bool = False
     _last_draw: float = 0.0
+    _status: StatusLine | None = None
 
     @property
     def bar(self) -> bool:
@@ -117,10 +119,8 @@ class Reporter:
         self.err.flush()
 
     def _clear(self) -> None:
-        if self._bar_shown:
-            width = shutil.get_terminal_size().columns
-            self.err.write("\r" + " " * (width - 1) + "\r")
-            self._bar_shown = False
+        if self._status is not None:
+            self._status.clear()
 
     def _draw(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -136,10 +136,9 @@ class Reporter:
         text = f" {done}/{self.total}  {rate:.1f} files/s  ETA {eta}"
         room = max(10, min(40, width - len(text) - 4))
         filled = room * done // self.total if self.total else room
-        line = f"[{'#' * filled}{'.' * (room - filled)}]{text}"
-        self.err.write("\r" + line[: width - 1])
-        self.err.flush()
-        self._bar_shown = True
+        if self._status is None:
+            self._status = StatusLine(self.err)
+        self._status.show(f"[{'#' * filled}{'.' * (room - filled)}]{text}")
 
     def summary(self, extra: list[str], interrupted: bool = False) -> None:
         """The last words of a run: counts and time (always on stderr, never with --quiet)."""
