@@ -39,7 +39,6 @@ autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
 
-
 _README_DOC = re.compile(r"`docs/([\w-]+)\.md`")
 
 

@@ -32,6 +32,11 @@ __all__ = [
 class HeicconvError(Exception):
     """Root of every heicconv error."""
 
+    #: On an error that :class:`heicconv.isolated.IsolatedConverter` raises about its worker rather than about
+    #: the input's conversion: ``"timeout"``, ``"memory"`` (the cap), ``"died"`` (a crash or the OOM killer)
+    #: or ``"bug"`` (an exception that was not a heicconv error). ``None`` everywhere else.
+    worker_event: str | None = None
+
 
 class ConfigError(HeicconvError, ValueError):
     """A configuration key, value or backend name is wrong; the message says where it came from."""

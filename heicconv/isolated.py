@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config
 from .backends.contract import Result
@@ -77,11 +77,25 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> No
             result = heicconv.convert_with_report(data, fmt, options, backend=backend, limits=limits)
             conn.send(("ok", result))
         except MemoryError:
-            conn.send(("error", LimitExceededError(f"the conversion needed more than {memory_bytes >> 20} MB")))
+            conn.send(
+                (
+                    "error",
+                    _event(LimitExceededError(f"the conversion needed more than {memory_bytes >> 20} MB"), "memory"),
+                )
+            )
         except HeicconvError as exc:
             conn.send(("error", exc))
         except Exception as exc:  # heicconv wraps library errors; anything else is a bug worth seeing
-            conn.send(("error", DecodeError(f"the worker failed: {type(exc).__name__}: {exc}")))
+            conn.send(("error", _event(DecodeError(f"the worker failed: {type(exc).__name__}: {exc}"), "bug")))
+
+
+E = TypeVar("E", bound=HeicconvError)
+
+
+def _event(error: E, event: str) -> E:
+    """``error``, marked as one the pool raises about its worker (``HeicconvError.worker_event``)."""
+    error.worker_event = event
+    return error
 
 
 def _cannot_start(code: int | None) -> ConfigError:
@@ -220,9 +234,10 @@ class IsolatedConverter:
             worker.process.join(1)
             code = worker.process.exitcode
             if code in (-9, 137):
-                failure = LimitExceededError("the conversion's worker was killed (out of memory)")
+                failure = _event(LimitExceededError("the conversion's worker was killed (out of memory)"), "died")
             else:
-                failure = DecodeError(f"the conversion's worker died (exit code {code}); the input may be hostile")
+                died = f"the conversion's worker died (exit code {code}); the input may be hostile"
+                failure = _event(DecodeError(died), "died")
             failure.__cause__ = exc
         if failure is not None:
             self._retire(worker)
@@ -241,10 +256,15 @@ class IsolatedConverter:
         deadline = time.monotonic() + timeout
         while not worker.conn.poll(0.02):
             if time.monotonic() > deadline:
-                return TimeoutError(f"the conversion took longer than {timeout:g} s; its worker was stopped")
+                return _event(
+                    TimeoutError(f"the conversion took longer than {timeout:g} s; its worker was stopped"), "timeout"
+                )
             if _rss(worker.process.pid) > self.memory_bytes:
-                return LimitExceededError(
-                    f"the conversion needed more than {self.memory_bytes >> 20} MB; its worker was stopped"
+                return _event(
+                    LimitExceededError(
+                        f"the conversion needed more than {self.memory_bytes >> 20} MB; its worker was stopped"
+                    ),
+                    "memory",
                 )
         return None
 

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from plugin_backends import faulty_backend_env
 
 from heicconv.testing import fuzz
+from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_backend
 
 COUNT = int(os.environ.get("HEICCONV_FUZZ_COUNT", "400"))
@@ -31,3 +33,24 @@ def test_mutations_are_reproducible() -> None:
     a = [fuzz.mutate(base, rng) for rng in [random.Random("x")] for _ in range(20)]
     b = [fuzz.mutate(base, rng) for rng in [random.Random("x")] for _ in range(20)]
     assert a == b and len(set(a)) > 10
+
+
+@pytest.mark.parametrize(
+    ("fault", "finding"), [("crash", "crash: the conversion's worker died (exit code -11)"), ("60", "hang")]
+)
+def test_a_crash_or_a_hang_is_a_finding_and_the_run_goes_on(
+    fault: str, finding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backend that crashes or hangs on photos 1000 pixels wide or more, in the pool's worker process.
+    for key, value in faulty_backend_env(tmp_path, fault).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(tmp_path))  # a spawned worker starts with its parent's sys.path
+    monkeypatch.setattr(fuzz, "seeds", lambda corpus=None: [make_heic(size=(1200, 900))])
+    report = fuzz.run("faulty", 6, seed=1, out=tmp_path / "findings", timeout=2)
+    # With seed 1, four of the six mutated inputs still decode, so they reach the backend's fault.
+    assert report.inputs == 6 and len(report.findings) == 4
+    assert all(f.split(": ", 1)[1].startswith(finding) for f in report.findings), report.findings
+    # Each finding's input is saved, and inputs that fail as heicconv errors (or that the mutation shrank)
+    # are answered between them by the replacement workers.
+    assert sorted(p.name for p in (tmp_path / "findings").iterdir()) == sorted(f.split(":")[0] for f in report.findings)
+    assert len(report.findings) + report.outcomes["HeicconvError"] + report.outcomes["ok"] == 6

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
+from plugin_backends import faulty_backend_env
 
 import heicconv
 from heicconv.testing.fixtures import make_heic
@@ -83,37 +84,13 @@ def start_server(
     raise RuntimeError("server did not answer /health within 30 s")
 
 
-# A conversion that outlasts any timeout on any machine. A real 27 MP photo took 0.9 s here but may
-# beat a 1 s timeout on a faster one (it did, in CI), so the timeout tests use a backend that sleeps
-# first. It is installed the way a third-party backend is, through an entry point, so that the
-# server's spawned workers find it too.
-_SLOW_BACKEND = """
-import os
-import time
-
-from heicconv.backends.pillow import PillowBackend
-
-
-class SlowBackend(PillowBackend):
-    name = "slow"
-
-    def run(self, job):
-        if job.size[0] >= 1000:  # small photos convert at once, to show the pool still works
-            time.sleep(float(os.environ["HEICCONV_TEST_SLOW_SECONDS"]))
-        return super().run(job)
-"""
-
-
 def slow_backend_env(directory: Path, seconds: float) -> dict[str, str]:
-    """Server environment whose backend ``slow`` sleeps ``seconds`` before converting a photo 1000
-    pixels wide or more."""
-    (directory / "slow_backend.py").write_text(_SLOW_BACKEND)
-    info = directory / "heicconv_slow_backend-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heicconv-slow-backend\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[heicconv.backends]\nslow = slow_backend:SlowBackend\n")
-    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
-    return {"HEICCONV_BACKEND": "slow", "HEICCONV_TEST_SLOW_SECONDS": f"{seconds:g}", "PYTHONPATH": path}
+    """Server environment whose backend sleeps ``seconds`` before converting a photo 1000 pixels wide or more.
+
+    A real 27 MP photo took 0.9 s here but beat a 1 s timeout on a faster machine (in CI), so the timeout
+    tests use a backend that sleeps, installed through an entry point so the server's workers find it too.
+    """
+    return faulty_backend_env(directory, f"{seconds:g}")
 
 
 def stop_server(server: Server) -> str:

@@ -4,10 +4,11 @@
 
 Inputs are generated fixtures (and small corpus files with ``--corpus``) mutated with bit flips,
 truncations, corrupted box sizes, swapped ``ftyp`` brands, lying ``ispe`` sizes and inserted
-bytes, from a fixed seed, so a run is repeatable. Each backend runs in a worker subprocess, so a
-segfault is caught: the parent records it, saves the input, and starts a new worker. Every
-input must give an image or a ``HeicconvError`` within ``--timeout`` seconds; anything else
-(a crash, a hang, another exception) is a finding, saved under ``--out``.
+bytes, from a fixed seed, so a run is repeatable. Each backend runs in the worker process of a
+:class:`heicconv.isolated.IsolatedConverter`, so a segfault is caught: the pool replaces the worker
+and the run records the input. Every input must give an image or a ``HeicconvError`` within
+``--timeout`` seconds and 3 GB of memory; anything else (a crash, a hang, the memory cap, another
+exception) is a finding, saved under ``--out``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import io
 import json
 import os
 import random
-import select
 import struct
-import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import HeicconvError
+from ..isolated import IsolatedConverter
+from ..options import Options
 
 __all__ = ["FuzzReport", "mutate", "run", "seeds"]
 
@@ -161,36 +164,27 @@ class FuzzReport:
         )
 
 
-class _Worker:
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "heicconv.testing.fuzz", "--worker", backend],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+#: A worker that needs more than this is a finding: limits checked from the header should refuse first.
+MEMORY_MB = 3072
 
-    def ask(self, data: bytes, timeout: float) -> str | None:
-        """The worker's answer, or None if it died or went past ``timeout`` (then it is killed)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            return None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            self.stop()
+
+def _outcome(pool: IsolatedConverter, data: bytes, backend: str) -> str:
+    """``ok``, ``HeicconvError:<class>`` (both fine), or a finding: ``hang``, ``memory``, ``crash ...`` or the
+    exception that escaped heicconv's errors."""
+    try:
+        pool.convert(data, "jpeg", Options(max_size=256), backend=backend)
+    except HeicconvError as exc:
+        event = exc.worker_event
+        if event is None:
+            return f"HeicconvError:{type(exc).__name__}"
+        if event == "timeout":
             return "hang"
-        line = self.proc.stdout.readline()
-        return line.decode("utf-8", "replace").strip() or None
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        if event == "died":
+            return f"crash: {exc}"
+        if event == "bug":
+            return str(exc).removeprefix("the worker failed: ")
+        return event
+    return "ok"
 
 
 def run(
@@ -200,17 +194,15 @@ def run(
     rng = random.Random(f"{seed}:{backend}")
     bases = seeds(corpus)
     report = FuzzReport(backend)
-    worker = _Worker(backend)
     start = time.monotonic()
-    try:
+    # One worker process, killed and replaced by the pool after a hang, a crash or too much memory.
+    with IsolatedConverter(workers=1, timeout=timeout, memory_mb=MEMORY_MB) as pool:
         for n in range(count):
             data = mutate(rng.choice(bases), rng)
             t0 = time.monotonic()
-            answer = worker.ask(data, timeout)
+            answer = _outcome(pool, data, backend)
             report.slowest = max(report.slowest, time.monotonic() - t0)
             report.inputs += 1
-            if answer is None:
-                answer = f"crash (exit {worker.proc.wait()})"
             report.outcomes[answer.split(":")[0]] += 1
             if answer.startswith(("ok", "HeicconvError")):
                 continue
@@ -219,40 +211,12 @@ def run(
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 (out / name).write_bytes(data)
-            if answer == "hang" or answer.startswith("crash"):
-                worker.stop()
-                worker = _Worker(backend)
-    finally:
-        worker.stop()
-        report.seconds = time.monotonic() - start
+    report.seconds = time.monotonic() - start
     return report
-
-
-def _serve(backend: str) -> None:
-    """Worker side: read length-prefixed inputs on stdin, answer one line each on stdout."""
-    import heicconv
-
-    heicconv.select(backend)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = stdin.read(4)
-        if len(head) < 4:
-            return
-        data = stdin.read(struct.unpack(">I", head)[0])
-        try:
-            heicconv.convert(data, "jpeg", heicconv.Options(max_size=256), backend=backend)
-            answer = "ok"
-        except heicconv.HeicconvError as exc:
-            answer = f"HeicconvError:{type(exc).__name__}"
-        except Exception as exc:  # the finding this harness exists for
-            answer = f"{type(exc).__name__}: {str(exc)[:200]}".replace("\n", " ")
-        stdout.write(answer.encode() + b"\n")
-        stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default="pillow,vips,wand")
     parser.add_argument("--count", type=int, default=20_000, help="inputs per backend")
     parser.add_argument("--seed", type=int, default=1)
@@ -261,9 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.worker:
-        _serve(args.worker)
-        return 0
     reports = [
         run(b, args.count, args.seed, out=args.out, timeout=args.timeout, corpus=args.corpus)
         for b in args.backends.split(",")
