@@ -8,7 +8,6 @@ strips joined with restart markers, and the hand-over to pillow-heif.
 from __future__ import annotations
 
 import io
-import struct
 from typing import Any
 
 import numpy as np
@@ -52,22 +51,7 @@ def _distinct_grid(width: int, height: int, tile: int = 64) -> bytes:
 
     picture = fixtures.gradient((width, height))
     noise = Image.effect_noise((width, height), 40).convert("RGB")
-    picture = Image.blend(picture, noise, 0.3)
-    cols, rows = -(-width // tile), -(-height // tile)
-    tiles = []
-    for r in range(rows):
-        for c in range(cols):
-            canvas = Image.new("RGB", (tile, tile))
-            canvas.paste(picture.crop((c * tile, r * tile, min(width, (c + 1) * tile), min(height, (r + 1) * tile))))
-            coded = fixtures.encode_heic(canvas, quality=95)
-            parsed = isobmff.parse(coded)
-            item = parsed.copy_items(coded, parsed.primary_id)[0]
-            tiles.append(isobmff.NewItem(len(tiles) + 1, item.type, item.data, item.properties))
-    descriptor = bytes([0, 0, rows - 1, cols - 1]) + struct.pack(">HH", width, height)
-    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
-    grid = isobmff.NewItem(len(tiles) + 1, b"grid", descriptor, [(ispe, False)], parts=[t.id for t in tiles])
-    grid.hidden = False
-    return isobmff.write([grid, *tiles], grid.id)
+    return fixtures.make_grid(Image.blend(picture, noise, 0.3), tile, quality=95)
 
 
 def test_a_grid_is_assembled_as_libheif_assembles_it(ffmpeg: Any) -> None:

@@ -179,6 +179,31 @@ def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
     return isobmff.write([grid, *tiles], grid.id)
 
 
+def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
+    """A HEIC of ``picture`` (a Pillow RGB image) coded as a grid of ``tile``-sized HEVC tiles, each cut from the
+    picture and coded on its own, as phones write photos; the last row and column are padded and cropped."""
+    from PIL import Image
+
+    from .. import isobmff
+
+    width, height = picture.size
+    cols, rows = -(-width // tile), -(-height // tile)
+    tiles = []
+    for r in range(rows):
+        for c in range(cols):
+            canvas = Image.new("RGB", (tile, tile))
+            canvas.paste(picture.crop((c * tile, r * tile, min(width, (c + 1) * tile), min(height, (r + 1) * tile))))
+            coded = encode_heic(canvas, quality=quality)
+            parsed = isobmff.parse(coded)
+            item = parsed.copy_items(coded, parsed.primary_id)[0]
+            tiles.append(isobmff.NewItem(len(tiles) + 1, item.type, item.data, item.properties))
+    descriptor = bytes([0, 0, rows - 1, cols - 1]) + struct.pack(">HH", width, height)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
+    grid = isobmff.NewItem(len(tiles) + 1, b"grid", descriptor, [(ispe, False)], parts=[t.id for t in tiles])
+    grid.hidden = False
+    return isobmff.write([grid, *tiles], grid.id)
+
+
 def make_mini_heic(
     size: tuple[int, int] = (128, 64),
     mode: str = "RGB",
