@@ -188,7 +188,7 @@ def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
 
     width, height = picture.size
     cols, rows = -(-width // tile), -(-height // tile)
-    tiles = []
+    tiles: list[isobmff.NewItem] = []
     for r in range(rows):
         for c in range(cols):
             canvas = Image.new("RGB", (tile, tile))
