@@ -360,3 +360,46 @@ def test_the_example_app_runs_unchanged(backend: str, request: pytest.FixtureReq
         timeout=60,
     )
     assert run.returncode == 2 and "not a photo we can read" in run.stderr
+
+
+# --- heicconv bench: the round trip beside the local backend ------------------------------------------------------
+
+
+def test_bench_measures_the_round_trip_beside_the_local_backend(
+    service: Server, invoke_endpoint: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    env.update(
+        HEICCONV_HTTP_URL=f"http://{service.host}:{service.port}",
+        HEICCONV_LAMBDA_FUNCTION="heicconv",
+        AWS_ENDPOINT_URL_LAMBDA=invoke_endpoint,
+    )
+    photo = tmp_path / "photo.heic"
+    photo.write_bytes(fixtures.make_heic((320, 240)))
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "heicconv", "bench", str(photo), "--backends", "pillow,http,lambda"]
+    done = subprocess.run(
+        [*cmd, "--runs", "2", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    measured = {m["backend"]: m for m in json.loads((out / "bench.json").read_text())["measurements"]}
+    assert set(measured) == {"pillow", "http", "lambda"} and not any(m["error"] for m in measured.values())
+    assert measured["pillow"]["remote"] == ""
+    assert measured["http"]["remote"] == env["HEICCONV_HTTP_URL"]
+    assert measured["lambda"]["remote"] == "Lambda function heicconv"
+    local = heicconv.convert(photo.read_bytes(), "jpeg", backend="pillow")
+    for m in measured.values():  # the same job everywhere: the same JPEG, give or take the encoder's version
+        assert abs(m["output_bytes"] - len(local)) <= len(local) // 20 and len(m["walls_s"]) == 2
+
+    rows = {line.split()[3]: line.split() for line in done.stdout.splitlines() if line.startswith("photo.heic")}
+    assert rows["pillow"][5] == "in" and rows["http"][5:7] == rows["lambda"][5:7] == ["round", "trip"]
+    assert f"note: http ({env['HEICCONV_HTTP_URL']}): the time is the round trip as the application sees it" in (
+        done.stdout
+    )
+    assert "note: lambda (Lambda function heicconv): the time is the round trip" in done.stdout
+    assert "base64-encoded" in done.stdout and "No cost is projected from them" in done.stdout
+    cost_header = done.stdout.split("Cost per 1,000,000 conversions (USD):\n", 1)[1].splitlines()[0]
+    assert cost_header.split() == ["route", "pillow"]  # a round trip is not a workload to price
+    report = (out / "report.md").read_text()
+    assert "round trip" in report and "Lambda function heicconv" in report
