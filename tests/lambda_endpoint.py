@@ -12,9 +12,12 @@ by ``benchmarks/remote_round_trip.py`` through boto3's ``endpoint_url``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from heicconv.aws_lambda import handler
 
@@ -56,6 +59,29 @@ class Invoke(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def start(function_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """This endpoint in its own process (the function's environment is not the caller's): the process and its URL.
+
+    ``function_env`` is the function's configuration (``HEICCONV_BACKEND``, ...); ``PYTHONPATH`` in it is
+    put before the caller's path.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    path = [function_env.get("PYTHONPATH", ""), *sys.path]
+    env.update({**function_env, "PYTHONPATH": os.pathsep.join(p for p in path if p)})
+    proc = subprocess.Popen([sys.executable, str(Path(__file__))], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready "):
+        proc.kill()
+        raise RuntimeError(f"the Invoke endpoint did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(timeout=15)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import lambda_endpoint
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,17 +55,9 @@ def http(service: Server, monkeypatch: pytest.MonkeyPatch) -> str:
 def invoke_endpoint() -> Iterator[str]:
     """tests/lambda_endpoint.py in its own process: the function's environment is not the caller's."""
     require_module("boto3", "lambda")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
-    env.update({"HEICCONV_BACKEND": "pillow", "PYTHONPATH": os.pathsep.join(sys.path)})
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "lambda_endpoint.py")], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ready "), line
-    yield f"http://127.0.0.1:{line.split()[1]}"
-    proc.terminate()
-    proc.wait(timeout=15)
+    proc, url = lambda_endpoint.start({"HEICCONV_BACKEND": "pillow"})
+    yield url
+    lambda_endpoint.stop(proc)
 
 
 @pytest.fixture
@@ -314,8 +307,9 @@ def test_async_gives_the_same_result_and_errors(http: str) -> None:
 
 def test_lambda_refuses_an_input_over_the_synchronous_payload_early(lam: str) -> None:
     big = fixtures.make_heic((64, 64)) + b"\0" * (5 * 1024 * 1024)  # trailing bytes: still a readable HEIC
-    with pytest.raises(heicconv.LimitExceededError, match="synchronous Lambda invocation"):
+    with pytest.raises(heicconv.LimitExceededError, match="synchronous Lambda invocation") as raised:
         heicconv.convert(big, "jpeg", backend=lam)
+    assert "HEICCONV_LAMBDA_STAGING_BUCKET" in str(raised.value)  # the setting that sends it through S3
 
 
 # --- the example application, unchanged, on three backends -------------------------------------------------------
@@ -403,3 +397,90 @@ def test_bench_measures_the_round_trip_beside_the_local_backend(
     assert cost_header.split() == ["route", "pillow"]  # a round trip is not a workload to price
     report = (out / "report.md").read_text()
     assert "round trip" in report and "Lambda function heicconv" in report
+
+
+# A backend that converts only once the test opens its gate, so that the test knows every request is
+# waiting at the remote at once; installed through an entry point, as a third-party backend is, so that
+# the service's workers and the Invoke endpoint find it. Left shut, it fails after a minute.
+_GATED_BACKEND = """
+import os
+import time
+import uuid
+from pathlib import Path
+
+from heicconv.backends.pillow import PillowBackend
+from heicconv.errors import EncodeError
+
+
+class GatedBackend(PillowBackend):
+    name = "gated"
+
+    def run(self, job):
+        gate = Path(os.environ["HEICCONV_TEST_GATE"])
+        (gate / f"started-{uuid.uuid4().hex}").touch()
+        deadline = time.monotonic() + 60
+        while not (gate / "open").exists():
+            if time.monotonic() > deadline:
+                raise EncodeError("the gate was never opened")
+            time.sleep(0.01)
+        return super().run(job)
+"""
+
+
+def _gated_env(directory: Path, gate: Path) -> dict[str, str]:
+    (directory / "gated_backend.py").write_text(_GATED_BACKEND)
+    info = directory / "heicconv_gated_backend-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heicconv-gated-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[heicconv.backends]\ngated = gated_backend:GatedBackend\n")
+    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
+    return {"HEICCONV_BACKEND": "gated", "HEICCONV_TEST_GATE": str(gate), "PYTHONPATH": path}
+
+
+@pytest.mark.parametrize("remote", ["http", "lambda"])
+def test_waiting_for_the_remote_holds_neither_the_loop_nor_a_thread(
+    remote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three conversions wait at the remote together while the event loop goes on running this test's own
+    coroutine, with one thread in the loop's executor and two in heicconv's: a wait that held a thread,
+    or the loop, would let at most two requests reach the remote, and the gate would never open."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = _gated_env(tmp_path, gate)
+    if remote == "http":
+        srv = start_server(env, "--workers", "3", "--queue", "8")
+        monkeypatch.setenv("HEICCONV_HTTP_URL", f"http://{srv.host}:{srv.port}")
+        stop = lambda: stop_server(srv)  # noqa: E731
+    else:
+        require_module("boto3", "lambda")
+        proc, url = lambda_endpoint.start(env)
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+        monkeypatch.setenv("HEICCONV_LAMBDA_FUNCTION", "heicconv")
+        stop = lambda: lambda_endpoint.stop(proc)  # noqa: E731
+    photos = [fixtures.make_heic((64 + 8 * i, 48)) for i in range(3)]
+
+    async def main() -> list[bytes]:
+        import concurrent.futures
+
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        tasks = [asyncio.create_task(heicconv.convert_async(p, "png", backend=remote)) for p in photos]
+        while len(list(gate.glob("started-*"))) < len(photos):
+            for task in tasks:
+                if task.done():
+                    task.result()  # raises what went wrong
+                    raise AssertionError("a conversion finished before the gate opened")
+            await asyncio.sleep(0.01)
+        (gate / "open").touch()
+        return list(await asyncio.gather(*tasks))
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr("heicconv.core._pool", None)  # a pool of its own, of two threads, for this test
+            m.setattr("os.cpu_count", lambda: 2)
+            converted = asyncio.run(main())
+    finally:
+        stop()
+    assert converted == [heicconv.convert(p, "png", backend="pillow") for p in photos]
