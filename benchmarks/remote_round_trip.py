@@ -24,26 +24,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> int:
+    import lambda_endpoint
     from test_server import start_server, stop_server
 
     args = sys.argv[1:] or [str(ROOT / "examples" / "sample.heic")]
     service = start_server({"HEICCONV_BACKEND": "pillow"}, "--workers", "1")
-    function_env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
-    function_env["HEICCONV_BACKEND"] = "pillow"
-    endpoint = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "lambda_endpoint.py")],
-        env=function_env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc, invoke_url = lambda_endpoint.start({"HEICCONV_BACKEND": "pillow"})
     try:
-        assert endpoint.stdout is not None
-        port = endpoint.stdout.readline().split()[1]
         env = dict(os.environ)  # the caller's options (HEICCONV_MAX_SIZE, ...) travel with each job
         env.update(
             HEICCONV_HTTP_URL=f"http://127.0.0.1:{service.port}",
             HEICCONV_LAMBDA_FUNCTION="heicconv",
-            AWS_ENDPOINT_URL_LAMBDA=f"http://127.0.0.1:{port}",
+            AWS_ENDPOINT_URL_LAMBDA=invoke_url,
             AWS_ACCESS_KEY_ID=env.get("AWS_ACCESS_KEY_ID", "testing"),
             AWS_SECRET_ACCESS_KEY=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
             AWS_DEFAULT_REGION=env.get("AWS_DEFAULT_REGION", "us-east-1"),
@@ -52,8 +44,7 @@ def main() -> int:
         return subprocess.run(command, env=env, check=False).returncode
     finally:
         stop_server(service)
-        endpoint.terminate()
-        endpoint.wait(timeout=15)
+        lambda_endpoint.stop(proc)
 
 
 if __name__ == "__main__":
