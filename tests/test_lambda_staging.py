@@ -147,7 +147,7 @@ def test_without_a_bucket_the_error_names_the_setting(function: str, s3: Any, mo
 
 def test_the_handler_reads_only_http_urls() -> None:
     from heicconv.aws_lambda import handler
-    from heicconv.backends.lambda_invoke import STAGING_KEY
+    from heicconv.backends.remote import STAGING_KEY
 
     event = {
         "version": "2.0",

@@ -7,7 +7,7 @@ wrapped in the proxy response shape; a response too large for Lambda is
 answered 413 or, if configured, stored in S3 and answered with a presigned URL.
 
 A direct Invoke from heicconv's ``lambda`` backend may carry staged objects
-(:data:`heicconv.backends.lambda_invoke.STAGING_KEY`): a presigned URL to read the
+(:data:`heicconv.backends.remote.STAGING_KEY`): a presigned URL to read the
 input from, and one to write an output to that is too large to answer with.
 """
 
@@ -20,8 +20,7 @@ from typing import Any
 
 from .. import formats
 from .. import webapi as api
-from ..backends.lambda_invoke import STAGING_KEY
-from ..backends.wire import Endpoint, exchange, target_of
+from ..backends.remote import STAGING_KEY
 from ..core import list_backends
 from .aws import s3
 from .settings import LambdaSettings
@@ -95,6 +94,8 @@ def _staging(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _staged_input(url: str) -> bytes:
+    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request pays for http.client
+
     answer = exchange(Endpoint.of(url), "GET", target_of(url), None, {}, STAGED_IO_TIMEOUT)
     if answer.status != 200:
         raise api.RequestRejected(
@@ -105,6 +106,8 @@ def _staged_input(url: str) -> bytes:
 
 def _staged_output(reply: api.Reply, url: str) -> api.Reply:
     """Write the image to the caller's presigned URL and answer where it is."""
+    from ..backends.wire import Endpoint, exchange, target_of
+
     put = exchange(Endpoint.of(url), "PUT", target_of(url), reply.body, {}, STAGED_IO_TIMEOUT)
     if not 200 <= put.status < 300:
         text = put.body[:200].decode("utf-8", "replace")

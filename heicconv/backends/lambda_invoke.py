@@ -27,24 +27,19 @@ import binascii
 import contextlib
 import json
 import urllib.parse
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, LimitExceededError, TimeoutError
-from .remote import Answer, RemoteBackend
+from .remote import STAGING_KEY, Answer, RemoteBackend
 from .wire import Endpoint, exchange, exchange_async, target_of
 
-__all__ = ["INVOKE_PAYLOAD_LIMIT", "STAGING_KEY", "LambdaBackend", "LambdaSettings"]
+__all__ = ["INVOKE_PAYLOAD_LIMIT", "LambdaBackend", "LambdaSettings"]
 
 #: Lambda's cap on a synchronous invocation's request payload (Invoke API reference): 6 MB.
 INVOKE_PAYLOAD_LIMIT = 6 * 1024 * 1024
-
-#: The event's key for staged objects: ``{"input": presigned GET URL, "output": presigned PUT URL}``.
-#: API Gateway and Function URLs never put it at the top of an event, so only a direct Invoke can.
-STAGING_KEY = "heicconvStaging"
 
 
 @dataclass(frozen=True)
@@ -244,6 +239,8 @@ class LambdaBackend(RemoteBackend):
         return _Call(event, staged, request)
 
     def _presigned(self, *, inline: bool) -> _Staged:
+        import uuid  # here: it imports `platform`, which the Lambda handler's cold start need not pay
+
         bucket, key = self.settings.staging_bucket, f"{self.settings.staging_prefix}{uuid.uuid4().hex}"
         expires = int(self.settings.timeout) + 300  # the function may start late, then convert for up to timeout
 
