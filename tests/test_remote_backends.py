@@ -484,3 +484,44 @@ def test_waiting_for_the_remote_holds_neither_the_loop_nor_a_thread(
     finally:
         stop()
     assert converted == [heicconv.convert(p, "png", backend="pillow") for p in photos]
+
+
+@pytest.fixture
+def tls_front(service: Server, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The real service behind a TLS relay with a self-signed certificate for 127.0.0.1: its URL and the CA file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    made = subprocess.run(
+        [*request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate: {made.stderr[-200:]!r}")
+    import ssl
+
+    handler = type("Relay", (_Busy,), {"upstream": f"{service.host}:{service.port}", "busy": 0, "seen": []})
+    front = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    front.socket = context.wrap_socket(front.socket, server_side=True)
+    thread = threading.Thread(target=front.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{front.server_address[1]}", cert
+    front.shutdown()
+    front.server_close()
+
+
+def test_https_with_the_services_certificate(tls_front: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, cert = tls_front
+    photo = fixtures.make_heic((64, 48))
+    local = heicconv.convert(photo, "png", backend="pillow")
+    monkeypatch.setenv("HEICCONV_HTTP_URL", url)
+    with pytest.raises(heicconv.BackendUnavailableError, match=r"TLS with https://127\.0\.0\.1:\d+ failed"):
+        heicconv.convert(photo, "png", backend="http")  # a self-signed certificate the system does not trust
+    monkeypatch.setenv("HEICCONV_HTTP_CA_FILE", str(cert))
+    assert heicconv.convert(photo, "png", backend="http") == local
+    assert asyncio.run(heicconv.convert_async(photo, "png", backend="http")) == local
+    monkeypatch.delenv("HEICCONV_HTTP_CA_FILE")
+    monkeypatch.setenv("HEICCONV_HTTP_VERIFY", "false")
+    assert asyncio.run(heicconv.convert_async(photo, "png", backend="http")) == local

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.client
 import ssl
 import urllib.parse
@@ -39,11 +40,14 @@ class Endpoint:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http:// or https:// URL, got {url[:80]!r}")
         tls = parts.scheme == "https"
-        return cls(
-            parts.hostname,
-            parts.port or (443 if tls else 80),
-            (context or ssl.create_default_context()) if tls else None,
-        )
+        context = (context or _system_context()) if tls else None
+        return cls(parts.hostname, parts.port or (443 if tls else 80), context)
+
+
+@functools.cache
+def _system_context() -> ssl.SSLContext:
+    """The system's CAs, loaded once: a context costs milliseconds to build, and presigned URLs come one by one."""
+    return ssl.create_default_context()
 
 
 def target_of(url: str) -> str:
