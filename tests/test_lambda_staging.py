@@ -158,3 +158,29 @@ def test_the_handler_reads_only_http_urls() -> None:
     }
     answer = handler(event)
     assert answer["statusCode"] == 400 and "presigned http(s) URLs" in json.loads(answer["body"])["message"]
+
+
+def test_a_throttled_function_is_retried_then_reported(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocking, botocore retries TooManyRequestsException; under asyncio, the backend's own retries do."""
+    require_module("boto3", "lambda")
+    throttles = tmp_path / "throttles"
+    proc, url = lambda_endpoint.start({"HEICCONV_BACKEND": "pillow", "LAMBDA_ENDPOINT_THROTTLE_FILE": str(throttles)})
+    try:
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+        monkeypatch.setenv("HEICCONV_LAMBDA_FUNCTION", "heicconv")
+        photo = fixtures.make_heic((64, 48))
+        local = heicconv.convert(photo, "jpeg", backend="pillow")
+        for mode in MODES:
+            throttles.write_text("2")
+            assert _convert(mode, photo, "jpeg").data == local
+            assert throttles.read_text() == "0"  # both throttled tries were made, then a third converted
+        monkeypatch.setenv("HEICCONV_LAMBDA_RETRIES", "0")
+        for mode in MODES:
+            throttles.write_text("1")
+            with pytest.raises(heicconv.BackendUnavailableError, match="TooManyRequestsException"):
+                _convert(mode, photo, "jpeg")
+    finally:
+        lambda_endpoint.stop(proc)

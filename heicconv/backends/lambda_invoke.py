@@ -112,7 +112,8 @@ class LambdaBackend(RemoteBackend):
         config = Config(
             read_timeout=settings.timeout,
             connect_timeout=min(10.0, settings.timeout),
-            retries={"max_attempts": settings.retries + 1, "mode": "standard"},  # throttling, with backoff
+            # botocore's max_attempts counts retries only; total_max_attempts counts the first try too
+            retries={"total_max_attempts": settings.retries + 1, "mode": "standard"},  # throttling, with backoff
         )
         region = settings.region or None
         self._client: Any = boto3.client("lambda", region_name=region, config=config)
