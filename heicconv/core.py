@@ -146,8 +146,9 @@ async def convert_with_report_async(
 
     A local backend converts in heicconv's bounded thread pool (one thread per CPU: the image libraries
     release the GIL, and more threads than CPUs would only queue); a remote backend
-    (``http``) reads the header and checks the limits in that pool, then waits for the remote with
-    non-blocking I/O, so waiting conversions hold no thread.
+    (``http``, ``lambda``) reads the header and checks the limits in that pool, then waits for the remote
+    with non-blocking I/O, so waiting conversions hold no thread (``lambda`` signs its request in a
+    thread first, a few milliseconds).
     """
     loop = asyncio.get_running_loop()
     chosen, job, sources = await loop.run_in_executor(

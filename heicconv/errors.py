@@ -106,6 +106,7 @@ _ROUTE_CODES: Mapping[str, type[HeicconvError]] = {
     "response_too_large": LimitExceededError,  # the Lambda handler: the output exceeds a synchronous response
     "body_timeout": TimeoutError,
     "busy": BackendUnavailableError,
+    "staging_failed": BackendUnavailableError,  # the Lambda handler could not write a staged output
     "misconfigured": BackendUnavailableError,
     "not_found": ConfigError,
     "method_not_allowed": ConfigError,

@@ -2,23 +2,33 @@
 
 The registry names these factories for ``http`` and ``lambda``. They read the settings through
 :mod:`heicconv.config` (so ``HEICCONV_HTTP_URL`` beats ``[http] url``, and a profile can set either),
-and keep one backend per distinct settings, so a changed URL takes effect and a remote's
+and keep one backend per distinct settings (for ``lambda``, and AWS environment: region, profile,
+endpoints), so a changed URL or endpoint takes effect and a remote's
 ``/health`` is asked once per settings, not once per conversion.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 from .backends.http import HttpBackend, HttpSettings
 from .config import Section
 
-__all__ = ["HTTP_KEYS", "LAMBDA_CALLER_KEYS", "http_backend", "http_settings", "lambda_backend", "lambda_settings"]
+__all__ = [
+    "AWS_VARIABLES",
+    "HTTP_KEYS",
+    "LAMBDA_CALLER_KEYS",
+    "http_backend",
+    "http_settings",
+    "lambda_backend",
+    "lambda_settings",
+]
 
 HTTP_KEYS = ("url", "timeout", "token", "auth_header", "verify", "ca_file", "retries")
 #: The ``[lambda]`` keys of the caller's side; the function's handler reads the table's other keys.
-LAMBDA_CALLER_KEYS = ("function", "qualifier", "region", "timeout", "retries")
+LAMBDA_CALLER_KEYS = ("function", "qualifier", "region", "timeout", "retries", "staging_bucket", "staging_prefix")
 
 _lock = threading.Lock()
 _built: dict[Any, Any] = {}
@@ -58,6 +68,8 @@ def lambda_settings() -> Any:
         region=s.string("region", d.region).strip(),
         timeout=s.number("timeout", d.timeout, 0.001),
         retries=s.integer("retries", d.retries, 0, 10),
+        staging_bucket=s.string("staging_bucket", d.staging_bucket).strip(),
+        staging_prefix=s.string("staging_prefix", d.staging_prefix).lstrip("/"),
     )
 
 
@@ -67,15 +79,27 @@ def http_backend() -> HttpBackend:
     return backend
 
 
+#: What boto3 reads from the environment to build the ``lambda`` backend's clients: a change builds another.
+AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_S3",
+)
+
+
 def lambda_backend() -> Any:
-    """The ``lambda`` backend for the current settings (needs boto3)."""
+    """The ``lambda`` backend for the current settings and AWS environment (needs boto3)."""
     from .backends.lambda_invoke import LambdaBackend
 
-    return _one(LambdaBackend, lambda_settings())
+    aws = tuple(os.environ.get(name, "") for name in AWS_VARIABLES)
+    return _one(LambdaBackend, lambda_settings(), aws)
 
 
-def _one(kind: Any, settings: Any) -> Any:
-    key = (kind, settings)
+def _one(kind: Any, settings: Any, *more: Any) -> Any:
+    key = (kind, settings, *more)
     with _lock:
         backend = _built.get(key)
         if backend is None:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import lambda_endpoint
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,17 +55,9 @@ def http(service: Server, monkeypatch: pytest.MonkeyPatch) -> str:
 def invoke_endpoint() -> Iterator[str]:
     """tests/lambda_endpoint.py in its own process: the function's environment is not the caller's."""
     require_module("boto3", "lambda")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
-    env.update({"HEICCONV_BACKEND": "pillow", "PYTHONPATH": os.pathsep.join(sys.path)})
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "lambda_endpoint.py")], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ready "), line
-    yield f"http://127.0.0.1:{line.split()[1]}"
-    proc.terminate()
-    proc.wait(timeout=15)
+    proc, url = lambda_endpoint.start({"HEICCONV_BACKEND": "pillow"})
+    yield url
+    lambda_endpoint.stop(proc)
 
 
 @pytest.fixture
@@ -314,8 +307,9 @@ def test_async_gives_the_same_result_and_errors(http: str) -> None:
 
 def test_lambda_refuses_an_input_over_the_synchronous_payload_early(lam: str) -> None:
     big = fixtures.make_heic((64, 64)) + b"\0" * (5 * 1024 * 1024)  # trailing bytes: still a readable HEIC
-    with pytest.raises(heicconv.LimitExceededError, match="synchronous Lambda invocation"):
+    with pytest.raises(heicconv.LimitExceededError, match="synchronous Lambda invocation") as raised:
         heicconv.convert(big, "jpeg", backend=lam)
+    assert "HEICCONV_LAMBDA_STAGING_BUCKET" in str(raised.value)  # the setting that sends it through S3
 
 
 # --- the example application, unchanged, on three backends -------------------------------------------------------
@@ -360,3 +354,174 @@ def test_the_example_app_runs_unchanged(backend: str, request: pytest.FixtureReq
         timeout=60,
     )
     assert run.returncode == 2 and "not a photo we can read" in run.stderr
+
+
+# --- heicconv bench: the round trip beside the local backend ------------------------------------------------------
+
+
+def test_bench_measures_the_round_trip_beside_the_local_backend(
+    service: Server, invoke_endpoint: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    env.update(
+        HEICCONV_HTTP_URL=f"http://{service.host}:{service.port}",
+        HEICCONV_LAMBDA_FUNCTION="heicconv",
+        AWS_ENDPOINT_URL_LAMBDA=invoke_endpoint,
+    )
+    photo = tmp_path / "photo.heic"
+    photo.write_bytes(fixtures.make_heic((320, 240)))
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "heicconv", "bench", str(photo), "--backends", "pillow,http,lambda"]
+    done = subprocess.run(
+        [*cmd, "--runs", "2", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    measured = {m["backend"]: m for m in json.loads((out / "bench.json").read_text())["measurements"]}
+    assert set(measured) == {"pillow", "http", "lambda"} and not any(m["error"] for m in measured.values())
+    assert measured["pillow"]["remote"] == ""
+    assert measured["http"]["remote"] == env["HEICCONV_HTTP_URL"]
+    assert measured["lambda"]["remote"] == "Lambda function heicconv"
+    local = heicconv.convert(photo.read_bytes(), "jpeg", backend="pillow")
+    for m in measured.values():  # the same job everywhere: the same JPEG, give or take the encoder's version
+        assert abs(m["output_bytes"] - len(local)) <= len(local) // 20 and len(m["walls_s"]) == 2
+
+    rows = {line.split()[3]: line.split() for line in done.stdout.splitlines() if line.startswith("photo.heic")}
+    assert rows["pillow"][5] == "in" and rows["http"][5:7] == rows["lambda"][5:7] == ["round", "trip"]
+    assert f"note: http ({env['HEICCONV_HTTP_URL']}): the time is the round trip as the application sees it" in (
+        done.stdout
+    )
+    assert "note: lambda (Lambda function heicconv): the time is the round trip" in done.stdout
+    assert "base64-encoded" in done.stdout and "No cost is projected from them" in done.stdout
+    cost_header = done.stdout.split("Cost per 1,000,000 conversions (USD):\n", 1)[1].splitlines()[0]
+    assert cost_header.split() == ["route", "pillow"]  # a round trip is not a workload to price
+    report = (out / "report.md").read_text()
+    assert "round trip" in report and "Lambda function heicconv" in report
+
+
+# A backend that converts only once the test opens its gate, so that the test knows every request is
+# waiting at the remote at once; installed through an entry point, as a third-party backend is, so that
+# the service's workers and the Invoke endpoint find it. Left shut, it fails after a minute.
+_GATED_BACKEND = """
+import os
+import time
+import uuid
+from pathlib import Path
+
+from heicconv.backends.pillow import PillowBackend
+from heicconv.errors import EncodeError
+
+
+class GatedBackend(PillowBackend):
+    name = "gated"
+
+    def run(self, job):
+        gate = Path(os.environ["HEICCONV_TEST_GATE"])
+        (gate / f"started-{uuid.uuid4().hex}").touch()
+        deadline = time.monotonic() + 60
+        while not (gate / "open").exists():
+            if time.monotonic() > deadline:
+                raise EncodeError("the gate was never opened")
+            time.sleep(0.01)
+        return super().run(job)
+"""
+
+
+def _gated_env(directory: Path, gate: Path) -> dict[str, str]:
+    (directory / "gated_backend.py").write_text(_GATED_BACKEND)
+    info = directory / "heicconv_gated_backend-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heicconv-gated-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[heicconv.backends]\ngated = gated_backend:GatedBackend\n")
+    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
+    return {"HEICCONV_BACKEND": "gated", "HEICCONV_TEST_GATE": str(gate), "PYTHONPATH": path}
+
+
+@pytest.mark.parametrize("remote", ["http", "lambda"])
+def test_waiting_for_the_remote_holds_neither_the_loop_nor_a_thread(
+    remote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three conversions wait at the remote together while the event loop goes on running this test's own
+    coroutine, with one thread in the loop's executor and two in heicconv's: a wait that held a thread,
+    or the loop, would let at most two requests reach the remote, and the gate would never open."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = _gated_env(tmp_path, gate)
+    if remote == "http":
+        srv = start_server(env, "--workers", "3", "--queue", "8")
+        monkeypatch.setenv("HEICCONV_HTTP_URL", f"http://{srv.host}:{srv.port}")
+        stop = lambda: stop_server(srv)  # noqa: E731
+    else:
+        require_module("boto3", "lambda")
+        proc, url = lambda_endpoint.start(env)
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+        monkeypatch.setenv("HEICCONV_LAMBDA_FUNCTION", "heicconv")
+        stop = lambda: lambda_endpoint.stop(proc)  # noqa: E731
+    photos = [fixtures.make_heic((64 + 8 * i, 48)) for i in range(3)]
+
+    async def main() -> list[bytes]:
+        import concurrent.futures
+
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        tasks = [asyncio.create_task(heicconv.convert_async(p, "png", backend=remote)) for p in photos]
+        while len(list(gate.glob("started-*"))) < len(photos):
+            for task in tasks:
+                if task.done():
+                    task.result()  # raises what went wrong
+                    raise AssertionError("a conversion finished before the gate opened")
+            await asyncio.sleep(0.01)
+        (gate / "open").touch()
+        return list(await asyncio.gather(*tasks))
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr("heicconv.core._pool", None)  # a pool of its own, of two threads, for this test
+            m.setattr("os.cpu_count", lambda: 2)
+            converted = asyncio.run(main())
+    finally:
+        stop()
+    assert converted == [heicconv.convert(p, "png", backend="pillow") for p in photos]
+
+
+@pytest.fixture
+def tls_front(service: Server, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The real service behind a TLS relay with a self-signed certificate for 127.0.0.1: its URL and the CA file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    made = subprocess.run(
+        [*request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate: {made.stderr[-200:]!r}")
+    import ssl
+
+    handler = type("Relay", (_Busy,), {"upstream": f"{service.host}:{service.port}", "busy": 0, "seen": []})
+    front = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    front.socket = context.wrap_socket(front.socket, server_side=True)
+    thread = threading.Thread(target=front.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{front.server_address[1]}", cert
+    front.shutdown()
+    front.server_close()
+
+
+def test_https_with_the_services_certificate(tls_front: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, cert = tls_front
+    photo = fixtures.make_heic((64, 48))
+    local = heicconv.convert(photo, "png", backend="pillow")
+    monkeypatch.setenv("HEICCONV_HTTP_URL", url)
+    with pytest.raises(heicconv.BackendUnavailableError, match=r"TLS with https://127\.0\.0\.1:\d+ failed"):
+        heicconv.convert(photo, "png", backend="http")  # a self-signed certificate the system does not trust
+    monkeypatch.setenv("HEICCONV_HTTP_CA_FILE", str(cert))
+    assert heicconv.convert(photo, "png", backend="http") == local
+    assert asyncio.run(heicconv.convert_async(photo, "png", backend="http")) == local
+    monkeypatch.delenv("HEICCONV_HTTP_CA_FILE")
+    monkeypatch.setenv("HEICCONV_HTTP_VERIFY", "false")
+    assert asyncio.run(heicconv.convert_async(photo, "png", backend="http")) == local

@@ -5,6 +5,10 @@ The body arrives base64-encoded and is decoded here with ``base64.b64decode``
 answered by the same code as the HTTP service (:mod:`heicconv.webapi`), then
 wrapped in the proxy response shape; a response too large for Lambda is
 answered 413 or, if configured, stored in S3 and answered with a presigned URL.
+
+A direct Invoke from heicconv's ``lambda`` backend may carry staged objects
+(:data:`heicconv.backends.remote.STAGING_KEY`): a presigned URL to read the
+input from, and one to write an output to that is too large to answer with.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import Any
 
 from .. import formats
 from .. import webapi as api
+from ..backends.remote import STAGING_KEY
 from ..core import list_backends
 from .aws import s3
 from .settings import LambdaSettings
 
 __all__ = ["handle_http", "is_http_event"]
+
+STAGED_IO_TIMEOUT = 60.0  # seconds for reading a staged input or writing a staged output
 
 
 def is_http_event(event: dict[str, Any]) -> bool:
@@ -54,7 +61,10 @@ def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
     headers = _headers(event)
     query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+    staging = _staging(event)
+    if "input" in staging:
+        data = _staged_input(staging["input"])
+    elif event.get("isBase64Encoded"):
         try:
             data = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -64,8 +74,48 @@ def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
         data = body.encode("utf-8") if isinstance(body, str) else b""
     reply = api.convert_request(query, headers, data, default_format=cfg.format)
     if reply.status == 200 and _size(reply) > cfg.max_response_bytes:
+        if "output" in staging:
+            return _staged_output(reply, staging["output"])
         return _oversize(reply, cfg)
     return reply
+
+
+def _staging(event: dict[str, Any]) -> dict[str, str]:
+    """The presigned URLs a direct Invoke gave (only http and https: never a local file)."""
+    raw = event.get(STAGING_KEY)
+    if raw is None:
+        return {}
+    urls = {k: v for k, v in raw.items() if k in ("input", "output")} if isinstance(raw, dict) else {}
+    if not urls or not all(isinstance(u, str) and u.startswith(("https://", "http://")) for u in urls.values()):
+        raise api.RequestRejected(
+            api.error_reply(400, "bad_request", f"{STAGING_KEY}: expected presigned http(s) URLs for input and output")
+        )
+    return urls
+
+
+def _staged_input(url: str) -> bytes:
+    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request pays for http.client
+
+    answer = exchange(Endpoint.of(url), "GET", target_of(url), None, {}, STAGED_IO_TIMEOUT)
+    if answer.status != 200:
+        raise api.RequestRejected(
+            api.error_reply(400, "bad_request", f"the staged input could not be read: S3 answered {answer.status}")
+        )
+    return answer.body
+
+
+def _staged_output(reply: api.Reply, url: str) -> api.Reply:
+    """Write the image to the caller's presigned URL and answer where it is."""
+    from ..backends.wire import Endpoint, exchange, target_of
+
+    put = exchange(Endpoint.of(url), "PUT", target_of(url), reply.body, {}, STAGED_IO_TIMEOUT)
+    if not 200 <= put.status < 300:
+        text = put.body[:200].decode("utf-8", "replace")
+        return api.error_reply(
+            502, "staging_failed", f"the output could not be staged: S3 answered {put.status} {text}"
+        )
+    payload = {"staged": "output", "bytes": len(reply.body), "content_type": reply.content_type}
+    return api.json_reply(200, payload, reply.headers)
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The ``http`` backend: the conversion runs in a heicconv service (``heicconv serve``, the images in docker/).
 
-Standard library only: ``http.client`` for calls, asyncio streams for ``heicconv.convert_async``.
+Standard library only (:mod:`.wire`): ``http.client`` for calls, asyncio streams for ``heicconv.convert_async``.
 Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.remotes` reads them).
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
-import http.client
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, TimeoutError
 from .remote import Answer, RemoteBackend
+from .wire import Endpoint, exchange, exchange_async
 
 __all__ = ["HttpBackend", "HttpSettings"]
 
@@ -45,11 +44,8 @@ class HttpBackend(RemoteBackend):
         self.settings = settings
         self.where = settings.url.rstrip("/")
         self.retries = settings.retries
-        self._tls = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path.rstrip("/")
-        self._context = _tls_context(settings) if self._tls else None
+        self._endpoint = Endpoint.of(settings.url, _tls_context(settings) if parts.scheme == "https" else None)
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
         headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend"}
@@ -63,7 +59,7 @@ class HttpBackend(RemoteBackend):
     def _target(self, route: str, query: Mapping[str, str] | None = None) -> str:
         return f"{self._prefix}{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
-    # -- blocking --------------------------------------------------------------------------------
+    # -- blocking ----------------------------------------------------------------------------------
     def send(self, query: Mapping[str, str], body: bytes) -> Answer:
         return self._exchange("POST", self._target("/convert", query), body)
 
@@ -71,64 +67,20 @@ class HttpBackend(RemoteBackend):
         return self._exchange("GET", self._target("/health"), None)
 
     def _exchange(self, method: str, target: str, body: bytes | None) -> Answer:
-        conn: http.client.HTTPConnection
-        if self._context is not None:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.settings.timeout, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.settings.timeout)
         try:
-            conn.request(method, target, body=body, headers=self._headers(body))
-            resp = conn.getresponse()
-            return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+            return exchange(self._endpoint, method, target, body, self._headers(body), self.settings.timeout)
         except Exception as exc:
             raise self._transport_error(exc) from exc
-        finally:
-            conn.close()
 
     # -- non-blocking ----------------------------------------------------------------------------
     async def send_async(self, query: Mapping[str, str], body: bytes) -> Answer:
         target = self._target("/convert", query)
         try:
-            return await asyncio.wait_for(self._exchange_async("POST", target, body), self.settings.timeout)
-        except HeicconvError:
-            raise
+            return await exchange_async(
+                self._endpoint, "POST", target, body, self._headers(body), self.settings.timeout
+            )
         except Exception as exc:
             raise self._transport_error(exc) from exc
-
-    async def _exchange_async(self, method: str, target: str, body: bytes) -> Answer:
-        reader, writer = await asyncio.open_connection(
-            self._host, self._port, ssl=self._context, server_hostname=self._host if self._context else None
-        )
-        try:
-            head = [f"{method} {target} HTTP/1.1", f"Host: {self._host}:{self._port}", "Connection: close"]
-            head += [f"{k}: {v}" for k, v in self._headers(body).items()]
-            head.append(f"Content-Length: {len(body)}")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-            await writer.drain()
-            status_line = (await reader.readline()).decode("latin-1")
-            version, _, rest = status_line.partition(" ")
-            if not version.startswith("HTTP/") or not rest[:3].isdigit():
-                raise http.client.BadStatusLine(status_line)
-            headers: dict[str, str] = {}
-            while True:
-                line = (await reader.readline()).decode("latin-1")
-                if line in ("\r\n", "\n", ""):
-                    break
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                data = await _read_chunked(reader)
-            elif "content-length" in headers:
-                data = await reader.readexactly(int(headers["content-length"]))
-            else:
-                data = await reader.read()
-            return Answer(int(rest[:3]), headers, data)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):  # the answer is read; a close that fails costs nothing
-                await writer.wait_closed()
 
     def _transport_error(self, exc: BaseException) -> HeicconvError:
         if isinstance(exc, HeicconvError):
@@ -140,17 +92,6 @@ class HttpBackend(RemoteBackend):
         if isinstance(exc, ssl.SSLError):
             return BackendUnavailableError(f"backend 'http': TLS with {self.where} failed: {exc} (see http.ca_file)")
         return BackendUnavailableError(f"backend 'http': cannot reach {self.where}: {type(exc).__name__}: {exc}")
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            await reader.readline()
-            return b"".join(chunks)
-        chunks.append(await reader.readexactly(size))
-        await reader.readline()
 
 
 def _tls_context(settings: HttpSettings) -> ssl.SSLContext:

@@ -5,22 +5,36 @@ Each conversion is one synchronous ``Invoke`` of the function with an API Gatewa
 finds the region, credentials and endpoint the usual way (``AWS_REGION``, the credentials chain,
 ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``). Configured by ``[lambda]`` / ``HEICCONV_LAMBDA_*``
 (:mod:`heicconv.remotes` reads them).
+
+An Invoke carries at most 6 MB each way, and base64 makes an image a third larger. With
+``lambda.staging_bucket`` set, an input too large for the event is uploaded to that bucket and the
+event carries a presigned GET URL instead; every event also carries a presigned PUT URL, which the
+handler uses when the output is too large for its answer. The caller deletes both objects when it is
+done, whatever the outcome. The URLs are signed with the caller's credentials, so the function needs
+no access to the bucket. Without a bucket, an input too large raises ``LimitExceededError`` before
+anything is sent.
+
+Under ``heicconv.convert_async`` nothing waits in a thread: botocore signs the Invoke request (and
+the presigned URLs) in a worker thread, a few milliseconds, and the request, the uploads and the
+downloads go through asyncio streams (:mod:`.wire`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, LimitExceededError, TimeoutError
-from .remote import Answer, RemoteBackend
+from .remote import STAGING_KEY, Answer, RemoteBackend
+from .wire import Endpoint, exchange, exchange_async, target_of
 
 __all__ = ["INVOKE_PAYLOAD_LIMIT", "LambdaBackend", "LambdaSettings"]
 
@@ -30,13 +44,54 @@ INVOKE_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 @dataclass(frozen=True)
 class LambdaSettings:
-    """Which function, and how long to wait (the caller's keys of ``[lambda]``)."""
+    """Which function, how long to wait, and where large images go (the caller's keys of ``[lambda]``)."""
 
     function: str = ""  # name, ARN, or name:alias
     qualifier: str = ""  # a version or alias, when the name does not carry one
     region: str = ""  # "" lets boto3 find it (AWS_REGION, the profile)
     timeout: float = 120.0  # seconds to wait for the function's answer; then heicconv.TimeoutError
     retries: int = 3  # more tries on throttling, 429 and 503
+    staging_bucket: str = ""  # S3 bucket for inputs and outputs over the 6 MB Invoke payload; "" refuses them
+    staging_prefix: str = "heicconv-staging/"  # where staged objects go in it (give it a lifecycle rule)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """The presigned URLs of one conversion's staged objects ("" for an input that travels in the event)."""
+
+    input_put: str
+    input_get: str
+    input_delete: str
+    output_put: str
+    output_get: str
+    output_delete: str
+
+    def for_function(self) -> dict[str, str]:
+        return {"input": self.input_get, "output": self.output_put} if self.input_get else {"output": self.output_put}
+
+    def leftovers(self, answer: Answer | None) -> list[str]:
+        """What to delete once the call is over: the input if it was staged, the output if it may exist."""
+        urls = [self.input_delete] if self.input_delete else []
+        if answer is None or _staged_output(answer):
+            urls.append(self.output_delete)
+        return urls
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One conversion's Invoke, ready to send: the event, the staged objects, and (async) the signed request."""
+
+    event: bytes
+    staged: _Staged | None
+    request: tuple[str, dict[str, str]] | None = None  # the Invoke API's URL and signed headers
+
+
+class _Captured(Exception):
+    """Carries botocore's signed Invoke request out of ``client.invoke`` before it is sent."""
+
+    def __init__(self, request: Any) -> None:
+        super().__init__("captured")
+        self.request = request
 
 
 class LambdaBackend(RemoteBackend):
@@ -57,20 +112,40 @@ class LambdaBackend(RemoteBackend):
         config = Config(
             read_timeout=settings.timeout,
             connect_timeout=min(10.0, settings.timeout),
-            retries={"max_attempts": settings.retries + 1, "mode": "standard"},  # throttling, with backoff
+            # botocore's max_attempts counts retries only; total_max_attempts counts the first try too
+            retries={"total_max_attempts": settings.retries + 1, "mode": "standard"},  # throttling, with backoff
         )
-        self._client: Any = boto3.client("lambda", region_name=settings.region or None, config=config)
+        region = settings.region or None
+        self._client: Any = boto3.client("lambda", region_name=region, config=config)
+        # A second client only signs: its requests are captured before they are sent (convert_async sends them).
+        self._signer: Any = boto3.client("lambda", region_name=region, config=config)
+        self._signer.meta.events.register("before-send.lambda.Invoke", _capture)
+        self._s3: Any = (
+            boto3.client("s3", region_name=region, config=Config(signature_version="s3v4"))
+            if settings.staging_bucket
+            else None
+        )
 
+    # -- blocking --------------------------------------------------------------------------------
     def send(self, query: Mapping[str, str], body: bytes) -> Answer:
-        event = _event("POST", "/convert", query, body)
-        if len(event) > INVOKE_PAYLOAD_LIMIT:
-            raise LimitExceededError(
-                f"the input is {len(body)} bytes: base64-encoded in its event that is {len(event)} bytes, over the "
-                f"{INVOKE_PAYLOAD_LIMIT} bytes a synchronous Lambda invocation carries (about 4.5 MB of image); "
-                "send it with the http backend, or put it in S3 for the function's S3 route (docs/deployment.md)"
-            )
-        answer = self._invoke(event)
-        return self._fetched(answer)
+        call = self._plan(query, body, signed=False)
+        answer = None
+        try:
+            if call.staged is not None and call.staged.input_put:
+                self._check(exchange(*_request("PUT", call.staged.input_put, body), self.settings.timeout), "input")
+            answer = self._invoke(call.event)
+            link = self._download_link(answer, call.staged)
+            if link is None:
+                return answer
+            return self._downloaded(answer, exchange(*_request("GET", link), self.settings.timeout))
+        except HeicconvError:
+            raise
+        except Exception as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            for url in call.staged.leftovers(answer) if call.staged is not None else ():
+                with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
+                    exchange(*_request("DELETE", url), self.settings.timeout)
 
     def ask_health(self) -> Answer:
         return self._invoke(_event("GET", "/health", {}, b""))
@@ -84,7 +159,134 @@ class LambdaBackend(RemoteBackend):
             payload = response["Payload"].read()
         except Exception as exc:
             raise self._transport_error(exc) from exc
-        if response.get("FunctionError"):
+        return self._proxy_answer(payload, bool(response.get("FunctionError")))
+
+    # -- non-blocking ----------------------------------------------------------------------------
+    async def send_async(self, query: Mapping[str, str], body: bytes) -> Answer:
+        call = await asyncio.to_thread(self._plan, query, body, signed=True)  # signing: CPU, and a credentials refresh
+        answer = None
+        timeout = self.settings.timeout
+        try:
+            if call.staged is not None and call.staged.input_put:
+                self._check(await exchange_async(*_request("PUT", call.staged.input_put, body), timeout), "input")
+            assert call.request is not None
+            url, headers = call.request
+            api = await exchange_async(Endpoint.of(url), "POST", target_of(url), call.event, headers, timeout)
+            answer = self._invoke_answer(api)
+            link = self._download_link(answer, call.staged)
+            if link is None:
+                return answer
+            return self._downloaded(answer, await exchange_async(*_request("GET", link), timeout))
+        except HeicconvError:
+            raise
+        except Exception as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            for url in call.staged.leftovers(answer) if call.staged is not None else ():
+                with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
+                    await exchange_async(*_request("DELETE", url), timeout)
+
+    def _invoke_answer(self, api: Answer) -> Answer:
+        """The function's answer from the Invoke API's HTTP answer, as botocore would read it."""
+        if api.status == 200:
+            return self._proxy_answer(api.body, bool(api.headers.get("x-amz-function-error")))
+        kind = api.headers.get("x-amzn-errortype", "").partition(":")[0]
+        try:
+            detail = json.loads(api.body)
+            message = str(detail.get("message") or detail.get("Message") or "")
+        except (ValueError, AttributeError):
+            message = api.body[:200].decode("utf-8", "replace")
+        if api.status == 429:  # throttled: retried with backoff, as botocore retries it on the blocking path
+            busy = {"error": "busy", "message": f"Lambda throttled the invocation ({kind}: {message})", "status": 429}
+            return Answer(429, {"content-type": "application/json"}, json.dumps(busy).encode())
+        raise self._api_error(kind, f"An error occurred ({kind}) when calling the Invoke operation: {message}")
+
+    # -- the call --------------------------------------------------------------------------------
+    def _plan(self, query: Mapping[str, str], body: bytes, *, signed: bool) -> _Call:
+        """The event, with the input in it or staged in S3, and the presigned URLs; signed for asyncio if asked."""
+        staged = None
+        event = _event("POST", "/convert", query, body)
+        if self._s3 is None:
+            if len(event) > INVOKE_PAYLOAD_LIMIT:
+                raise LimitExceededError(
+                    f"the input is {len(body)} bytes: base64-encoded in its event that is {len(event)} bytes, over "
+                    f"the {INVOKE_PAYLOAD_LIMIT} bytes a synchronous Lambda invocation carries (about 4.5 MB of "
+                    "image); set HEICCONV_LAMBDA_STAGING_BUCKET (lambda.staging_bucket) to send it through S3, "
+                    "or use the http backend"
+                )
+        else:
+            staged = self._presigned(inline=True)
+            event = _event("POST", "/convert", query, body, staged.for_function())
+            if len(event) > INVOKE_PAYLOAD_LIMIT:
+                staged = self._presigned(inline=False)
+                event = _event("POST", "/convert", query, b"", staged.for_function())
+        request = None
+        if signed:
+            kwargs: dict[str, Any] = {"FunctionName": self.settings.function, "Payload": event}
+            if self.settings.qualifier:
+                kwargs["Qualifier"] = self.settings.qualifier
+            try:
+                self._signer.invoke(**kwargs)
+            except _Captured as captured:
+                prepared = captured.request
+                headers = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in prepared.headers.items()}
+                request = (str(prepared.url), headers)
+            except Exception as exc:
+                raise self._transport_error(exc) from exc
+            if request is None:
+                raise BackendUnavailableError(
+                    "backend 'lambda': botocore sent the Invoke request instead of signing it"
+                )
+        return _Call(event, staged, request)
+
+    def _presigned(self, *, inline: bool) -> _Staged:
+        import uuid  # here: it imports `platform`, which the Lambda handler's cold start need not pay
+
+        bucket, key = self.settings.staging_bucket, f"{self.settings.staging_prefix}{uuid.uuid4().hex}"
+        expires = int(self.settings.timeout) + 300  # the function may start late, then convert for up to timeout
+
+        def url(method: str, name: str) -> str:
+            params = {"Bucket": bucket, "Key": f"{key}/{name}"}
+            return str(self._s3.generate_presigned_url(method, Params=params, ExpiresIn=expires))
+
+        if inline:
+            return _Staged(
+                "", "", "", url("put_object", "output"), url("get_object", "output"), url("delete_object", "output")
+            )
+        return _Staged(
+            url("put_object", "input"),
+            url("get_object", "input"),
+            url("delete_object", "input"),
+            url("put_object", "output"),
+            url("get_object", "output"),
+            url("delete_object", "output"),
+        )
+
+    def _download_link(self, answer: Answer, staged: _Staged | None) -> str | None:
+        """Where the image is when it did not fit in the answer: the staged output, or the function's oversize URL."""
+        if _staged_output(answer):
+            if staged is None:
+                raise self._not_heicconv("it staged an output it was given no URL for")
+            return staged.output_get
+        link = _json_link(answer)
+        return str(link["url"]) if link is not None else None
+
+    def _downloaded(self, answer: Answer, fetched: Answer) -> Answer:
+        self._check(fetched, "output")
+        link = _json_link(answer) or json.loads(answer.body)
+        return Answer(200, {**answer.headers, "content-type": str(link.get("content_type", ""))}, fetched.body)
+
+    def _check(self, s3: Answer, what: str) -> None:
+        if not 200 <= s3.status < 300:
+            text = s3.body[:300].decode("utf-8", "replace").strip()
+            raise BackendUnavailableError(
+                f"backend 'lambda': S3 answered {s3.status} for the staged {what} "
+                f"(lambda.staging_bucket {self.settings.staging_bucket!r}): {text}"
+            )
+
+    # -- answers ---------------------------------------------------------------------------------
+    def _proxy_answer(self, payload: bytes, function_error: bool) -> Answer:
+        if function_error:
             raise self._function_error(payload)
         try:
             proxy = json.loads(payload)
@@ -95,20 +297,6 @@ class LambdaBackend(RemoteBackend):
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise self._not_heicconv(f"its answer is not an HTTP proxy response ({exc})") from exc
         return Answer(status, headers, data)
-
-    def _fetched(self, answer: Answer) -> Answer:
-        """An output too large for a Lambda response arrives as a presigned S3 URL (HEICCONV_LAMBDA_OVERSIZE=s3)."""
-        if answer.status != 200 or not answer.headers.get("content-type", "").startswith("application/json"):
-            return answer
-        link = json.loads(answer.body)
-        if not isinstance(link, dict) or "url" not in link:
-            return answer
-        try:
-            with urllib.request.urlopen(str(link["url"]), timeout=self.settings.timeout) as resp:
-                data = resp.read()
-        except Exception as exc:
-            raise self._transport_error(exc) from exc
-        return Answer(200, {**answer.headers, "content-type": str(link.get("content_type", ""))}, data)
 
     def _function_error(self, payload: bytes) -> HeicconvError:
         """The function raised instead of answering (its handler answers errors as HTTP, so this is a crash)."""
@@ -124,20 +312,55 @@ class LambdaBackend(RemoteBackend):
         return cls(f"{message} ({self.where} failed: {kind or 'error'})")
 
     def _transport_error(self, exc: BaseException) -> HeicconvError:
+        if isinstance(exc, HeicconvError):
+            return exc
         name = type(exc).__name__
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
         if "Timeout" in name or "timed out" in str(exc):
             return TimeoutError(f"backend 'lambda': {self.where} did not answer within {self.settings.timeout:g} s")
+        return self._api_error(code, f"{name}: {exc}")
+
+    def _api_error(self, code: str, text: str) -> HeicconvError:
+        """The heicconv error of a failed Invoke API call (``code``: its error type)."""
         if code == "RequestEntityTooLargeException":
-            return LimitExceededError(f"backend 'lambda': {self.where} refused the request as too large: {exc}")
+            return LimitExceededError(f"backend 'lambda': {self.where} refused the request as too large: {text}")
         if code == "ResourceNotFoundException":
-            return ConfigError(f"lambda.function: {self.where} does not exist: {exc}")
-        return BackendUnavailableError(f"backend 'lambda': cannot invoke {self.where}: {name}: {exc}")
+            return ConfigError(f"lambda.function: {self.where} does not exist: {text}")
+        return BackendUnavailableError(f"backend 'lambda': cannot invoke {self.where}: {text}")
 
 
-def _event(method: str, path: str, query: Mapping[str, str], body: bytes) -> bytes:
-    """An API Gateway HTTP API (payload 2.0) request, as the handler's HTTP route reads it."""
-    event = {
+def _capture(request: Any, **_: Any) -> None:
+    raise _Captured(request)
+
+
+def _request(
+    method: str, url: str, body: bytes | None = None
+) -> tuple[Endpoint, str, str, bytes | None, dict[str, str]]:
+    """The arguments of :func:`.wire.exchange` for a presigned URL."""
+    return Endpoint.of(url), method, target_of(url), body, {}
+
+
+def _staged_output(answer: Answer) -> bool:
+    link = _json_link(answer, key="staged")
+    return link is not None
+
+
+def _json_link(answer: Answer, key: str = "url") -> dict[str, Any] | None:
+    """The JSON answer that points at the image elsewhere (``{"url": ...}``, ``{"staged": "output"}``), if it is one."""
+    if answer.status != 200 or not answer.headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        payload = json.loads(answer.body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) and key in payload else None
+
+
+def _event(
+    method: str, path: str, query: Mapping[str, str], body: bytes, staging: Mapping[str, str] | None = None
+) -> bytes:
+    """An API Gateway HTTP API (payload 2.0) request, as the handler's HTTP route reads it; plus staged objects."""
+    event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
@@ -148,4 +371,6 @@ def _event(method: str, path: str, query: Mapping[str, str], body: bytes) -> byt
         "body": base64.b64encode(body).decode("ascii"),
         "isBase64Encoded": True,
     }
+    if staging:
+        event[STAGING_KEY] = dict(staging)
     return json.dumps(event).encode("utf-8")

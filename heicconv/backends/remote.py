@@ -26,10 +26,15 @@ from ..errors import BackendUnavailableError, HeicconvError, from_http
 from ..options import Options, field_to_text
 from .contract import Capabilities, Feature, Job, Note, Result
 
-__all__ = ["RETRY_STATUSES", "Answer", "RemoteBackend", "query_for"]
+__all__ = ["RETRY_STATUSES", "STAGING_KEY", "Answer", "RemoteBackend", "query_for"]
 
 #: Answers worth another try: the remote is busy (429) or briefly unavailable (503).
 RETRY_STATUSES = frozenset({429, 503})
+
+#: The ``lambda`` backend's event key for staged objects: ``{"input": presigned GET URL, "output": presigned
+#: PUT URL}``. API Gateway and Function URLs never put it at the top of an event, so only a direct Invoke can.
+#: Here, not in ``lambda_invoke``, so that the Lambda handler reads it without importing the backend.
+STAGING_KEY = "heicconvStaging"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .report import (
     measurement_rows,
     noise_notes,
     projections,
+    round_trip_notes,
     text_table,
     verdict,
     write_report,
@@ -265,6 +266,8 @@ def _print_summary(bench: Bench, model: CostModel, report: Path) -> None:
     rows = measurement_rows(bench.measurements)
     if rows:
         print(text_table(MEASUREMENT_HEADERS, rows))
+    for note in round_trip_notes(bench):
+        print(f"note: {note}")
     for note in noise_notes(bench):
         print(f"note: {note}")
     for name, why in bench.unavailable.items():
@@ -278,7 +281,7 @@ def _print_summary(bench: Bench, model: CostModel, report: Path) -> None:
         print("Cost per 1,000,000 conversions (USD):")
         print(text_table(*cost_table(projs)))
     print()
-    for line in verdict(projs, model):
+    for line in verdict(projs, model, list(bench.remotes())):
         print("- " + line.replace("**", ""))
     print(f"\nreport: {report}")
 

@@ -64,6 +64,7 @@ class Measurement:
     cold_start_s: float = 0.0  # process start to the end of the first conversion
     python_s: float = 0.0  # process start to the first line of Python
     import_s: float = 0.0  # import heicconv
+    remote: str = ""  # where a remote backend converts ("http://10.0.0.5:8000"): the times are round trips
     error: str = ""
 
     @property
@@ -113,6 +114,15 @@ class Bench:
     def backends(self) -> list[str]:
         """Backends with at least one successful measurement, in the order they ran."""
         return list(dict.fromkeys(m.backend for m in self.measurements if m.ok))
+
+    def local_backends(self) -> list[str]:
+        """The measured backends that convert in this process: the only workloads a cost can be projected from."""
+        remote = {m.backend for m in self.measurements if m.remote}
+        return [b for b in self.backends() if b not in remote]
+
+    def remotes(self) -> dict[str, str]:
+        """Each measured remote backend and where it converts."""
+        return {m.backend: m.remote for m in self.measurements if m.ok and m.remote}
 
     def workload(self, backend: str) -> Workload:
         """The average conversion of ``backend`` over every image and format measured."""
@@ -224,7 +234,8 @@ def run(
     """Measure every backend on every image in every format, each in a fresh process.
 
     ``backends`` defaults to every known local backend (remote ones, ``http`` and ``lambda``, only when
-    named); those that cannot run here are listed in ``Bench.unavailable`` with the reason.
+    named: their times are round trips to the configured remote); those that cannot run here are listed
+    in ``Bench.unavailable`` with the reason.
     """
     if runs < 1:
         raise ConfigError(f"runs: must be at least 1, got {runs}")

@@ -22,6 +22,7 @@ __all__ = [
     "noise_notes",
     "projections",
     "render_markdown",
+    "round_trip_notes",
     "text_table",
     "verdict",
     "write_report",
@@ -33,6 +34,7 @@ MEASUREMENT_HEADERS = (
     "input MB",
     "backend",
     "format",
+    "timed",
     "median ms",
     "CPU ms",
     "ms/MP",
@@ -52,6 +54,7 @@ def measurement_rows(measurements: Sequence[Measurement]) -> list[list[str]]:
             f"{m.input_bytes / MB:.2f}",
             m.backend,
             m.format,
+            "round trip" if m.remote else "in process",
             f"{m.wall_s * 1000:.1f}",
             f"{m.cpu_s * 1000:.1f}",
             f"{m.ms_per_mp:.1f}",
@@ -65,8 +68,41 @@ def measurement_rows(measurements: Sequence[Measurement]) -> list[list[str]]:
 
 
 def projections(bench: Bench, model: CostModel) -> list[Projection]:
-    """One projection per backend that measured something."""
-    return [project(bench.workload(b), model) for b in bench.backends()]
+    """One projection per local backend that measured something.
+
+    A remote backend's measurement is a round trip seen from here (this process's CPU and memory, the
+    wire, the remote's time): what the remote itself costs is measured by running bench where it runs.
+    """
+    return [project(bench.workload(b), model) for b in bench.local_backends()]
+
+
+#: What a remote backend's round trip includes besides heicconv's own header read and limit check here.
+_ROUND_TRIPS = {
+    "http": "one HTTP POST of the input with every option in its query, the service's conversion on a warm "
+    "worker, and the image read back",
+    "lambda": "one synchronous Invoke whose JSON event carries the input base64-encoded (staged in S3 instead when "
+    "it is over the 6 MB payload and lambda.staging_bucket is set), the function's conversion, and the image "
+    "base64-encoded in the JSON answer (or staged in S3 and fetched from there when it is too large)",
+}
+
+
+def round_trip_notes(bench: Bench) -> list[str]:
+    """What the time of each measured remote backend includes, and what the other figures are."""
+    remotes = bench.remotes()
+    notes = []
+    for backend, where in remotes.items():
+        what = _ROUND_TRIPS.get(backend, "sending the input, the remote's conversion and reading the answer")
+        notes.append(
+            f"{backend} ({where}): the time is the round trip as the application sees it: reading the header and "
+            f"checking the limits here, then {what}."
+        )
+    if remotes:
+        notes.append(
+            "For remote backends, CPU ms and peak RSS are the calling process's alone, and the cold start is a "
+            "fresh application's first conversion (its first one also asks the remote's /health), not a cold start "
+            "of the remote. No cost is projected from them: run bench where the remote runs, with its local backend."
+        )
+    return notes
 
 
 def _money(x: float) -> str:
@@ -155,8 +191,10 @@ def _backend_verdict(p: Projection, model: CostModel) -> str:
     return text + ("." if model.utilisation >= u else ", more than Lambda: it pays only if kept busier.")
 
 
-def verdict(projs: Sequence[Projection], model: CostModel) -> list[str]:
+def verdict(projs: Sequence[Projection], model: CostModel, remotes: Sequence[str] = ()) -> list[str]:
     """Plain sentences: which route is cheaper for the measured workload, at which volume."""
+    if not projs and remotes:
+        return [f"Only round trips to remote backends ({', '.join(remotes)}) were measured: no cost is projected."]
     if not projs:
         return ["Nothing was measured, so there is nothing to compare."]
     lines = [_backend_verdict(p, model) for p in projs]
@@ -223,7 +261,7 @@ def limit_notes(bench: Bench, projs: Sequence[Projection], model: CostModel) -> 
 def noise_notes(bench: Bench) -> list[str]:
     """Signs that the machine was busy while measuring, which make the timings (and the costs) less certain."""
     ok = [m for m in bench.measurements if m.ok]
-    waiting = [m for m in ok if m.wall_s > 1.2 * m.cpu_s]
+    waiting = [m for m in ok if m.wall_s > 1.2 * m.cpu_s and not m.remote]  # a round trip waits by design
     spread = [m for m in ok if len(m.walls_s) > 1 and max(m.walls_s) > 1.25 * min(m.walls_s)]
     notes = []
     if waiting:
@@ -306,6 +344,7 @@ def _bar(backend: str, value: float, flags: Sequence[str]) -> Bar:
 def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
     ok = [m for m in bench.measurements if m.ok]
     backends = bench.backends()
+    local = bench.local_backends()
     per_mp = []
     for image in dict.fromkeys(f"{m.name} → {m.format}" for m in ok):
         bars = [(m.backend, m.ms_per_mp) for m in ok if f"{m.name} → {m.format}" == image]
@@ -313,7 +352,7 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
     memory = []
     for image in dict.fromkeys(m.name for m in ok):
         bars = []
-        for b in backends:
+        for b in local:  # a remote backend's peak is the caller's, not the conversion's
             peaks = [m.peak_rss_mb for m in ok if m.name == image and m.backend == b]
             if peaks:
                 bars.append((b, max(peaks)))
@@ -329,9 +368,14 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
                 (c.label, [_bar(p.workload.backend, p.containers[i].per_million, p.containers[i].flags) for p in projs])
             )
     return {
-        "time_per_megapixel.svg": bar_chart("Decode + encode time per megapixel", "ms/MP", per_mp, backends),
+        "time_per_megapixel.svg": bar_chart(
+            "Decode + encode time per megapixel" + (" (remote backends: the round trip)" if local != backends else ""),
+            "ms/MP",
+            per_mp,
+            backends,
+        ),
         "peak_memory.svg": bar_chart("Peak resident memory of a worker process", "MB", memory, backends),
-        "cost_per_million.svg": bar_chart("Cost per 1,000,000 conversions", "USD", cost, backends),
+        "cost_per_million.svg": bar_chart("Cost per 1,000,000 conversions", "USD", cost, local),
     }
 
 
@@ -349,7 +393,7 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
         "",
         "## Verdict",
         "",
-        *[f"- {line}" for line in verdict(projs, model)],
+        *[f"- {line}" for line in verdict(projs, model, list(bench.remotes()))],
         "",
         "## Where Lambda's limits bite",
         "",
@@ -360,7 +404,9 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
         _md_table(MEASUREMENT_HEADERS, measurement_rows(bench.measurements)),
         "",
         "Cold start: from the process start to the end of the first conversion (interpreter, `import heicconv`, "
-        "the backend's libraries, the first conversion). Raw numbers: `bench.json`.",
+        'the backend\'s libraries, the first conversion). Timed "in process": decode and encode here; '
+        '"round trip": a remote backend, below. Raw numbers: `bench.json`.',
+        *[f"\n- {note}" for note in round_trip_notes(bench)],
         *[f"\n⚠ {note}" for note in noise_notes(bench)],
         "",
         "### Per backend",
@@ -416,7 +462,7 @@ def write_report(bench: Bench, model: CostModel, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     projs = projections(bench, model)
-    charts = _charts(bench, projs) if projs else {}
+    charts = _charts(bench, projs) if bench.backends() else {}
     for name, svg in charts.items():
         (out / name).write_text(svg, encoding="utf-8")
     raw: dict[str, Any] = {

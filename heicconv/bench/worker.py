@@ -87,6 +87,8 @@ def main(started: float, imported: float) -> int:
             height=info.height,
             versions=registry.status(result.backend).versions,
         )
+        if registry.is_remote(backend):  # the times are round trips: say to where
+            out["remote"] = str(getattr(heicconv.select(backend), "where", "") or backend)
     except heicconv.HeicconvError as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
         out["unavailable"] = isinstance(exc, heicconv.BackendUnavailableError)
