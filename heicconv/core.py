@@ -164,8 +164,8 @@ async def convert_with_report_async(
 
 
 def _run_guarded(chosen: Backend, job: Job) -> Result:
-    if job.tone_map and not is_remote(chosen) and "png" in chosen.capabilities.inputs:
-        hdr.tone_map(job)  # heicconv renders a PQ or HLG source SDR; the backend converts that picture
+    if job.tone_map and not is_remote(chosen):
+        hdr.tone_map(job, chosen.capabilities.inputs)  # a PQ or HLG source rendered SDR: the backend converts that
     try:
         return chosen.run(job)
     except HeicconvError:

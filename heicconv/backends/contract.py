@@ -167,7 +167,7 @@ class Job:
     source_icc: bytes | None = None  # the profile the pixels are in (the file's, or one made from nclx)
     thumbnail: Item | None = None  # an embedded thumbnail to decode instead of the image
     # HDR without a gain map (PQ or HLG, nclx transfer 16 or 18): heicconv decodes and tone maps it before the
-    # backend runs (heicconv.pipeline.hdr.tone_map), and ``source`` becomes that SDR picture, a PNG.
+    # backend runs (heicconv.pipeline.hdr.tone_map), and ``source`` becomes that SDR picture (a TIFF or PNG).
     tone_map: int = 0  # the nclx transfer to tone map from, 0 for none
     original: Source | None = None  # the HDR source, once ``source`` is its SDR rendering
     computed_gain_map: tuple[Any, Metadata] | None = None  # a Pillow "L" image (upright) and how to apply it

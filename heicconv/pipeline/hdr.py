@@ -163,10 +163,11 @@ MAP_SCALE = 4
 _OFFSET = 1 / 64  # ISO 21496-1 offsets for SDR and HDR (Adobe's default): black pixels get a finite gain
 
 
-def tone_map(job: Job) -> None:
+def tone_map(job: Job, readable: frozenset[str] = frozenset({"tiff"})) -> None:
     """Decode ``job``'s PQ or HLG source with pillow-heif, render it SDR, and make that the picture the backend
-    reads (``job.source`` becomes a lossless PNG of it; ``job.original`` keeps the HDR source). With JPEG
-    output and ``hdr="keep"``, also compute the gain map from the HDR and SDR renderings.
+    reads: ``job.source`` becomes an uncompressed TIFF of it if the backend reads TIFF (``readable``: its
+    input formats), else a PNG; ``job.original`` keeps the HDR source. With JPEG output and ``hdr="keep"``,
+    also compute the gain map from the HDR and SDR renderings.
 
     Every failure is a heicconv error, whatever the backend: ``DecodeError``, or ``LimitExceededError`` when
     memory runs out.
@@ -174,7 +175,7 @@ def tone_map(job: Job) -> None:
     if not job.tone_map or job.original is not None:
         return
     try:
-        png, computed = _rendered(job)
+        rendered, computed = _rendered(job, "tiff" if "tiff" in readable else "png")
     except HeicconvError:
         raise
     except Exception as exc:
@@ -182,7 +183,7 @@ def tone_map(job: Job) -> None:
             raise LimitExceededError(f"tone mapping ran out of memory: {first_line(exc)}") from exc
         raise DecodeError(f"could not decode the HDR {job.source.info.format} image: {first_line(exc, 2)}") from exc
     job.original = job.source
-    job.source = read_source(png, limits=job.limits)
+    job.source = read_source(rendered, limits=job.limits)
     job.computed_gain_map = computed
 
 
@@ -211,8 +212,47 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
     return bands, alpha
 
 
-def _rendered(job: Job) -> tuple[bytes, tuple[Any, Metadata] | None]:
-    from PIL import Image, ImageMath
+def _hlg_display(codes: list[Any], depth: int, weights: tuple[float, float, float]) -> list[Any]:
+    """HLG samples (``I`` bands) as display light over :data:`heicconv.tonemap.HLG_PEAK` (``F`` bands).
+
+    BT.2100's OOTF scales each component by the scene luminance ``Ys ** (gamma - 1)``: not a function of one
+    sample, so it is computed on the picture. Scene light comes from tables as two bytes, each made a float by a
+    256-entry table; scalar products are ``point`` transforms, which make no constant image as ``ImageMath`` does.
+    """
+    from PIL import ImageMath
+
+    hi_table, lo_table = tonemap.hlg_scene_tables(depth)
+    hi_float = [v * 256 / 65535 for v in range(256)]
+    lo_float = [v / 65535 for v in range(256)]
+
+    def plus(a: Any, b: Any) -> Any:
+        return ImageMath.lambda_eval(lambda e: e["a"] + e["b"], a=a, b=b)
+
+    scene = [
+        plus(c.point(hi_table, "L").point(hi_float, "F"), c.point(lo_table, "L").point(lo_float, "F")) for c in codes
+    ]
+    if len(scene) == 3:
+        ys = plus(plus(_scaled(scene[0], weights[0]), _scaled(scene[1], weights[1])), _scaled(scene[2], weights[2]))
+    else:
+        ys = scene[0]
+    boost = ImageMath.lambda_eval(lambda e: e["y"] ** (tonemap.HLG_GAMMA - 1), y=ys)
+    return [ImageMath.lambda_eval(lambda e: e["s"] * e["k"], s=s, k=boost) for s in scene]
+
+
+def _scaled(img: Any, factor: float) -> Any:
+    return img.point(lambda x: x * factor)
+
+
+def _hlg_index(img: Any) -> Any:
+    """Display light over HLG_PEAK as the index of :func:`heicconv.tonemap.hlg_table` (still ``F``)."""
+    from PIL import ImageMath
+
+    power = ImageMath.lambda_eval(lambda e: e["d"] ** (1 / tonemap.HLG_INDEX_GAMMA), d=img)
+    return power.point(lambda x: x * 65535 + 0.5)
+
+
+def _rendered(job: Job, intermediate: str) -> tuple[bytes, tuple[Any, Metadata] | None]:
+    from PIL import Image
 
     source = job.source
     assert source.item is not None and source.item.nclx is not None
@@ -225,39 +265,18 @@ def _rendered(job: Job) -> tuple[bytes, tuple[Any, Metadata] | None]:
         sdr = [c.point(tonemap.pq_table(depth), "L") for c in codes]
         light = None
     else:
-        # BT.2100's HLG OOTF scales each component by the scene luminance Ys ** (gamma - 1): not one sample at
-        # a time, so it is computed on the picture; the rest is a table again.
-        hi_table, lo_table = tonemap.hlg_scene_tables(depth)
-        scene = [
-            ImageMath.lambda_eval(
-                lambda e: e["hi"] * (256 / 65535) + e["lo"] * (1 / 65535),
-                hi=c.point(hi_table, "L"),
-                lo=c.point(lo_table, "L"),
-            )
-            for c in codes
-        ]
-        if len(scene) == 3:
-            ys = ImageMath.lambda_eval(
-                lambda e: e["r"] * weights[0] + e["g"] * weights[1] + e["b"] * weights[2],
-                r=scene[0],
-                g=scene[1],
-                b=scene[2],
-            )
-        else:
-            ys = scene[0]
-        boost = ImageMath.lambda_eval(lambda e: e["y"] ** (tonemap.HLG_GAMMA - 1), y=ys)
-        light = [ImageMath.lambda_eval(lambda e: e["s"] * e["k"], s=s, k=boost) for s in scene]  # nits / HLG_PEAK
-        index = [
-            ImageMath.lambda_eval(lambda e: e["d"] ** (1 / tonemap.HLG_INDEX_GAMMA) * 65535 + 0.5, d=d).convert("I")
-            for d in light
-        ]
+        light = _hlg_display(codes, depth, weights)
+        index = [_hlg_index(d).convert("I") for d in light]
         sdr = [i.point(tonemap.hlg_table(), "L") for i in index]
     mode = "L" if len(sdr) == 1 else "RGB"
     picture = Image.merge(mode, sdr) if mode == "RGB" else sdr[0]
     if alpha is not None:
         picture.putalpha(alpha)
     out = io.BytesIO()
-    picture.save(out, "PNG", compress_level=1)
+    if intermediate == "tiff":
+        picture.save(out, "TIFF")  # uncompressed: a tenth of the time of the fastest PNG, to write and to read
+    else:
+        picture.save(out, "PNG", compress_level=1)
     computed = None
     if job.fmt == "jpeg" and job.options.hdr == "keep":
         computed = _gain_map(job, codes if light is None else light, sdr, weights)

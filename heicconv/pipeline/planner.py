@@ -82,7 +82,7 @@ def plan(
         job.note("orientation", f"{_ORIENTATION_WORDS[source.orientation]} ({what}) to make it upright")
     if job.size != (source.width, source.height):
         job.note("resize", f"resized {source.width}x{source.height} -> {job.size[0]}x{job.size[1]} (Lanczos 3)")
-    _decide_tone_map(job)
+    _decide_tone_map(job, capabilities)
     _choose_thumbnail(job, capabilities)
     _decide_alpha_and_depth(job, capabilities, hint)
     _decide_colour(job, capabilities, hint)
@@ -101,7 +101,7 @@ def _check_formats(source_fmt: str, fmt: str, options: Options, caps: Capabiliti
         raise UnsupportedOutputError("lossless: JPEG has no lossless mode; use png, webp, avif or heic")
 
 
-def _decide_tone_map(job: Job) -> None:
+def _decide_tone_map(job: Job, caps: Capabilities) -> None:
     """A 10/12-bit PQ or HLG HEIC without an ICC profile is tone mapped to SDR by heicconv (heicconv.tonemap)."""
     source = job.source
     nclx = source.item.nclx if source.item is not None and source.icc is None else None
@@ -109,6 +109,9 @@ def _decide_tone_map(job: Job) -> None:
         return
     if source.info.format != "heic":  # pillow-heif, which decodes it for every backend, reads no AVIF
         job.note("colour", f"{NAMES[nclx[1]]} HDR not tone mapped: heicconv tone maps HEIC sources only")
+        return
+    if not {"tiff", "png"} & caps.inputs:  # the SDR rendering reaches the backend as a TIFF or a PNG
+        job.note("colour", f"{NAMES[nclx[1]]} HDR not tone mapped: this backend reads neither TIFF nor PNG")
         return
     job.tone_map = nclx[1]
     job.note("colour", f"{NAMES[nclx[1]]} HDR tone mapped to SDR by heicconv: {METHOD}")
