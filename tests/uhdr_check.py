@@ -59,13 +59,16 @@ _GENERATED_PEAK = 1000 / 203  # the ramps' top over SDR white (BT.2408)
 
 
 def _ramp(transfer: int) -> bytes:
-    """A gray 10-bit HEIC, 512x128, whose signal rises left to right to 1000 cd/m² (PQ) or 100 % (HLG)."""
+    """A near-gray 10-bit HEIC, 512x128, whose signal rises left to right to 1000 cd/m² (PQ) or 100 % (HLG)."""
     import numpy as np
     import pillow_heif
 
     top = 0.7518 if transfer == 16 else 1.0  # PQ of 1000 cd/m²; HLG's peak is 1000 cd/m² on its display
-    row = np.round(np.linspace(0, top, 512) * 1023).astype(np.uint16) << 6
-    arr = np.ascontiguousarray(np.repeat(np.repeat(row[None, :, None], 128, axis=0), 3, axis=2).astype("<u2"))
+    ramp = np.linspace(0, top, 512)
+    # Blue a step lower: an exactly gray picture gives a one-channel JPEG on wand, which libultrahdr refuses.
+    rgb = np.stack([ramp, ramp, ramp * 0.99], axis=1)
+    row = np.round(rgb * 1023).astype(np.uint16) << 6
+    arr = np.ascontiguousarray(np.repeat(row[None], 128, axis=0).astype("<u2"))
     heif = pillow_heif.HeifFile()
     heif.add_frombytes("RGB;16", (512, 128), arr.tobytes())
     nclx = {"color_primaries": 9, "transfer_characteristics": transfer, "matrix_coefficients": 9}
