@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from functools import cache
 
-__all__ = ["describe_nclx", "profile_from_nclx", "srgb_profile"]
+__all__ = ["describe_nclx", "luminance_weights", "profile_from_nclx", "srgb_profile"]
 
 # CICP colour primaries (ITU-T H.273): red, green, blue and white chromaticities.
 _D65 = (0.3127, 0.3290)
@@ -40,6 +40,19 @@ _BRADFORD = ((0.8951, 0.2664, -0.1614), (-0.7502, 1.7135, 0.0367), (0.0389, -0.0
 def describe_nclx(primaries: int, transfer: int) -> str:
     name = _PRIMARIES.get(primaries, (None, None, None, None, f"primaries {primaries}"))[4]
     return f"{name} (nclx {primaries}/{transfer})"
+
+
+def luminance_weights(primaries: int) -> tuple[float, float, float]:
+    """How much red, green and blue of these primaries (CICP) count in luminance (the Y row of RGB to XYZ).
+
+    >>> [round(w, 4) for w in luminance_weights(9)]  # BT.2020, as BT.2100 gives them
+    [0.2627, 0.678, 0.0593]
+    """
+    r, g, b, w, _ = _PRIMARIES.get(primaries, _PRIMARIES[1])
+    cols = [_xyz(*r), _xyz(*g), _xyz(*b)]
+    m = tuple(tuple(cols[j][i] for j in range(3)) for i in range(3))
+    s = _mul(_inv(m), _xyz(*w))
+    return (cols[0][1] * s[0], cols[1][1] * s[1], cols[2][1] * s[2])
 
 
 def _xyz(x: float, y: float) -> tuple[float, float, float]:
@@ -151,16 +164,23 @@ def _build(description: str, colorants: list[tuple[float, float, float]]) -> byt
 
 
 @cache
-def profile_from_nclx(primaries: int, transfer: int) -> bytes | None:
+def profile_from_nclx(primaries: int, transfer: int, tone_mapped: bool = False) -> bytes | None:
     """An ICC profile for an nclx colour signal, or None when the signal is sRGB (or unknown).
 
-    HDR transfer functions (PQ, HLG) have no ICC v2 equivalent: the profile then uses the sRGB
-    curve, which keeps the gamut right though not the tone mapping.
+    HDR transfer functions (PQ, HLG) have no ICC v2 equivalent: the profile then uses the sRGB curve, which
+    keeps the gamut right though not the tone; ``tone_mapped`` says heicconv has tone mapped the pixels to
+    SDR with the sRGB curve (:mod:`heicconv.tonemap`), which is then the right one.
     """
     if primaries in (1, 2) or primaries not in _PRIMARIES:
         return None
     name = _PRIMARIES[primaries][4]
-    note = "" if transfer in _SRGB_LIKE_TRANSFER else f", transfer {transfer} approximated"
+    note = (
+        ", tone mapped to SDR"
+        if tone_mapped
+        else ""
+        if transfer in _SRGB_LIKE_TRANSFER
+        else f", transfer {transfer} approximated"
+    )
     return _build(f"{name} (from nclx by heicconv{note})", _colorants(primaries))
 
 

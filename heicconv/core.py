@@ -112,7 +112,9 @@ def _planned(
 
 def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]) -> Result:
     if not is_remote(chosen):  # a remote heicconv has carried the gain map already
-        result = hdr.attach(job.source, result, job.options)  # the gain map: Ultra HDR JPEG, or reported dropped
+        # The gain map (the source's, or one computed for a PQ or HLG source): Ultra HDR JPEG, or reported dropped.
+        tone_mapped = job.tone_map if job.original is not None else 0
+        result = hdr.attach(job.original or job.source, result, job.options, job.computed_gain_map, tone_mapped)
     return dataclasses.replace(result, sources=sources)
 
 
@@ -163,6 +165,8 @@ async def convert_with_report_async(
 
 
 def _run_guarded(chosen: Backend, job: Job) -> Result:
+    if job.tone_map and not is_remote(chosen):
+        hdr.tone_map(job, chosen.capabilities.inputs)  # a PQ or HLG source rendered SDR: the backend converts that
     try:
         return chosen.run(job)
     except HeicconvError:

@@ -214,7 +214,9 @@ class Options(_Explicit):
     - ``use_thumbnail``: when ``max_size`` is no larger than an embedded thumbnail,
       resize from the thumbnail instead of decoding the full image (much faster).
     - ``hdr``: ``"keep"`` an HDR photo's gain map (default: JPEG output becomes Ultra HDR, which
-      shows the same SDR picture in every other viewer) or ``"drop"`` it (a plain JPEG).
+      shows the same SDR picture in every other viewer) or ``"drop"`` it (a plain JPEG). A PQ or HLG
+      photo, which has no gain map, is tone mapped to SDR either way; with ``"keep"`` its JPEG gets a
+      gain map heicconv computes.
     """
 
     quality: int = _default(85)

@@ -980,6 +980,25 @@ def test_strip_location_and_srgb_flags(tmp_path: Path) -> None:
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
+def test_hdr_flag_keeps_or_drops_the_gain_map(tmp_path: Path) -> None:
+    from heicconv.testing.fixtures import make_hdr_heic
+
+    (tmp_path / "a.heic").write_bytes(make_hdr_heic((64, 48)))
+    assert run("a.heic", "kept.jpg", "--hdr", "keep", cwd=tmp_path).returncode == 0
+    assert b"MPF\0" in (tmp_path / "kept.jpg").read_bytes()
+    assert run("a.heic", "plain.jpg", "--hdr", "drop", cwd=tmp_path).returncode == 0
+    assert b"MPF\0" not in (tmp_path / "plain.jpg").read_bytes()
+    (tmp_path / "heicconv.toml").write_text('[cli]\nhdr = "drop"\n')
+    assert run("convert", "a.heic", "--overwrite", cwd=tmp_path).returncode == 0
+    assert b"MPF\0" not in (tmp_path / "a.jpg").read_bytes()
+    assert run("convert", "a.heic", "--overwrite", "--hdr", "keep", cwd=tmp_path).returncode == 0  # the flag wins
+    assert b"MPF\0" in (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "heicconv.toml").write_text('[cli]\nhdr = "yes"\n')
+    bad = run("convert", "a.heic", cwd=tmp_path)
+    assert bad.returncode == 2 and "hdr: must be keep or drop" in bad.stderr
+    assert run("a.heic", "x.jpg", "--hdr", "maybe", cwd=tmp_path).returncode == 2
+
+
 def test_image_index_picks_one_image_or_all(tmp_path: Path) -> None:
     # Three images of different widths (64, 72, 80), the second one primary.
     (tmp_path / "burst.heic").write_bytes(make_heic(size=(64, 48), images=3, primary=1))

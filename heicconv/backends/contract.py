@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
 
 if TYPE_CHECKING:
+    from ..gainmap import Metadata
     from ..info import ImageInfo, Source
     from ..isobmff import Item
     from ..options import Limits, Options
@@ -165,6 +166,11 @@ class Job:
     to_srgb: bool = False  # convert the pixels from source_icc to sRGB
     source_icc: bytes | None = None  # the profile the pixels are in (the file's, or one made from nclx)
     thumbnail: Item | None = None  # an embedded thumbnail to decode instead of the image
+    # HDR without a gain map (PQ or HLG, nclx transfer 16 or 18): heicconv decodes and tone maps it before the
+    # backend runs (heicconv.pipeline.hdr.tone_map), and ``source`` becomes that SDR picture (a TIFF or PNG).
+    tone_map: int = 0  # the nclx transfer to tone map from, 0 for none
+    original: Source | None = None  # the HDR source, once ``source`` is its SDR rendering
+    computed_gain_map: tuple[Any, Metadata] | None = None  # a Pillow "L" image (upright) and how to apply it
     notes: list[Note] = field(default_factory=list)
 
     def note(self, kind: str, text: str) -> None:
@@ -191,7 +197,7 @@ class Job:
             self.size[0],
             self.size[1],
             backend,
-            self.source.info,
+            (self.original or self.source).info,
             (Note("backend", f"backend: {backend}"), *self.notes),
         )
 

@@ -70,6 +70,8 @@ class FfmpegBackend(PillowBackend):
     def _not_for_ffmpeg(job: Job) -> str | None:
         """Why this job does not go through FFmpeg, or None if it does."""
         src = job.source
+        if job.original is not None:
+            return "an HDR (PQ or HLG) source, rendered SDR by heicconv"
         if src.info.format != "heic" or src.container is None or src.item is None:
             return f"{src.info.format} input"
         if job.fmt != "jpeg":

@@ -118,6 +118,13 @@ def add_conversion_flags(parser: argparse.ArgumentParser) -> None:
         "--srgb", action=argparse.BooleanOptionalAction, default=None, help="convert colours to sRGB (for the web)"
     )
     parser.add_argument(
+        "--hdr",
+        choices=("keep", "drop"),
+        default=None,
+        help="keep an HDR photo's HDR as a gain map in JPEG output (Ultra HDR; the default) or drop it "
+        "(the SDR picture only, a smaller file)",
+    )
+    parser.add_argument(
         "--image-index",
         type=_image_index,
         metavar="N|all",
@@ -215,6 +222,9 @@ def _options(args: argparse.Namespace, cli: cli_settings.CliSettings) -> Options
     srgb = _flag(args, "srgb", cli.srgb)
     if srgb is not None:
         changes["colour"] = "srgb" if srgb else "keep"
+    hdr = _flag(args, "hdr", cli.hdr)
+    if hdr is not None:
+        changes["hdr"] = hdr
     index = _flag(args, "image_index", cli.image_index)
     if isinstance(index, int):
         changes["image_index"] = index
@@ -420,7 +430,7 @@ def short_form(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="heicconv",
         usage="heicconv IN OUT [--to FORMAT] [--quality Q] [--max-size WxH] [--strip | --strip-location] [--srgb]\n"
-        "                [--image-index N|all] [--backend NAME] [--overwrite]",
+        "                [--hdr keep|drop] [--image-index N|all] [--backend NAME] [--overwrite]",
         description="Convert one image; the output format comes from OUT's suffix. IN or OUT can be - for "
         "standard input or output (then the format is --to, default jpeg). "
         "For many files and folders use 'heicconv convert'.",
@@ -464,7 +474,7 @@ def is_short_form(argv: list[str], commands: set[str]) -> bool:
 
 def _positional(argv: list[str]) -> list[str]:
     # Skip the values of the flags that take one, so "--quality 80" is not read as a path; "-" is a path.
-    takes_value = {"--backend", "--quality", "--max-size", "--to", "--image-index"}
+    takes_value = {"--backend", "--quality", "--max-size", "--to", "--image-index", "--hdr"}
     out, skip = [], False
     for arg in argv:
         if skip:

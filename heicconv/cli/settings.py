@@ -24,6 +24,7 @@ KEYS: dict[str, str] = {
     "line",
     "follow_links": "search symbolic links to folders too (true/false)",
     "from": "formats read from folders: 'heic' (default), a list such as 'heic,jpeg', or 'all'",
+    "hdr": "keep (default) an HDR photo's HDR as a gain map in JPEG output, or drop it",
     "image_index": "which image of a multi-image file: a number (0 is the first), or 'all'",
     "jobs": "worker processes; a number or 'auto' (the number of CPUs)",
     "keep_mtime": "give each output its source's modification time (true/false; default true)",
@@ -69,6 +70,7 @@ class CliSettings:
     keep_mtime: bool | None = None
     srgb: bool | None = None
     strip_location: bool | None = None
+    hdr: str | None = None
 
 
 def _where(key: str) -> str:
@@ -156,6 +158,10 @@ def load() -> CliSettings:
             values["from_formats"] = parse_from(raw, key, _where(key))
         elif key == "image_index":
             values[key] = parse_image_index(raw, key, _where(key))
+        elif key == "hdr":
+            if raw not in ("keep", "drop"):
+                raise ConfigError(f"hdr: must be keep or drop, got {raw!r} (in {_where(key)})")
+            values[key] = raw
         elif key == "quality":
             values[key] = _int(key, raw, 1, 100)
         elif key == "jobs":

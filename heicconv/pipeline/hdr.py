@@ -1,8 +1,13 @@
-"""HDR gain maps carried into the output (issue 14): JPEG becomes Ultra HDR, other formats report the map.
+"""HDR into the output (issue 14): gain maps carried into Ultra HDR JPEG, PQ and HLG sources tone mapped.
 
 :mod:`heicconv.gainmap` finds and reads a photo's gain map from the header; here it is decoded by
 pillow-heif whatever the backend (so every backend carries the same map), made upright, cropped and
 resized as the photo was, and assembled with the backend's JPEG by :mod:`heicconv.ultrahdr`.
+
+A PQ or HLG source has no gain map: :func:`tone_map` decodes it with pillow-heif, renders it SDR by
+:mod:`heicconv.tonemap`'s method and hands the backend that picture (so every backend gives the same
+one), and for JPEG output with ``hdr="keep"`` computes a gain map from the HDR and SDR renderings, which
+:func:`attach` writes as it writes a source's own.
 
 >>> from heicconv.testing.fixtures import make_heic
 >>> find_in(make_heic(size=(32, 24))) is None
@@ -13,15 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from typing import Any
 
-from .. import gainmap
-from ..backends.contract import Note, Result, first_line
-from ..gainmap import GainMap
+from .. import colour, gainmap, tonemap
+from ..backends.contract import Job, Note, Result, first_line, out_of_memory
+from ..errors import DecodeError, HeicconvError, LimitExceededError
+from ..gainmap import GainMap, Metadata
 from ..info import Source, read_source
 from ..options import Options
 
-__all__ = ["attach", "decode", "find_in"]
+__all__ = ["attach", "decode", "find_in", "tone_map"]
 
 
 def find_in(data: bytes) -> GainMap | None:
@@ -63,16 +70,23 @@ def decode(source: Source, gm: GainMap) -> Any:
 _TRANSPOSE: dict[int, list[int]] = {1: [], 2: [0], 3: [3], 4: [1], 5: [5], 6: [4], 7: [6], 8: [2]}
 
 
-def attach(source: Source, result: Result, options: Options) -> Result:
+def attach(
+    source: Source,
+    result: Result,
+    options: Options,
+    computed: tuple[Any, Metadata] | None = None,
+    tone_mapped: int = 0,
+) -> Result:
     """``result`` with the source's gain map carried where the output can hold it, and notes saying so.
 
     JPEG output becomes an Ultra HDR JPEG (:mod:`heicconv.ultrahdr`); every other format reports the
     map in ``dropped``. A map that cannot be read never fails the conversion: the photo is converted
-    without it, and the notes say why.
+    without it, and the notes say why. ``tone_mapped`` is the nclx transfer of a PQ or HLG source that
+    :func:`tone_map` rendered SDR, and ``computed`` the gain map it made (``None`` if it made none).
     """
     gm = gainmap.find(source)
     if gm is None:
-        return result
+        return _attach_computed(source, result, options, computed, tone_mapped) if tone_mapped else result
     if options.hdr == "drop":
         return _noted(result, Note("hdr", f"{gm.describe()} not kept (hdr='drop'): the output is SDR only"))
     if gm.metadata is None:
@@ -95,17 +109,234 @@ def _noted(result: Result, note: Note) -> Result:
 
 
 def _ultra_hdr(source: Source, gm: GainMap, result: Result, options: Options) -> bytes:
-    from PIL import Image
-
-    from .. import ultrahdr
-
     assert gm.metadata is not None
     img = decode(source, gm)
     if gm.apple_headroom:
         img = img.point(list(gainmap.apple_to_log(gm.apple_headroom)))
-    size = gainmap.map_size(img.size, (source.width, source.height), (result.width, result.height))
+    return _assembled(img, gm.metadata, result, options, (source.width, source.height))
+
+
+def _assembled(img: Any, meta: Metadata, result: Result, options: Options, photo: tuple[int, int]) -> bytes:
+    """The Ultra HDR JPEG of ``result`` and the upright map ``img`` of a ``photo``-sized picture, resized as the
+    photo was."""
+    from PIL import Image
+
+    from .. import ultrahdr
+
+    size = gainmap.map_size(img.size, photo, (result.width, result.height))
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=options.quality)
-    return ultrahdr.assemble(result.data, out.getvalue(), gm.metadata)
+    return ultrahdr.assemble(result.data, out.getvalue(), meta)
+
+
+def _attach_computed(
+    source: Source, result: Result, options: Options, computed: tuple[Any, Metadata] | None, transfer: int
+) -> Result:
+    """The gain map :func:`tone_map` computed, written into a JPEG (or the notes say why not)."""
+    what = f"the HDR rendition of the {tonemap.NAMES[transfer]} source"
+    if options.hdr == "drop":
+        return _noted(result, Note("hdr", f"{what} not kept (hdr='drop'): the output is SDR only"))
+    if result.format != "jpeg":
+        return _noted(
+            result, Note("dropped", f"{what} (heicconv writes a gain map into JPEG only, not {result.format.upper()})")
+        )
+    if computed is None:
+        return _noted(
+            result, Note("hdr", f"{what} needs no gain map: no pixel is brighter than the SDR picture shows it")
+        )
+    img, meta = computed
+    data = _assembled(img, meta, result, options, (source.width, source.height))
+    w, h = img.size
+    kept = Note(
+        "hdr",
+        f"{what} kept: gain map {w}x{h} computed (headroom {meta.headroom:.2f}), "
+        "Ultra HDR JPEG (MPF, hdrgm XMP and ISO 21496-1)",
+    )
+    return dataclasses.replace(_noted(result, kept), data=data)
+
+
+#: The computed gain map is this many times smaller than the picture on each side: a map is smooth, and a
+#: small one costs little in time and size (``benchmarks/hdr_cost.py``).
+MAP_SCALE = 4
+_OFFSET = 1 / 64  # ISO 21496-1 offsets for SDR and HDR (Adobe's default): black pixels get a finite gain
+
+
+def tone_map(job: Job, readable: frozenset[str] = frozenset({"tiff"})) -> None:
+    """Decode ``job``'s PQ or HLG source with pillow-heif, render it SDR, and make that the picture the backend
+    reads: ``job.source`` becomes an uncompressed TIFF of it if the backend reads TIFF (``readable``: its
+    input formats), else a PNG; ``job.original`` keeps the HDR source. With JPEG output and ``hdr="keep"``,
+    also compute the gain map from the HDR and SDR renderings.
+
+    Every failure is a heicconv error, whatever the backend: ``DecodeError``, or ``LimitExceededError`` when
+    memory runs out.
+    """
+    if not job.tone_map or job.original is not None:
+        return
+    try:
+        rendered, computed = _rendered(job, "tiff" if "tiff" in readable else "png")
+    except HeicconvError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, MemoryError) or out_of_memory(exc):
+            raise LimitExceededError(f"tone mapping ran out of memory: {first_line(exc)}") from exc
+        raise DecodeError(f"could not decode the HDR {job.source.info.format} image: {first_line(exc, 2)}") from exc
+    job.original = job.source
+    job.source = read_source(rendered, limits=job.limits)
+    job.computed_gain_map = computed
+
+
+def _decoded(job: Job) -> tuple[list[Any], Any]:
+    """The picture as ``I;16`` colour bands (one or three) and its alpha (``L``) or ``None``, upright."""
+    from PIL import Image
+
+    from ..backends._native import load_pillow_heif
+
+    frame = load_pillow_heif().open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
+    n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
+    if not n:
+        raise DecodeError(f"pillow-heif decoded the HDR image as {frame.mode}, not 16 bits per sample")
+    (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
+    if stride != w * n * 2:
+        raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
+    bands = []
+    for c in range(n):
+        plane = bytearray(w * h * 2)
+        plane[0::2] = raw[2 * c :: 2 * n]
+        plane[1::2] = raw[2 * c + 1 :: 2 * n]
+        bands.append(Image.frombytes("I;16", (w, h), bytes(plane)))
+    alpha = None
+    if n in (2, 4):
+        alpha = bands.pop().convert("I").point([v >> 8 for v in range(65536)], "L")
+    return bands, alpha
+
+
+def _hlg_display(codes: list[Any], depth: int, weights: tuple[float, float, float]) -> list[Any]:
+    """HLG samples (``I`` bands) as display light over :data:`heicconv.tonemap.HLG_PEAK` (``F`` bands).
+
+    BT.2100's OOTF scales each component by the scene luminance ``Ys ** (gamma - 1)``: not a function of one
+    sample, so it is computed on the picture. Scene light comes from tables as two bytes, each made a float by a
+    256-entry table; scalar products are ``point`` transforms, which make no constant image as ``ImageMath`` does.
+    """
+    from PIL import ImageMath
+
+    hi_table, lo_table = tonemap.hlg_scene_tables(depth)
+    hi_float = [v * 256 / 65535 for v in range(256)]
+    lo_float = [v / 65535 for v in range(256)]
+
+    def plus(a: Any, b: Any) -> Any:
+        return ImageMath.lambda_eval(lambda e: e["a"] + e["b"], a=a, b=b)
+
+    scene = [
+        plus(c.point(hi_table, "L").point(hi_float, "F"), c.point(lo_table, "L").point(lo_float, "F")) for c in codes
+    ]
+    if len(scene) == 3:
+        ys = plus(plus(_scaled(scene[0], weights[0]), _scaled(scene[1], weights[1])), _scaled(scene[2], weights[2]))
+    else:
+        ys = scene[0]
+    boost = ImageMath.lambda_eval(lambda e: e["y"] ** (tonemap.HLG_GAMMA - 1), y=ys)
+    return [ImageMath.lambda_eval(lambda e: e["s"] * e["k"], s=s, k=boost) for s in scene]
+
+
+def _scaled(img: Any, factor: float) -> Any:
+    return img.point(lambda x: x * factor)
+
+
+def _hlg_index(img: Any) -> Any:
+    """Display light over HLG_PEAK as the index of :func:`heicconv.tonemap.hlg_table` (still ``F``)."""
+    from PIL import ImageMath
+
+    power = ImageMath.lambda_eval(lambda e: e["d"] ** (1 / tonemap.HLG_INDEX_GAMMA), d=img)
+    return power.point(lambda x: x * 65535 + 0.5)
+
+
+def _rendered(job: Job, intermediate: str) -> tuple[bytes, tuple[Any, Metadata] | None]:
+    from PIL import Image
+
+    source = job.source
+    assert source.item is not None and source.item.nclx is not None
+    primaries = source.item.nclx[0]
+    weights = colour.luminance_weights(primaries)
+    bands, alpha = _decoded(job)
+    depth = source.bit_depth
+    codes = [b.convert("I") for b in bands]
+    if job.tone_map == tonemap.PQ:
+        sdr = [c.point(tonemap.pq_table(depth), "L") for c in codes]
+        light = None
+    else:
+        light = _hlg_display(codes, depth, weights)
+        index = [_hlg_index(d).convert("I") for d in light]
+        sdr = [i.point(tonemap.hlg_table(), "L") for i in index]
+    mode = "L" if len(sdr) == 1 else "RGB"
+    picture = Image.merge(mode, sdr) if mode == "RGB" else sdr[0]
+    if alpha is not None:
+        picture.putalpha(alpha)
+    out = io.BytesIO()
+    if intermediate == "tiff":
+        picture.save(out, "TIFF")  # uncompressed: a tenth of the time of the fastest PNG, to write and to read
+    else:
+        picture.save(out, "PNG", compress_level=1)
+    computed = None
+    if job.fmt == "jpeg" and job.options.hdr == "keep":
+        computed = _gain_map(job, codes if light is None else light, sdr, weights)
+    return out.getvalue(), computed
+
+
+def _gain_map(
+    job: Job, hdr: list[Any], sdr: list[Any], weights: tuple[float, float, float]
+) -> tuple[Any, Metadata] | None:
+    """A one-channel gain map from the HDR rendering (display light over reference white) to the SDR one, in
+    luminance, at :data:`MAP_SCALE` times smaller; ``None`` when no pixel is brighter than SDR white."""
+    from PIL import Image, ImageMath
+
+    w, h = sdr[0].size
+    size = (max(1, round(w / MAP_SCALE)), max(1, round(h / MAP_SCALE)))
+    box = Image.Resampling.BOX
+    pq = job.tone_map == tonemap.PQ
+    top = float(((1 << job.source.bit_depth) - 1) << (16 - job.source.bit_depth))
+    scale = tonemap.HLG_PEAK / tonemap.REFERENCE_WHITE
+
+    def hdr_linear(band: Any) -> Any:
+        # PQ samples are averaged before the EOTF (on a sixteenth of the pixels; the map is smooth, and libultrahdr's
+        # rebuilt HDR stays within 1 % of the source's display light, nox -s hdr).
+        small = band.convert("F").resize(size, box)
+        if not pq:  # HLG: display light / HLG_PEAK already
+            return ImageMath.lambda_eval(lambda e: e["d"] * scale, d=small)
+        m1, m2, c1, c2, c3 = tonemap.PQ_CONSTANTS
+        return ImageMath.lambda_eval(
+            lambda e: (e["max"](e["p"] - c1, 0.0) / (c2 - c3 * e["p"])) ** (1 / m1) * (10000 / tonemap.REFERENCE_WHITE),
+            p=ImageMath.lambda_eval(lambda e: (e["v"] / top) ** (1 / m2), v=small),
+        )
+
+    def sdr_linear(band: Any) -> Any:
+        v = band.convert("F").resize(size, box)
+        return ImageMath.lambda_eval(
+            lambda e: (
+                (e["v"] <= 10.31475) * (e["v"] / (255 * 12.92))
+                + (e["v"] > 10.31475) * ((e["v"] / 255 + 0.055) / 1.055) ** 2.4
+            ),
+            v=v,
+        )
+
+    def luminance(planes: list[Any]) -> Any:
+        if len(planes) == 1:
+            return planes[0]
+        return ImageMath.lambda_eval(
+            lambda e: e["r"] * weights[0] + e["g"] * weights[1] + e["b"] * weights[2],
+            r=planes[0],
+            g=planes[1],
+            b=planes[2],
+        )
+
+    y_hdr = luminance([hdr_linear(b) for b in hdr])
+    y_sdr = luminance([sdr_linear(b) for b in sdr])
+    ratio = ImageMath.lambda_eval(lambda e: e["max"]((e["h"] + _OFFSET) / (e["s"] + _OFFSET), 1.0), h=y_hdr, s=y_sdr)
+    highest = float(ratio.getextrema()[1])
+    if highest < 1.02:  # under a thirtieth of a stop: no HDR worth a map
+        return None
+    code = ImageMath.lambda_eval(lambda e: (e["r"] - 1) * (65535 / (highest - 1)) + 0.5, r=ratio).convert("I")
+    img = code.point(tonemap.log_table(highest), "L")
+    stops = math.log2(highest)
+    meta = Metadata(0.0, stops, 1.0, _OFFSET, _OFFSET, 0.0, stops)
+    return img, meta

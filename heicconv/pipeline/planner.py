@@ -9,6 +9,7 @@ from ..colour import describe_nclx, profile_from_nclx, srgb_profile
 from ..errors import UnsupportedInputError, UnsupportedOutputError
 from ..info import read_source
 from ..options import Limits, Options
+from ..tonemap import METHOD, NAMES
 from .metadata import icc_name, keep
 
 __all__ = ["Hint", "Job", "fit_size", "plan"]
@@ -81,6 +82,7 @@ def plan(
         job.note("orientation", f"{_ORIENTATION_WORDS[source.orientation]} ({what}) to make it upright")
     if job.size != (source.width, source.height):
         job.note("resize", f"resized {source.width}x{source.height} -> {job.size[0]}x{job.size[1]} (Lanczos 3)")
+    _decide_tone_map(job, capabilities)
     _choose_thumbnail(job, capabilities)
     _decide_alpha_and_depth(job, capabilities, hint)
     _decide_colour(job, capabilities, hint)
@@ -99,9 +101,25 @@ def _check_formats(source_fmt: str, fmt: str, options: Options, caps: Capabiliti
         raise UnsupportedOutputError("lossless: JPEG has no lossless mode; use png, webp, avif or heic")
 
 
+def _decide_tone_map(job: Job, caps: Capabilities) -> None:
+    """A 10/12-bit PQ or HLG HEIC without an ICC profile is tone mapped to SDR by heicconv (heicconv.tonemap)."""
+    source = job.source
+    nclx = source.item.nclx if source.item is not None and source.icc is None else None
+    if nclx is None or nclx[1] not in NAMES or source.bit_depth <= 8:
+        return
+    if source.info.format != "heic":  # pillow-heif, which decodes it for every backend, reads no AVIF
+        job.note("colour", f"{NAMES[nclx[1]]} HDR not tone mapped: heicconv tone maps HEIC sources only")
+        return
+    if not {"tiff", "png"} & caps.inputs:  # the SDR rendering reaches the backend as a TIFF or a PNG
+        job.note("colour", f"{NAMES[nclx[1]]} HDR not tone mapped: this backend reads neither TIFF nor PNG")
+        return
+    job.tone_map = nclx[1]
+    job.note("colour", f"{NAMES[nclx[1]]} HDR tone mapped to SDR by heicconv: {METHOD}")
+
+
 def _choose_thumbnail(job: Job, caps: Capabilities) -> None:
     source, options = job.source, job.options
-    if not (options.use_thumbnail and options.box is not None and source.thumbnails):
+    if job.tone_map or not (options.use_thumbnail and options.box is not None and source.thumbnails):
         return
     if Feature.THUMBNAIL_DECODE not in caps.features:
         return
@@ -136,6 +154,8 @@ def _decide_alpha_and_depth(job: Job, caps: Capabilities, hint: Hint) -> None:
         )
     if source.bit_depth > job.depth:
         job.note("depth", f"{source.bit_depth}-bit scaled to {job.depth}-bit")
+    elif job.tone_map:  # heicconv's SDR rendering is 8-bit, so that every backend reads the same picture
+        job.note("depth", "tone mapped to 8 bits per sample, written as 16 (times 257)")
 
 
 def _decide_colour(job: Job, caps: Capabilities, hint: Hint) -> None:
@@ -146,7 +166,7 @@ def _decide_colour(job: Job, caps: Capabilities, hint: Hint) -> None:
     job.source_icc = source.icc
     nclx = source.item.nclx if source.item is not None and source.icc is None else None
     if nclx is not None:
-        job.source_icc = profile_from_nclx(nclx[0], nclx[1])
+        job.source_icc = profile_from_nclx(nclx[0], nclx[1], tone_mapped=bool(job.tone_map))
         what = describe_nclx(nclx[0], nclx[1])
         job.note(
             "colour", f"colour signalled as {what}" + (": made an ICC profile from it" if job.source_icc else ": sRGB")

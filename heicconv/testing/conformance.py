@@ -166,7 +166,19 @@ class ConformanceSuite:
         eight = decode(heicconv.convert(data, "png", backend=backend))
         assert eight.size == (40, 30) and heicconv.convert(data, "png", backend=backend)[24] == 8
 
+    @pytest.mark.parametrize("transfer", [16, 18], ids=["PQ", "HLG"])
+    def test_pq_and_hlg_are_tone_mapped_to_sdr(self, backend: str, transfer: int) -> None:
+        # Gray stripes: PQ 1000, 203 (reference white) and 36.5 cd/m², black; HLG 100, 75, 50 %, 0. BT.2390's
+        # EETF to 203 cd/m², coded with the sRGB curve (docs/fidelity.md): 255, 229, 117 (137 for HLG), 0.
+        signals = (769 / 1023, 594 / 1023, 420 / 1023, 0.0) if transfer == 16 else (1.0, 0.75, 0.5, 0.0)
+        data = fixtures.make_hdr_signal_heic(transfer, signals, size=(64, 16))
+        img = decode(heicconv.convert(data, "png", backend=backend)).convert("L")
+        got = [img.getpixel((x, 8)) for x in (8, 24, 40, 56)]
+        expected = [255, 229, 117 if transfer == 16 else 137, 0]
+        assert all(abs(g - e) <= 1 for g, e in zip(got, expected, strict=True)), got
+
     # -- selection ---------------------------------------------------------------
+
     def test_primary_image_by_default_and_image_index(self, backend: str) -> None:
         data = fixtures.make_heic((40, 30), images=3, primary=1)
         assert decode(heicconv.convert(data, "png", backend=backend)).size == (48, 30)

@@ -151,6 +151,42 @@ def make_heic(
     return buf.getvalue()
 
 
+def make_hdr_signal_heic(
+    transfer: int,
+    signals: tuple[float, ...],
+    *,
+    size: tuple[int, int] = (96, 32),
+    bit_depth: int = 10,
+    primaries: int = 9,
+    rotation: int = 0,
+) -> bytes:
+    """A gray HDR HEIC without a gain map: vertical stripes of equal width at these PQ (``transfer=16``) or
+    HLG (``18``) signal levels (0..1), coded losslessly, with nclx ``primaries``/``transfer``/BT.2020 matrix,
+    full range. ``rotation`` (degrees anticlockwise) is written as ``irot``.
+    """
+    import numpy as np
+    import pillow_heif
+
+    w, h = size
+    top = (1 << bit_depth) - 1
+    row = np.zeros(w, dtype=np.uint16)
+    for n, signal in enumerate(signals):
+        row[n * w // len(signals) : (n + 1) * w // len(signals)] = round(signal * top) << (16 - bit_depth)
+    arr = np.repeat(np.repeat(row[None, :, None], h, axis=0), 3, axis=2)
+    heif: Any = cast(Any, pillow_heif).HeifFile()
+    heif.add_frombytes("RGB;16", size, np.ascontiguousarray(arr).tobytes())
+    heif[0].info["nclx_profile"] = {
+        "color_primaries": primaries,
+        "transfer_characteristics": transfer,
+        "matrix_coefficients": 9,
+        "full_range_flag": 1,
+    }
+    buf = io.BytesIO()
+    heif.save(buf, quality=-1, save_to_12bit=bit_depth == 12)
+    data = buf.getvalue()
+    return set_heif_transform(data, rotation) if rotation else data
+
+
 def encode_heic(image: Any, quality: int = 95) -> bytes:
     """Encode a Pillow image (L, RGB or RGBA) as a HEIC with pillow-heif, nothing else added."""
     import pillow_heif
