@@ -39,7 +39,7 @@ def report_threads(item: Item) -> Outcome:
     for name in LIBRARIES:
         with contextlib.suppress(BackendUnavailableError):
             registry.get(name)
-    return Outcome("converted", note=json.dumps({"cpus": os.cpu_count(), "settings": threads.settings()}))
+    return Outcome("converted", note=json.dumps({"cpus": threads.cpus(), "settings": threads.settings()}))
 
 
 def _items(tmp_path: Path, count: int) -> list[Item]:
@@ -76,7 +76,7 @@ def test_share_sets_loaded_libraries_and_the_environment_for_later_ones(monkeypa
     import pillow_heif
 
     before = pillow_heif.options.DECODE_THREADS
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "cpus", lambda: 8)
     monkeypatch.delenv("MAGICK_THREAD_LIMIT", raising=False)
     monkeypatch.setenv("VIPS_CONCURRENCY", "3")  # the user's own setting wins
     assert threads.share(2) == 4
@@ -91,10 +91,18 @@ def test_share_sets_loaded_libraries_and_the_environment_for_later_ones(monkeypa
 def test_the_ffmpeg_backend_follows_the_share_unless_given_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
     require_backend("ffmpeg")
     ffmpeg = heicconv.select("ffmpeg")
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(threads, "cpus", lambda: 6)
     threads.share(3)
     result = heicconv.convert_with_report(fixtures.make_heic((128, 96)), "jpeg", backend="ffmpeg")
     assert any("1 tile(s), 2 thread(s))" in n for n in result.notes)
     monkeypatch.setattr(ffmpeg, "threads", 5)
     result = heicconv.convert_with_report(fixtures.make_heic((128, 96)), "jpeg", backend="ffmpeg")
     assert any("1 tile(s), 5 thread(s))" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(("quota", "expected"), [(None, 64), (1.5, 2), (0.2, 1), (100.0, 64)])
+def test_a_cgroup_cpu_quota_caps_the_cpus(monkeypatch: pytest.MonkeyPatch, quota: float | None, expected: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
+    monkeypatch.setattr(threads, "_cgroup_quota", lambda: quota)  # docker run --cpus 1.5 gives 1.5
+    assert threads.cpus() == expected
+    assert threads.threads_for(4) == max(1, expected // 4)

@@ -6,6 +6,8 @@ conversion at a time, that is what makes it fast. Several at once (``heicconv co
 workers) and each worker still starts all of them: 2 workers on 2 CPUs run 8 threads, which spend their
 time waiting for a CPU and evicting each other's caches. :func:`share` makes this process one of
 ``workers`` converting at once; every library then gets ``CPUs // workers`` threads (at least one).
+The CPUs are those this process may run on (:func:`cpus`): a container limited to 2 CPUs on a
+64-CPU host has 2, not 64.
 
 This is the one place that knows each library's setting. The pools heicconv starts call :func:`share`
 (the batch's workers, :class:`heicconv.isolated.IsolatedConverter`'s, ``heicconv serve``'s thread pool);
@@ -18,10 +20,11 @@ An environment variable the user set (``VIPS_CONCURRENCY``, ``MAGICK_THREAD_LIMI
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
-__all__ = ["apply", "reset", "settings", "share", "threads", "threads_for"]
+__all__ = ["apply", "cpus", "reset", "settings", "share", "threads", "threads_for"]
 
 #: Environment variables that the libraries read when they start: libvips, ImageMagick, OpenMP.
 _ENVIRONMENT = ("VIPS_CONCURRENCY", "MAGICK_THREAD_LIMIT", "OMP_NUM_THREADS")
@@ -31,17 +34,52 @@ _user_set: frozenset[str] = frozenset()
 _before: dict[str, int] = {}  # each loaded library's own setting, before the first share changed it
 
 
+def cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a CPU quota of its cgroup (``docker --cpus``).
+
+    >>> 1 <= cpus() <= (os.cpu_count() or 1)
+    True
+    """
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(count, math.ceil(quota))) if quota else max(1, count)
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs' worth of time the cgroup may use (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited."""
+    for path, period_path in (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            with open(path, encoding="ascii") as fh:
+                words = fh.read().split()
+            if period_path is not None:
+                with open(period_path, encoding="ascii") as fh:
+                    words.append(fh.read().strip())
+            quota, period = words[0], words[1]
+            if quota in ("max", "-1"):
+                return None
+            return int(quota) / int(period)
+        except (OSError, ValueError, IndexError, ZeroDivisionError):
+            continue
+    return None
+
+
 def threads_for(workers: int = 1) -> int:
     """Threads for one of ``workers`` processes converting at once: the CPUs shared among them, at least one.
 
-    >>> threads_for(os.cpu_count() or 1), threads_for(10_000)
+    >>> threads_for(cpus()), threads_for(10_000)
     (1, 1)
     """
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return max(1, cpus() // max(1, workers))
 
 
 def threads() -> int:
-    """Threads a decoder in this process may start: the share if :func:`share` was called, else every CPU."""
+    """Threads a decoder in this process may start: the share if :func:`share` was called, else every CPU it has."""
     return _threads if _threads is not None else threads_for(1)
 
 
