@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append(run_batch(tree, photos, work / "out", backend, j))
                         wall, cpu = runs[-1]
                         print(f"  {backend} -j {j} {label}: {wall:.1f} s, CPU {cpu:.1f} s", file=sys.stderr, flush=True)
-    print(f"{args.photos} x {photo.name} to JPEG; {cpus} CPUs; before = {args.before}, after = this checkout; ")
+    rev = ["git", "-C", str(ROOT), "rev-parse", "--short", args.before]
+    commit = subprocess.run(rev, capture_output=True, text=True)
+    before = f"{args.before} ({commit.stdout.strip()})"
+    print(f"{args.photos} x {photo.name} to JPEG; {cpus} CPUs; before = {before}, after = this checkout; ")
     print(
         f"medians of {args.rounds} interleaved round(s); 1-minute load average before a run: "
         f"{min(loads):.1f} to {max(loads):.1f}"
