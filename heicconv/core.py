@@ -52,7 +52,7 @@ def select(backend: str | None = None) -> Backend:
 
 
 def share_cpus(workers: int) -> int:
-    """Make this process one of ``workers`` converting at once: each image library gets ``CPUs // workers`` threads.
+    """Make this process one of ``workers`` converting at once: each image library gets ``2 * CPUs / workers`` threads.
 
     For the worker processes of a pool (heicconv's own pools call it); returns the threads per library. The
     settings are process-wide, so a process that converts one image at a time should not call it.

@@ -49,13 +49,14 @@ def _items(tmp_path: Path, count: int) -> list[Item]:
     ]
 
 
-def test_each_worker_of_a_two_worker_batch_gives_every_library_its_share(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 4])
+def test_each_worker_of_a_batch_gives_every_library_its_share(tmp_path: Path, workers: int) -> None:
     outcomes: dict[int, Outcome] = {}
-    execute(_items(tmp_path, 4), 2, outcomes.__setitem__, lambda _: None, work=report_threads)
-    assert len(outcomes) == 4
+    execute(_items(tmp_path, workers), workers, outcomes.__setitem__, lambda _: None, work=report_threads)
+    assert len(outcomes) == workers
     for outcome in outcomes.values():
         said = json.loads(outcome.note)
-        share = max(1, said["cpus"] // 2)
+        share = min(said["cpus"], -(-2 * said["cpus"] // workers))  # twice a worker's share, at most every CPU
         assert said["settings"]["ffmpeg"] == share
         loaded = {LIBRARIES[n] for n in LIBRARIES if registry.status(n).available}
         assert {k: v for k, v in said["settings"].items() if k in loaded} == dict.fromkeys(loaded, share)
@@ -79,7 +80,7 @@ def test_share_sets_loaded_libraries_and_the_environment_for_later_ones(monkeypa
     monkeypatch.setattr(threads, "cpus", lambda: 8)
     monkeypatch.delenv("MAGICK_THREAD_LIMIT", raising=False)
     monkeypatch.setenv("VIPS_CONCURRENCY", "3")  # the user's own setting wins
-    assert threads.share(2) == 4
+    assert threads.share(4) == 4  # twice each worker's 2 CPUs
     assert pillow_heif.options.DECODE_THREADS == 4 and threads.threads() == 4
     assert os.environ["MAGICK_THREAD_LIMIT"] == "4" and os.environ["VIPS_CONCURRENCY"] == "3"
     assert threads.share(16) == 1 and pillow_heif.options.DECODE_THREADS == 1
@@ -92,9 +93,9 @@ def test_the_ffmpeg_backend_follows_the_share_unless_given_a_count(monkeypatch: 
     require_backend("ffmpeg")
     ffmpeg = heicconv.select("ffmpeg")
     monkeypatch.setattr(threads, "cpus", lambda: 6)
-    threads.share(3)
+    threads.share(4)
     result = heicconv.convert_with_report(fixtures.make_heic((128, 96)), "jpeg", backend="ffmpeg")
-    assert any("1 tile(s), 2 thread(s))" in n for n in result.notes)
+    assert any("1 tile(s), 3 thread(s))" in n for n in result.notes)
     monkeypatch.setattr(ffmpeg, "threads", 5)
     result = heicconv.convert_with_report(fixtures.make_heic((128, 96)), "jpeg", backend="ffmpeg")
     assert any("1 tile(s), 5 thread(s))" in n for n in result.notes)
@@ -105,4 +106,5 @@ def test_a_cgroup_cpu_quota_caps_the_cpus(monkeypatch: pytest.MonkeyPatch, quota
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
     monkeypatch.setattr(threads, "_cgroup_quota", lambda: quota)  # docker run --cpus 1.5 gives 1.5
     assert threads.cpus() == expected
-    assert threads.threads_for(4) == max(1, expected // 4)
+    assert threads.threads_for(4) == min(expected, -(-2 * expected // 4))
+    assert threads.threads_for(1) == expected

@@ -5,7 +5,11 @@ CPUs), libheif's in pillow-heif (4), libvips' (as many as CPUs) and ImageMagick'
 conversion at a time, that is what makes it fast. Several at once (``heicconv convert -j N``, a service's
 workers) and each worker still starts all of them: 2 workers on 2 CPUs run 8 threads, which spend their
 time waiting for a CPU and evicting each other's caches. :func:`share` makes this process one of
-``workers`` converting at once; every library then gets ``CPUs // workers`` threads (at least one).
+``workers`` converting at once; every library then gets twice its share of the CPUs, ``2 * CPUs /
+workers`` threads (rounded up, at most the CPUs): a worker that waits for its next file, or for its
+output to reach the disk, then leaves no CPU idle (with exactly ``CPUs / workers``, one measured -j 2
+batch on 2 CPUs kept them 69% busy where the libraries' defaults kept them 88%, docs/performance.md),
+and 64 workers on 64 CPUs still run 2 decoder threads each, not 64.
 The CPUs are those this process may run on (:func:`cpus`): a container limited to 2 CPUs on a
 64-CPU host has 2, not 64.
 
@@ -70,12 +74,13 @@ def _cgroup_quota() -> float | None:
 
 
 def threads_for(workers: int = 1) -> int:
-    """Threads for one of ``workers`` processes converting at once: the CPUs shared among them, at least one.
+    """Threads for one of ``workers`` processes converting at once: twice their share of the CPUs, at most all.
 
-    >>> threads_for(cpus()), threads_for(10_000)
-    (1, 1)
+    >>> threads_for(1) == cpus(), threads_for(cpus()) == min(2, cpus()), threads_for(10_000)
+    (True, True, 1)
     """
-    return max(1, cpus() // max(1, workers))
+    count = cpus()
+    return max(1, min(count, -(-2 * count // max(1, workers))))
 
 
 def threads() -> int:

@@ -212,7 +212,7 @@ def _start_worker(jobs: int) -> None:
     # Workers leave Ctrl-C to the main process, which stops handing out work and
     # lets the conversions in progress finish, so every output is complete.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    share_cpus(jobs)  # each of `jobs` workers' decoders start CPUs // jobs threads, not one per CPU each
+    share_cpus(jobs)  # each worker's decoders start 2 * CPUs / jobs threads, not one per CPU each
 
 
 def _remove(paths: Iterator[str]) -> None:
