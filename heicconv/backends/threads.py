@@ -3,8 +3,8 @@
 Every decoder heicconv drives starts its own threads for one image: FFmpeg's frame threads (as many as
 CPUs), libheif's in pillow-heif (4), libvips' (as many as CPUs) and ImageMagick's (as many as CPUs). One
 conversion at a time, that is what makes it fast. Several at once (``heicconv convert -j N``, a service's
-workers) and each worker still starts all of them: 2 workers on 2 CPUs run 8 threads, which spend their
-time waiting for a CPU and evicting each other's caches. :func:`share` makes this process one of
+workers) and each worker still starts all of them: 16 workers on 16 CPUs run 256 FFmpeg threads.
+:func:`share` makes this process one of
 ``workers`` converting at once; every library then gets twice its share of the CPUs, ``2 * CPUs /
 workers`` threads (rounded up, at most the CPUs): a worker that waits for its next file, or for its
 output to reach the disk, then leaves no CPU idle (with exactly ``CPUs / workers``, one measured -j 2
