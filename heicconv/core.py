@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from . import formats, registry
+from .backends import threads
 from .backends.contract import Backend, Job, Result, is_remote
 from .config import effective, settings
 from .errors import BackendUnavailableError, EncodeError, HeicconvError, UnsupportedInputError
@@ -28,6 +29,7 @@ __all__ = [
     "probe",
     "select",
     "selected_backend",
+    "share_cpus",
 ]
 
 
@@ -47,6 +49,15 @@ def select(backend: str | None = None) -> Backend:
         except BackendUnavailableError as exc:
             reasons.append(f"{candidate}: {exc}")
     raise BackendUnavailableError("no backend is available: " + "; ".join(reasons))
+
+
+def share_cpus(workers: int) -> int:
+    """Make this process one of ``workers`` converting at once: each image library gets ``2 * CPUs / workers`` threads.
+
+    For the worker processes of a pool (heicconv's own pools call it); returns the threads per library. The
+    settings are process-wide, so a process that converts one image at a time should not call it.
+    """
+    return threads.share(workers)
 
 
 def selected_backend() -> tuple[str, str]:

@@ -56,9 +56,12 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int) -> None:
+def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int, workers: int) -> None:
     """Worker loop: say it is ready, then convert what arrives until the pipe closes."""
     import heicconv
+    from heicconv.core import share_cpus
+
+    share_cpus(workers)  # one of `workers` processes converting at once: its decoders get their share of the CPUs
 
     conn.send(("ready", None))  # the parent's proof that this process started (see _cannot_start)
     applied: dict[str, Any] = {}
@@ -147,7 +150,8 @@ class IsolatedConverter:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
-        started = [self._start() for _ in range(workers or os.cpu_count() or 1)]
+        self.workers = workers or os.cpu_count() or 1
+        started = [self._start() for _ in range(self.workers)]
         try:
             for worker in started:  # fail here, where the pool is made, if workers cannot start at all
                 self._await_ready(worker)
@@ -159,7 +163,7 @@ class IsolatedConverter:
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
+        process = self._ctx.Process(target=_serve, args=(child, self.memory_bytes, self.workers), daemon=True)
         process.start()
         child.close()
         worker = _Worker(process, parent)

@@ -243,6 +243,7 @@ def get(name: str) -> Backend:
 
 
 def _build(name: str, entry: Entry) -> Backend:
+    from .backends import threads
     from .backends.contract import missing_from_contract
 
     factory: Callable[[], Any]
@@ -277,6 +278,7 @@ def _build(name: str, entry: Entry) -> Backend:
         raise BackendUnavailableError(
             f"backend {name!r} does not satisfy the backend contract (docs/backends.md): it lacks {', '.join(missing)}"
         )
+    threads.apply()  # a library loaded just now gets this process's share of the CPUs, if a pool set one
     return backend
 
 

@@ -39,7 +39,7 @@ def report(
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("report")
     cmd = [sys.executable, "-m", "heicconv.bench", *map(str, images)]
-    cmd += ["--backends", "pillow,vips,wand", "--formats", "jpeg,png", "--runs", "1", "--out", str(out)]
+    cmd += ["--backends", "pillow,vips,wand,ffmpeg", "--formats", "jpeg,png", "--runs", "1", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=images[0].parent, timeout=600, check=False)
     return out, done
 
@@ -100,10 +100,22 @@ def test_every_backend_is_measured_or_says_why_not(report: tuple[Path, Any]) -> 
     data = raw(out)
     measured = {m["backend"] for m in data["measurements"] if not m["error"]}
     assert "pillow" in measured
-    for backend in ("vips", "wand"):
+    for backend in ("vips", "wand", "ffmpeg"):
         assert backend in measured or data["unavailable"].get(backend), backend
     assert not [m for m in data["measurements"] if m["error"]]
     assert len(data["measurements"]) == len(measured) * len(SIZES) * 2
+
+
+def test_the_ffmpeg_backend_is_in_the_tables_and_its_zip_in_the_limits(report: tuple[Path, Any]) -> None:
+    out, _ = report
+    data = raw(out)
+    if "ffmpeg" in data["unavailable"]:
+        pytest.skip(f"ffmpeg: {data['unavailable']['ffmpeg']}")
+    markdown = (out / "report.md").read_text()
+    assert "ffmpeg" in table(markdown, "route")[0] and "ffmpeg" in table(markdown, "Lambda route")[0]
+    assert any(row[0] == "ffmpeg" for row in table(markdown, "backend")[1])
+    assert "Package, ffmpeg: a ZIP (`python docker/build_lambda_zip.py --backend ffmpeg`)" in markdown
+    assert "Package, wand: a container image" in markdown
 
 
 def test_the_table_matches_the_raw_measurements(report: tuple[Path, Any]) -> None:

@@ -238,3 +238,21 @@ def test_no_infinite_numbers_reach_the_projection() -> None:
     p = project(work(0.2), CostModel())
     assert all(math.isfinite(e.per_million) for e in p.lambdas)
     assert all(math.isfinite(c.per_million) for c in p.containers)
+
+
+def test_every_built_in_backend_has_its_lambda_package_in_the_report() -> None:
+    from heicconv import registry
+    from heicconv.bench.prices import LAMBDA_PACKAGES, LambdaLimits
+    from heicconv.bench.report import package_note
+
+    local = {n for n in registry.BUILTIN if not registry.is_remote(n)}
+    assert set(LAMBDA_PACKAGES) == local  # a new backend (ffmpeg) is not silently left out of the model
+    limits = LambdaLimits()
+    ffmpeg = package_note("ffmpeg", limits)
+    assert "docker/build_lambda_zip.py --backend ffmpeg" in ffmpeg
+    assert "deploy it from S3" in ffmpeg  # its ZIP is over the 50 MB of a direct upload
+    for arch, mb in LAMBDA_PACKAGES["ffmpeg"].unzipped_mb.items():
+        assert 0 < mb < limits.package_unzipped_mb and f"{mb:.0f} MB on {arch}" in ffmpeg
+    assert "deploy it from S3" not in package_note("pillow", limits)
+    assert package_note("vips", limits).startswith("Package, vips: a container image")
+    assert package_note("some_plugin", limits) == ""

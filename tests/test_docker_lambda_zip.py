@@ -142,3 +142,54 @@ def test_x86_64_zip_runs_the_handler_on_python_312(built: list[dict[str, Any]], 
     answer = json.loads(proc.stdout)
     assert answer["status"] == 200 and answer["headers"]["Content-Type"] == "image/webp"
     assert answer["version"] == [3, 12]
+
+
+@pytest.fixture(scope="module")
+def built_ffmpeg(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("lambda-zip-ffmpeg")
+    cmd = [sys.executable, str(SCRIPT), "--backend", "ffmpeg", "--arch", "x86_64", "--arch", "arm64", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 and ("Could not find a version" in proc.stderr or "NewConnectionError" in proc.stderr):
+        pytest.skip(f"the package index is not reachable: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries: list[dict[str, Any]] = json.loads(proc.stdout)
+    for s in summaries:
+        print(f"\nLambda ZIP, ffmpeg, {s['arch']}: {s['zipped_mb']} MB zipped, {s['unzipped_mb']} MB unzipped")
+    return summaries
+
+
+def test_ffmpeg_zips_fit_under_250_mb_with_margin(built_ffmpeg: list[dict[str, Any]]) -> None:
+    builder = _load_builder()
+    assert [s["arch"] for s in built_ffmpeg] == ["x86_64", "arm64"]
+    for s in built_ffmpeg:
+        assert s["backend"] == "ffmpeg" and s["zip"].endswith(f"heicconv-lambda-ffmpeg-py312-{s['arch']}.zip")
+        assert s["unzipped_bytes"] < builder.UNZIPPED_LIMIT - builder.UNZIPPED_MARGIN, s["unzipped_mb"]
+        with zipfile.ZipFile(s["zip"]) as zf:
+            names = zf.namelist()
+        suffix = "x86_64" if s["arch"] == "x86_64" else "aarch64"
+        assert any(n.startswith("av/_core.") for n in names)
+        assert any(n.startswith("simplejpeg/_jpeg.cpython-312-" + suffix) for n in names)
+        assert not any("/tests/" in n or n.endswith((".pyi", ".pxd")) for n in names)
+
+
+def test_x86_64_ffmpeg_zip_converts_with_ffmpeg_on_python_312(
+    built_ffmpeg: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    python = _python312()
+    if python is None or sys.platform != "linux" or platform.machine() != "x86_64":
+        pytest.skip("needs a Python 3.12 interpreter on linux x86_64 (or HEICCONV_PYTHON312 naming one)")
+    task = tmp_path / "task"
+    with zipfile.ZipFile(built_ffmpeg[0]["zip"]) as zf:
+        zf.extractall(task)
+    code = (
+        "import sys, heicconv\n"
+        "assert heicconv.__file__.startswith(sys.argv[1]), heicconv.__file__\n"
+        "r = heicconv.convert_with_report(sys.stdin.buffer.read(), 'jpeg')\n"
+        "print(r.backend, [n for n in r.notes if n.startswith('decoded by')][0])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(task), "HOME": str(tmp_path)}  # backend: auto
+    proc = subprocess.run(
+        [python, "-s", "-c", code, str(task)], input=make_heic(size=(128, 96)), capture_output=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert proc.stdout.decode().startswith("ffmpeg decoded by FFmpeg"), proc.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_docker_lambda_zip import built
+from test_docker_lambda_zip import _load_builder, built
 
 from heicconv.testing.fixtures import make_heic
 
@@ -98,3 +98,30 @@ def test_the_real_zip_for_another_python_is_named_at_init(built: list[dict[str, 
     with zipfile.ZipFile(next(s["zip"] for s in built if s["arch"] == "x86_64")) as zf:
         zf.extractall(unpacked)
     check(unpacked, built_for="3.12")
+
+
+def _summary(unzipped_mb: float, zipped_mb: float) -> dict[str, Any]:
+    mb = 1024 * 1024
+    return {"zip": "/out/heicconv-lambda-ffmpeg-py312-x86_64.zip", "unzipped_bytes": int(unzipped_mb * mb),
+            "zipped_bytes": int(zipped_mb * mb)}  # fmt: skip
+
+
+def test_the_builder_refuses_past_250_mb_and_warns_near_it() -> None:
+    builder = _load_builder()
+    assert builder.limit_notes(_summary(46.2, 12.5)) == []
+    near = builder.limit_notes(_summary(240.0, 45.0))
+    assert len(near) == 1 and near[0].startswith("warning:") and "within 25 MB" in near[0]
+    over = builder.limit_notes(_summary(251.0, 70.0))
+    assert over[0].startswith("error:") and "251.0 MB unzipped, over Lambda's 250 MB limit" in over[0]
+    assert over[1].startswith("note:") and "--s3-bucket" in over[1]
+
+
+def test_the_builder_drops_what_nothing_imports(tmp_path: Path) -> None:
+    builder = _load_builder()
+    for name in ("numpy/_core/tests/test_a.py", "numpy/__init__.pyi", "av/frame.pxd", "numpy/_core/include/a.h",
+                 "numpy/_core/multiarray.py", "tests/__init__.py", "av/__init__.py"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    builder.trim(tmp_path)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["av/__init__.py", "numpy/_core/multiarray.py", "tests/__init__.py"]  # a top-level "tests" stays

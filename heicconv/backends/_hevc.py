@@ -8,7 +8,6 @@ its own threads, outside Python's lock.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -116,15 +115,6 @@ def to_annex_b(coded: bytes, length_size: int) -> bytes:
         out += [_START, view[pos : pos + length]]
         pos += length
     return b"".join(out)
-
-
-def threads_for(workers: int = 1) -> int:
-    """Decoder threads for one of ``workers`` processes converting at once: the CPUs shared among them.
-
-    >>> threads_for(os.cpu_count() or 1)
-    1
-    """
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def _colour(item: Item, frame: Any) -> tuple[int, bool]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import output_edits
 from ..errors import EncodeError, HeicconvError
-from . import _hevc
+from . import _hevc, threads
 from .contract import Job, Result
 from .pillow import PillowBackend
 
@@ -41,8 +41,8 @@ class FfmpegBackend(PillowBackend):
         import simplejpeg  # noqa: F401
 
         super().__init__()
-        #: FFmpeg's decoder threads per conversion (see ``_hevc.threads_for``).
-        self.threads = threads or _hevc.threads_for()
+        #: FFmpeg's decoder threads per conversion; None: this process's share of the CPUs (``threads.threads``).
+        self.threads = threads
         self.strip_pixels = STRIP_PIXELS
 
     def versions(self) -> dict[str, str]:
@@ -96,8 +96,9 @@ class FfmpegBackend(PillowBackend):
         geo = _hevc.geometry(src.container, src.item, src.data)
         strip_rows = self._strip_rows(geo, src.orientation)
         quality = job.options.quality
+        count = self.threads or threads.threads()
         try:
-            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, self.threads, src.orientation)
+            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation)
             if strip_rows:
                 pieces = [
                     simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality) for y, cb, cr in _even(strips, strip_rows)
@@ -117,7 +118,7 @@ class FfmpegBackend(PillowBackend):
         jpeg = output_edits.jpeg_add_metadata(jpeg, job.icc, job.exif, job.xmp)
         job.note(
             "decoder",
-            f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {self.threads} thread(s)); its YCbCr 4:2:0 written to "
+            f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s)); its YCbCr 4:2:0 written to "
             f"JPEG without a conversion to RGB, {how}",
         )
         return job.result(jpeg, self.name)

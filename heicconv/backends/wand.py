@@ -11,6 +11,11 @@ never a guessed one.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .. import output_edits
@@ -30,6 +35,41 @@ _WRITERS = {"jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff", "avif"
 _READ_OPTIONS = {"tiff": {"tiff:ignore-layers": "true"}}
 
 
+# Wand's order of library names to try (wand.api.library_paths): each version, then each option.
+_WAND_VERSIONS = ("", "-7", "-7.Q8", "-7.Q16", "-6", "-Q16", "-Q8", "-6.Q16")
+_WAND_SUFFIXES = [version + option for version in _WAND_VERSIONS for option in ("", "HDRI", "HDRI-2")]
+
+
+@contextlib.contextmanager
+def _library_suffix() -> Iterator[None]:
+    """While Wand loads: tell it which MagickWand to load first, found in one ``ldconfig -p``.
+
+    Wand looks for each of 24 library names with ``ctypes.util.find_library``, which runs ``ldconfig``, then a
+    compiler and the linker, for every name it does not find: Debian's ``libMagickWand-6.Q16`` comes 13th,
+    after a second or more of failed searches (most of the wand backend's cold start). The name found here is
+    the one Wand's own search would find first; Wand still searches as before if it cannot load it.
+    """
+    if "WAND_MAGICK_LIBRARY_SUFFIX" in os.environ or not sys.platform.startswith("linux"):
+        yield
+        return
+    try:
+        listing = subprocess.run(
+            ["/sbin/ldconfig", "-p"], capture_output=True, text=True, timeout=10, env={"LC_ALL": "C"}
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    names = {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
+    found = next((s for s in _WAND_SUFFIXES if any(n.startswith(f"libMagickWand{s}.") for n in names)), None)
+    if found is None:
+        yield
+        return
+    os.environ["WAND_MAGICK_LIBRARY_SUFFIX"] = found
+    try:
+        yield
+    finally:
+        os.environ.pop("WAND_MAGICK_LIBRARY_SUFFIX", None)
+
+
 class WandBackend(PipelineBackend[Any]):
     """ImageMagick (via Wand) for decoding and encoding; heicconv for image selection, alpha and metadata."""
 
@@ -39,8 +79,9 @@ class WandBackend(PipelineBackend[Any]):
         # ImageMagick's policy and resource limits are process-wide, so heicconv changes neither (the application
         # may use ImageMagick too): it checks each picture against them and reads with built-in coders only.
         try:
-            from wand import image as wand_image
-            from wand import version as wand_version
+            with _library_suffix():
+                from wand import image as wand_image
+                from wand import version as wand_version
         except (ImportError, OSError) as exc:
             raise BackendUnavailableError(
                 f"backend 'wand': Wand or ImageMagick's MagickWand library is missing ({exc})"

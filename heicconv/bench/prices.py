@@ -18,7 +18,16 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["PRICES_DATE", "PRICE_FACTS", "LambdaLimits", "Price", "Prices", "parse_price"]
+__all__ = [
+    "LAMBDA_PACKAGES",
+    "PRICES_DATE",
+    "PRICE_FACTS",
+    "LambdaLimits",
+    "LambdaPackage",
+    "Price",
+    "Prices",
+    "parse_price",
+]
 
 #: When the default prices were taken (AWS price list and pricing pages).
 PRICES_DATE = "2026-11"
@@ -127,8 +136,38 @@ class LambdaLimits:
     max_vcpus: int = 6
     timeout_s: float = 900.0
     sync_payload_bytes: int = 6 * 1024 * 1024  # request and response, synchronous invoke
+    package_unzipped_mb: float = 250.0  # a ZIP function and its layers, unzipped
+    direct_upload_zipped_mb: float = 50.0  # a larger ZIP is deployed from S3
 
     @property
     def sync_image_bytes(self) -> int:
         """The largest image that fits a synchronous payload once base64-encoded (about 4.5 MB)."""
         return self.sync_payload_bytes // 4 * 3
+
+
+@dataclass(frozen=True)
+class LambdaPackage:
+    """How a backend is deployed on Lambda: a ZIP on the managed runtime (its sizes, MB), or a container image."""
+
+    kind: str  # "zip" or "image"
+    how: str
+    unzipped_mb: dict[str, float] = dataclasses.field(default_factory=dict)  # arch -> MB
+    zipped_mb: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+#: The built-in backends' Lambda packages as ``docker/build_lambda_zip.py`` built them on 2026-11-27 for
+#: python3.12 (PyAV 19.0.2, numpy 2.5.5, Pillow 13.0.0, pillow-heif 1.8.1). Newer wheels change the sizes;
+#: the builder prints them.
+LAMBDA_PACKAGES: dict[str, LambdaPackage] = {
+    "ffmpeg": LambdaPackage(
+        "zip",
+        "python docker/build_lambda_zip.py --backend ffmpeg",
+        {"x86_64": 214.7, "arm64": 168.5},
+        {"x86_64": 59.0, "arm64": 56.7},
+    ),
+    "pillow": LambdaPackage(
+        "zip", "python docker/build_lambda_zip.py", {"x86_64": 46.2, "arm64": 36.6}, {"x86_64": 12.5, "arm64": 12.6}
+    ),
+    "vips": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),
+    "wand": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),
+}

@@ -12,7 +12,7 @@ from typing import Any
 from .charts import Bar, bar_chart
 from .cost import HOURS_PER_MONTH, CostModel, Projection, project
 from .measure import Bench, Measurement
-from .prices import PRICES_DATE
+from .prices import LAMBDA_PACKAGES, PRICES_DATE, LambdaLimits
 
 __all__ = [
     "MEASUREMENT_HEADERS",
@@ -251,11 +251,34 @@ def limit_notes(bench: Bench, projs: Sequence[Projection], model: CostModel) -> 
         slowest = max((e.duration_s for e in p.lambdas), default=0.0)
         if slowest + w.cold_extra_s > lim.timeout_s:
             notes.append(f"Timeout, {w.backend}: some sizes would exceed Lambda's {lim.timeout_s:.0f} s limit.")
+    notes += [note for p in projs if (note := package_note(p.workload.backend, lim))]
     notes.append(
         f"Memory: {lim.memory_min_mb:,} to {lim.memory_max_mb:,} MB ({lim.max_vcpus} vCPUs at the top); timeout "
         f"{lim.timeout_s:.0f} s. Sizes flagged ⚠ have less than {model.memory_headroom:g}x the measured peak memory."
     )
     return notes
+
+
+def package_note(backend: str, limits: LambdaLimits) -> str:
+    """How ``backend`` is deployed on Lambda and how its package compares with the size limits ("" if unknown)."""
+    package = LAMBDA_PACKAGES.get(backend)
+    if package is None:
+        return ""
+    if package.kind != "zip":
+        return f"Package, {backend}: a container image ({package.how}); the ZIP route cannot run it."
+    sizes = ", ".join(f"{package.unzipped_mb[a]:.0f} MB on {a}" for a in package.unzipped_mb)
+    largest = max(package.unzipped_mb.values())
+    text = (
+        f"Package, {backend}: a ZIP (`{package.how}`), unzipped {sizes} of the {limits.package_unzipped_mb:.0f} MB "
+        f"allowed (at least {limits.package_unzipped_mb - largest:.0f} MB left for layers)"
+    )
+    big = [a for a, mb in package.zipped_mb.items() if mb > limits.direct_upload_zipped_mb]
+    if big:
+        text += (
+            f"; zipped it is over the {limits.direct_upload_zipped_mb:.0f} MB of a direct upload on "
+            f"{' and '.join(big)}, so deploy it from S3"
+        )
+    return text + "."
 
 
 def noise_notes(bench: Bench) -> list[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..core import convert_with_report
+from ..core import convert_with_report, share_cpus
 from ..errors import DecodeError, HeicconvError
 from ..options import Limits, Options
 
@@ -208,10 +208,11 @@ def convert_one(item: Item) -> Outcome:
     )
 
 
-def _ignore_sigint() -> None:
+def _start_worker(jobs: int) -> None:
     # Workers leave Ctrl-C to the main process, which stops handing out work and
     # lets the conversions in progress finish, so every output is complete.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    share_cpus(jobs)  # each worker's decoders start 2 * CPUs / jobs threads, not one per CPU each
 
 
 def _remove(paths: Iterator[str]) -> None:
@@ -250,7 +251,9 @@ def execute(
     halted = False
     while True:
         running: dict[Future[Outcome], int] = {}
-        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_sigint)
+        executor = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(jobs,)
+        )
         broken = False
         try:
             try:

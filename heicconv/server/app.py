@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import webapi as api
-from ..core import list_backends
+from ..core import list_backends, share_cpus
 from ..errors import TimeoutError
 from ..isolated import IsolatedConverter
 from .settings import ServerSettings, load
@@ -60,6 +60,8 @@ class Pool:
         self._inflight = 0
         self._lock = threading.Lock()
         self._threads = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="heicconv")
+        if self.kind == "thread":  # `workers` conversions at once in this process (process workers share their own)
+            share_cpus(self.workers)
         self._isolated = (
             IsolatedConverter(self.workers, timeout=self.timeout, memory_mb=self.memory_mb)
             if self.kind == "process"
