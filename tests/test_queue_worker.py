@@ -22,10 +22,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 from PIL import Image
+from plugin_backends import faulty_backend_env
 from test_lambda import moto_server
 
 from heicconv.testing.fixtures import make_heic
@@ -154,6 +155,39 @@ def test_drain_converts_deletes_and_leaves_the_bad_for_the_dead_letter_queue(aws
     bodies = sorted((m["Body"] for m in dead), key=len)
     assert len(bodies) == 2 and bodies[0] == "this is not a notification"
     assert json.loads(bodies[1])["Records"][0]["s3"]["object"]["key"] == quote_plus("up/cut.heic")
+
+
+def test_the_heartbeat_keeps_a_slow_conversion_hidden(aws: tuple[Any, Any], tmp_path: Path) -> None:
+    s3, sqs = aws
+    queue, dlq = make_queue(sqs, visibility=6)
+    bucket = make_bucket(s3, sqs, queue)
+    s3.put_object(Bucket=bucket, Key="slow.heic", Body=make_heic(size=(1200, 900)))
+    # The conversion takes 14 s, more than twice the 6 s visibility timeout: without the heartbeat the
+    # message would be visible again (and, with maxReceiveCount 1, go to the dead-letter queue) meanwhile.
+    proc = worker(queue, "--drain", "--visibility-timeout", "6", env=faulty_backend_env(tmp_path, "14"))
+    try:
+        deadline = time.monotonic() + 60
+        while counts(sqs, queue) != (0, 1):  # received: hidden while it converts
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the worker never received the notification"
+            time.sleep(0.2)
+        received, seen = time.monotonic(), []
+        while time.monotonic() - received < 12:
+            seen.append(counts(sqs, queue))
+            time.sleep(0.5)
+        code, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert set(seen) == {(0, 1)}, seen
+    assert code == 0, err
+    assert jpeg_size(s3, bucket, "converted/slow.jpg") == (1200, 900)
+    # The photo's message is deleted; what may be left is S3's notification of the worker's own output,
+    # if it arrived after the drain's last receive (a worker that keeps running skips it).
+    left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    keys = [unquote_plus(json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"]) for m in left]
+    assert set(keys) <= {"converted/slow.jpg"}, keys
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
 
 
 def _free_port() -> int:
