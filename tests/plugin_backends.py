@@ -29,13 +29,20 @@ class FaultyBackend(PillowBackend):
 """
 
 
+def install_backend(directory: Path, name: str, source: str, cls: str) -> dict[str, str]:
+    """Install module ``{name}_backend`` (``source``, defining class ``cls``) as backend ``name`` in
+    ``directory``, with the entry point a package would declare; returns the environment (``PYTHONPATH``,
+    ``HEICCONV_BACKEND``) in which a new process finds and selects it."""
+    (directory / f"{name}_backend.py").write_text(source)
+    info = directory / f"heicconv_{name}_backend-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: heicconv-{name}-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[heicconv.backends]\n{name} = {name}_backend:{cls}\n")
+    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
+    return {"HEICCONV_BACKEND": name, "PYTHONPATH": path}
+
+
 def faulty_backend_env(directory: Path, fault: str) -> dict[str, str]:
     """Environment in which backend ``faulty`` exists: ``fault`` is ``"crash"`` (SIGSEGV, as a native decoder's
     crash) or a number of seconds to sleep before converting a photo 1000 pixels wide or more."""
-    (directory / "faulty_backend.py").write_text(_SOURCE)
-    info = directory / "heicconv_faulty_backend-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heicconv-faulty-backend\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[heicconv.backends]\nfaulty = faulty_backend:FaultyBackend\n")
-    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
-    return {"HEICCONV_BACKEND": "faulty", "HEICCONV_TEST_FAULT": fault, "PYTHONPATH": path}
+    return {**install_backend(directory, "faulty", _SOURCE, "FaultyBackend"), "HEICCONV_TEST_FAULT": fault}

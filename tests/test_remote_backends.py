@@ -24,6 +24,7 @@ import lambda_endpoint
 import numpy as np
 import pytest
 from PIL import Image
+from plugin_backends import install_backend
 from test_server import Server, start_server, stop_server
 
 import heicconv
@@ -428,13 +429,7 @@ class GatedBackend(PillowBackend):
 
 
 def _gated_env(directory: Path, gate: Path) -> dict[str, str]:
-    (directory / "gated_backend.py").write_text(_GATED_BACKEND)
-    info = directory / "heicconv_gated_backend-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heicconv-gated-backend\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[heicconv.backends]\ngated = gated_backend:GatedBackend\n")
-    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH", "")]))
-    return {"HEICCONV_BACKEND": "gated", "HEICCONV_TEST_GATE": str(gate), "PYTHONPATH": path}
+    return {**install_backend(directory, "gated", _GATED_BACKEND, "GatedBackend"), "HEICCONV_TEST_GATE": str(gate)}
 
 
 @pytest.mark.parametrize("remote", ["http", "lambda"])
