@@ -37,22 +37,22 @@ def _load_builder() -> Any:
     return module
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("lambda-zip")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--arch", "x86_64", "--arch", "arm64", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _build_zips(out: Path, *args: str, timeout: float) -> list[dict[str, Any]]:
+    """Run the builder for both architectures; its JSON summaries (skips if the package index is unreachable)."""
+    cmd = [sys.executable, str(SCRIPT), *args, "--arch", "x86_64", "--arch", "arm64", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 and ("Could not find a version" in proc.stderr or "NewConnectionError" in proc.stderr):
         pytest.skip(f"the package index is not reachable: {proc.stderr[-300:]}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summaries: list[dict[str, Any]] = json.loads(proc.stdout)
     for s in summaries:
-        print(f"\nLambda ZIP {s['arch']}: {s['zipped_mb']} MB zipped, {s['unzipped_mb']} MB unzipped")
+        print(f"\nLambda ZIP, {s['backend']}, {s['arch']}: {s['zipped_mb']} MB zipped, {s['unzipped_mb']} MB unzipped")
     return summaries
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return _build_zips(tmp_path_factory.mktemp("lambda-zip"), timeout=600)
 
 
 def test_zips_fit_lambda_limits_and_hold_the_right_architecture(built: list[dict[str, Any]]) -> None:
@@ -146,16 +146,7 @@ def test_x86_64_zip_runs_the_handler_on_python_312(built: list[dict[str, Any]], 
 
 @pytest.fixture(scope="module")
 def built_ffmpeg(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("lambda-zip-ffmpeg")
-    cmd = [sys.executable, str(SCRIPT), "--backend", "ffmpeg", "--arch", "x86_64", "--arch", "arm64", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0 and ("Could not find a version" in proc.stderr or "NewConnectionError" in proc.stderr):
-        pytest.skip(f"the package index is not reachable: {proc.stderr[-300:]}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summaries: list[dict[str, Any]] = json.loads(proc.stdout)
-    for s in summaries:
-        print(f"\nLambda ZIP, ffmpeg, {s['arch']}: {s['zipped_mb']} MB zipped, {s['unzipped_mb']} MB unzipped")
-    return summaries
+    return _build_zips(tmp_path_factory.mktemp("lambda-zip-ffmpeg"), "--backend", "ffmpeg", timeout=900)
 
 
 def test_ffmpeg_zips_fit_under_250_mb_with_margin(built_ffmpeg: list[dict[str, Any]]) -> None:
