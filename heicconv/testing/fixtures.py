@@ -206,6 +206,14 @@ def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
     template = c.copy_items(coded, c.primary_id)[0]
     cols, rows = -(-width // tile), -(-height // tile)
     tiles = [isobmff.NewItem(n + 1, template.type, template.data, template.properties) for n in range(rows * cols)]
+    return _grid_file(tiles, cols, rows, (width, height))
+
+
+def _grid_file(tiles: list[Any], cols: int, rows: int, size: tuple[int, int]) -> bytes:
+    """A HEIF whose primary image is a ``cols`` x ``rows`` grid of ``tiles`` (row by row), cropped to ``size``."""
+    from .. import isobmff
+
+    width, height = size
     wide = width > 0xFFFF or height > 0xFFFF
     field = ">I" if wide else ">H"
     descriptor = bytes([0, int(wide), rows - 1, cols - 1]) + struct.pack(field, width) + struct.pack(field, height)
@@ -233,11 +241,7 @@ def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
             parsed = isobmff.parse(coded)
             item = parsed.copy_items(coded, parsed.primary_id)[0]
             tiles.append(isobmff.NewItem(len(tiles) + 1, item.type, item.data, item.properties))
-    descriptor = bytes([0, 0, rows - 1, cols - 1]) + struct.pack(">HH", width, height)
-    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
-    grid = isobmff.NewItem(len(tiles) + 1, b"grid", descriptor, [(ispe, False)], parts=[t.id for t in tiles])
-    grid.hidden = False
-    return isobmff.write([grid, *tiles], grid.id)
+    return _grid_file(tiles, cols, rows, (width, height))
 
 
 def make_mini_heic(
