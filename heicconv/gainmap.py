@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import isobmff
+from .errors import DecodeError
 
 if TYPE_CHECKING:
     from .info import Source
@@ -297,6 +298,9 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
     if target is None:
         return None
     kind = {APPLE: "Apple", SAMSUNG: "Samsung"}.get(target.aux_type, "ISO 21496-1")
+    broken = _damage(c, target, data)
+    if broken:  # a damaged map would be decoded into streaks in the HDR rendering: the photo converts without it
+        return GainMap(target, kind, None, "", problem=f"its coded data is damaged or missing: {broken}")
     if tmap is not None and target.id == tmap.refs[b"dimg"][1]:
         try:
             raw = c.item_data(tmap, data, limit=4096)
@@ -321,6 +325,14 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
         meta_a = Metadata(0.0, math.log2(headroom), alternate_headroom_log2=math.log2(headroom))
         return _checked(GainMap(target, kind, meta_a, "Apple MakerNote tags 33 and 48", apple_headroom=headroom))
     return GainMap(target, kind, None, "", problem="no metadata says how to apply it")
+
+
+def _damage(c: isobmff.Container, target: isobmff.Item, data: bytes) -> str:
+    try:
+        c.check_data(data, c.parts_of(target.id))
+        return next((why for i in c.parts_of(target.id) if (why := c.damage(data, c.items[i]))), "")
+    except DecodeError as exc:
+        return str(exc)
 
 
 def _checked(gm: GainMap) -> GainMap:

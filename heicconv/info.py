@@ -213,6 +213,10 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
     thumbs = [t for t in c.thumbnails_of(item.id) if _sound(c, t, item)]
     if whole:  # everything a decoder will read must be in the file (size-0 'mdat' boxes say nothing)
         c.check_data(data, c.parts_of(item.id) + [i for t in thumbs for i in c.parts_of(t.id)])
+        # Data that is all there can still be damaged inside (zeros where units must be, a unit longer than
+        # its item): some decoders turn that into a picture with grey or green regions, so it is refused here.
+        c.check_coded(data, c.parts_of(item.id), fmt)
+        thumbs = [t for t in thumbs if not any(c.damage(data, c.items[i]) for i in c.parts_of(t.id))]
     orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
     pw, ph = primary.display_size
     info = ImageInfo(
@@ -310,6 +314,8 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
     w, h = im.size
     if limits is not None and w * h > limits.max_pixels:  # before getexif(), which decodes a PNG to find eXIf
         check_limits(w, h, limits)
+    if whole and fmt == "jpeg":
+        completeness.check_jpeg_data(data)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
     orientation = 1

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .bitstream import hevc_picture_size
+from .bitstream import av1_damage, hevc_damage, hevc_picture_size
 from .errors import DecodeError
 
 __all__ = ["Container", "Item", "NewItem", "check_image", "cut_short", "parse", "sequence_only", "write"]
@@ -49,6 +49,7 @@ class Item:
     chroma: int = 1  # chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4
     grid: tuple[int, int, int, int] | None = None  # rows, columns, width, height of a 'grid' item
     coded_size: tuple[int, int] | None = None  # what the HEVC stream's own SPS says it decodes to
+    nal_length_size: int = 4  # bytes before each NAL unit of an HEVC item's data, from 'hvcC'
     aux_type: str = ""
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
     props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
@@ -135,6 +136,37 @@ class Container:
                 where = "its 'idat' box" if item.construction_method == 1 else "the file"
                 raise DecodeError(f"item {item.id} points outside {where} (bytes {start}-{end} of {len(source)})")
             yield start, end
+
+    def damage(self, data: bytes, item: Item) -> str:
+        """What breaks the framing of a coded item's data (HEVC NAL units, AV1 OBUs), or ``""``.
+
+        Call :meth:`check_data` first: the data must be in the file. Other item types are not read here.
+        """
+        if item.type == b"hvc1":
+            return hevc_damage(self.item_data(item, data, limit=len(data) + len(self.idat)), item.nal_length_size)
+        if item.type == b"av01":
+            return av1_damage(self.item_data(item, data, limit=len(data) + len(self.idat)))
+        return ""
+
+    def check_coded(self, data: bytes, ids: list[int], fmt: str) -> None:
+        """Raise ``DecodeError`` if the coded data of any of these items (an image and its parts, as
+        :meth:`parts_of` lists them) is damaged (see :meth:`damage`)."""
+        for i in ids:
+            why = self.damage(data, self.items[i]) if i in self.items else ""
+            if why:
+                role = self._role(i, ids)
+                raise DecodeError(f"the {fmt.upper()} file is damaged: {role}'s coded data is broken: {why}")
+
+    def _role(self, item_id: int, ids: list[int]) -> str:
+        if item_id == ids[0]:
+            return "the image"
+        for grid in ids:
+            tiles = self.items[grid].refs.get(b"dimg", []) if grid in self.items else []
+            if item_id in tiles:
+                return f"tile {tiles.index(item_id) + 1} of {len(tiles)} (item {item_id})"
+        if self.items[item_id].aux_type in _ALPHA_URNS:
+            return f"the alpha plane (item {item_id})"
+        return f"item {item_id}"
 
     def parts_of(self, item_id: int) -> list[int]:
         """``item_id`` and every item a decoder needs to produce it, in that order.
@@ -640,6 +672,7 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         except ValueError as exc:
             raise DecodeError(f"item {item.id}'s HEVC configuration is malformed: {exc}") from exc
         item.chroma = prop.buf[prop.pos + 16] & 3
+        item.nal_length_size = (prop.buf[prop.pos + 21] & 3) + 1 if prop.end - prop.pos > 21 else 4
         item.monochrome = item.chroma == 0
         item.bit_depth = item.bit_depth or (prop.buf[prop.pos + 17] & 7) + 8
     elif kind == b"av1C":
