@@ -170,3 +170,25 @@ def test_unreadable_sqs_messages_are_retried_not_deleted(uploads: tuple[Any, str
     failed = {r["item"]: r["error"]["message"] for r in answer["results"] if r["status"] == "failed"}
     assert "not JSON" in failed["m-text"] and "unrecognised message" in failed["m-other"]
     assert [r["status"] for r in answer["results"] if "item" not in r] == ["converted"]
+
+
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-11-26T10:00:00.000Z",
+    "Bucket": "photos",
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+}
+
+
+def test_s3_test_event_is_ignored_with_one_log_line_straight_or_through_sqs(caplog: pytest.LogCaptureFixture) -> None:
+    """S3 sends s3:TestEvent when a notification is set up: straight to the function, or as an SQS message body."""
+    with caplog.at_level("INFO", logger="heicconv.aws_lambda"):
+        assert handler(dict(S3_TEST_EVENT)) == {"batchItemFailures": [], "results": []}
+    assert [r.getMessage() for r in caplog.records] == ["s3:TestEvent for bucket photos: ignored (names no object)"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="heicconv.aws_lambda"):
+        answer = handler(sqs_event(("m-test", json.dumps(S3_TEST_EVENT))))
+    assert answer == {"batchItemFailures": [], "results": []}
+    assert [r.getMessage() for r in caplog.records] == ["s3:TestEvent for bucket photos: ignored (names no object)"]

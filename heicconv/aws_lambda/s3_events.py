@@ -39,12 +39,17 @@ class Unrecognised(HeicconvError):
 
 
 def is_notification_event(event: dict[str, Any]) -> bool:
-    """Does the event carry S3 notifications (directly, or through SNS, SQS or EventBridge)?"""
+    """Does the event carry S3 notifications (directly, or through SNS, SQS or EventBridge), or S3's test event?"""
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         first = records[0]
         return first.get("eventSource") in {"aws:s3", "aws:sqs"} or first.get("EventSource") == "aws:sns"
-    return event.get("source") == "aws.s3" and "detail-type" in event
+    return (event.get("source") == "aws.s3" and "detail-type" in event) or _is_test_event(event)
+
+
+def _is_test_event(message: dict[str, Any]) -> bool:
+    """S3's ``s3:TestEvent``, sent once when a notification is set up: it names no object."""
+    return message.get("Service") == "Amazon S3" and message.get("Event") == "s3:TestEvent"
 
 
 def handle_records(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]:
@@ -75,7 +80,7 @@ def handle_records(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]
 
 def _groups(event: dict[str, Any]) -> list[tuple[str, list[S3Object], Unrecognised | None]]:
     """The objects each record names, grouped by the item a retry would resend, and why an SQS message names none."""
-    if "Records" not in event:  # EventBridge, straight to the function
+    if "Records" not in event:  # EventBridge or S3's test event, straight to the function
         return [(obj.item, [obj], None) for obj in _objects(event, "")]
     groups: list[tuple[str, list[S3Object], Unrecognised | None]] = []
     for record in event["Records"]:
@@ -122,7 +127,8 @@ def _objects(message: Any, item: str) -> list[S3Object]:
         return _objects(_json(message["Message"], "the SNS message"), item)
     if message.get("source") == "aws.s3" and isinstance(message.get("detail"), dict):  # EventBridge
         return [_from_eventbridge(message, item)]
-    if message.get("Event") == "s3:TestEvent":  # sent once when the notification is set up
+    if _is_test_event(message):
+        log.info("s3:TestEvent for bucket %s: ignored (names no object)", message.get("Bucket", "?"))
         return []
     if message.get("Type") == "SubscriptionConfirmation":
         raise Unrecognised("an SNS SubscriptionConfirmation: confirm the subscription (its SubscribeURL) instead")
