@@ -13,13 +13,14 @@ import json
 from typing import Any
 
 import pytest
-from test_lambda import _bucket, clean_config, s3, s3_endpoint, s3_event
+from test_lambda import S3Requests, _bucket, clean_config, s3, s3_endpoint, s3_event, s3_requests
 
 import heicconv
 from heicconv.aws_lambda import handler
+from heicconv.aws_lambda.s3_events import FailedRecords
 from heicconv.testing.fixtures import make_heic
 
-__all__ = ["clean_config", "s3", "s3_endpoint"]  # fixtures used by name
+__all__ = ["clean_config", "s3", "s3_endpoint", "s3_requests"]  # fixtures used by name
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:photo-uploads"
 _buckets = itertools.count()
@@ -148,6 +149,26 @@ def test_s3_through_eventbridge_and_through_eventbridge_and_sqs(uploads: tuple[A
     assert converted(s3, bucket) == "image/jpeg"
     with pytest.raises(heicconv.HeicconvError, match="unrecognised message"):
         handler({"source": "aws.s3", "detail-type": "Object Created"})  # no detail
+
+
+@pytest.mark.parametrize("route", ["sns", "eventbridge"])
+def test_a_failed_write_fails_the_invocation_on_every_asynchronous_route(
+    uploads: tuple[Any, str], s3_requests: S3Requests, route: str
+) -> None:
+    """SNS and EventBridge invoke the function asynchronously, as S3 does: a failure must fail the invocation."""
+    s3, bucket = uploads
+    event = (
+        sns_event(s3_event((bucket, "IMG 0001.HEIC", 100)))
+        if route == "sns"
+        else eventbridge_event(bucket, "IMG 0001.HEIC", 100)
+    )
+    s3_requests.fail.add(("PutObject", "converted/IMG 0001.jpg"))
+    with pytest.raises(FailedRecords, match="SlowDown"):
+        handler(event)
+    s3_requests.fail.clear()
+    assert [r["status"] for r in handler(event)["results"]] == ["converted"]  # Lambda's retry
+    assert [r["status"] for r in handler(event)["results"]] == ["skipped"]  # a duplicate delivery
+    assert converted(s3, bucket) == "image/jpeg"
 
 
 def test_eventbridge_events_other_than_created_are_skipped_with_a_reason() -> None:
