@@ -157,6 +157,21 @@ def test_drain_converts_deletes_and_leaves_the_bad_for_the_dead_letter_queue(aws
     assert json.loads(bodies[1])["Records"][0]["s3"]["object"]["key"] == quote_plus("up/cut.heic")
 
 
+def test_a_notification_delivered_twice_is_converted_once(aws: tuple[Any, Any]) -> None:
+    """SQS delivers at least once: the second delivery finds the output written from the same source and skips it."""
+    s3, sqs = aws
+    queue, _ = make_queue(sqs)
+    bucket = make_bucket(s3, sqs)
+    s3.put_object(Bucket=bucket, Key="twice.heic", Body=make_heic(size=(64, 48)))
+    for _ in range(2):
+        sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, "twice.heic"))
+    code, err = finish(worker(queue, "--drain", "-j", "1"))
+    assert code == 0, err
+    assert err.count("skipped: already converted from this source") == 1, err
+    assert "2 message(s) received, 2 deleted, 0 left for redelivery" in err and counts(sqs, queue) == (0, 0)
+    assert jpeg_size(s3, bucket, "converted/twice.jpg") == (64, 48)
+
+
 def test_the_heartbeat_keeps_a_slow_conversion_hidden(aws: tuple[Any, Any], tmp_path: Path) -> None:
     s3, sqs = aws
     queue, dlq = make_queue(sqs, visibility=6)

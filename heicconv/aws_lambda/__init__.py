@@ -4,6 +4,8 @@ One function answers four kinds of event:
 
 - S3 "object created" notifications, straight from S3 or through SNS, SQS or
   EventBridge: each object is converted and written under ``HEICCONV_LAMBDA_OUTPUT_PREFIX``;
+  a failed object is listed in ``batchItemFailures`` (SQS) or fails the invocation (any other
+  sender), so that it is retried, and a retry skips the outputs already written;
 - S3 Batch Operations tasks (schema 1.0 and 2.0): the same conversion for every object of a
   manifest, answered with a ``resultCode`` per task for the job's completion report;
 - API Gateway REST, HTTP API and Function URL requests with the image as the
