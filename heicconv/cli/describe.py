@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from .. import config
 from ..core import list_backends, probe, selected_backend
-from ..errors import ConfigError, HeicconvError
+from ..errors import ConfigError, HeicconvError, UnsupportedInputError
 from ..info import ImageInfo
+from .inputs import not_regular, open_regular, read_limited
 from .run import explain
 
 __all__ = ["add_backends_parser", "add_info_parser"]
@@ -73,9 +74,13 @@ def _describe(info: ImageInfo) -> list[tuple[str, str]]:
 def run_info(args: argparse.Namespace) -> int:
     """Print what each file holds; exit 1 if any could not be read."""
     failed = shown = 0
+    limits = config.settings().limits
     for name in args.files:
         try:
-            info = probe(Path(name).read_bytes())
+            with open_regular(name) as (fh, st):
+                if fh is None:  # a pipe in "heicconv info *" would wait for a writer forever
+                    raise UnsupportedInputError(not_regular(st, "info"))
+                info = probe(read_limited(fh, limits, st.st_size))
         except (HeicconvError, OSError) as exc:
             failed += 1
             if isinstance(exc, HeicconvError):
