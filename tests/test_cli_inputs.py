@@ -1,4 +1,4 @@
-"""What ``heicconv`` reads and prints: pipes, devices and sockets, inputs over the size limit, signals.
+"""What ``heicconv`` reads and prints: pipes, devices and sockets, inputs over the size limit, signals, odd names.
 
 Every command runs in a subprocess of its own process group, with its address space capped and a
 deadline: a command that hangs (on a named pipe) or reads without end fails its test, and the
@@ -257,3 +257,39 @@ def test_no_temporary_file_outlives_a_terminated_run(slow_inputs: Path, tmp_path
     assert not [n for n in names if n.startswith(".")], f"temporary files left behind: {names}"
     for name in names:
         assert decoded_size(out / name) == (3000, 2000)
+
+
+# Control characters in names are printed escaped (issue 21, item 9).
+
+
+def test_names_with_control_characters_are_printed_escaped(tmp_path: Path, heic: bytes) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "new\nline.heic").write_bytes(heic)
+    (src / "bad\x1b[2J.heic").write_bytes(b"\x00\x00\x00\x10ftypheic" + b"\x00" * 8)
+    (tmp_path / "elsewhere").mkdir()
+    (src / "lin\rk").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "not\ta folder").write_text("")
+
+    plain = run("convert", "src", "-r", "-o", "out", cwd=tmp_path)
+    assert plain.returncode == 1
+    assert "converted src/new\\nline.heic -> out/new\\nline.jpg (96x64, " in plain.stderr
+    assert "\nline.heic" not in plain.stderr
+    assert "failed src/bad\\x1b[2J.heic: the file is damaged or incomplete" in plain.stderr
+    assert "symbolic link(s) to folders (src/lin\\rk)" in plain.stderr
+    dry = run("convert", "src", "-o", "elsewhere", "--dry-run", cwd=tmp_path)
+    assert "would convert src/new\\nline.heic -> elsewhere/new\\nline.jpg" in dry.stderr
+    error = run("convert", "src", "-o", "not\ta folder", cwd=tmp_path)
+    assert error.returncode == 2
+    assert "heicconv: error: -o not\\ta folder: exists and is not a folder" in error.stderr
+    info = run("info", "src/new\nline.heic", "src/bad\x1b[2J.heic", cwd=tmp_path)
+    assert info.stdout.startswith("src/new\\nline.heic\n")
+    assert "heicconv info: src/bad\\x1b[2J.heic: " in info.stderr
+    for result in (plain, dry, error, info):
+        for text in (result.stdout, result.stderr):
+            assert not {"\x1b", "\r", "\t"} & set(text)
+
+    # JSON escapes names itself: they stay exact.
+    report = run("convert", "src", "-o", "again", "--json", cwd=tmp_path)
+    assert set(report.records) == {"src/new\nline.heic", "src/bad\x1b[2J.heic"}
+    assert report.records["src/new\nline.heic"]["output"] == "again/new\nline.jpg"

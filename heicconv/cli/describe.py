@@ -11,6 +11,7 @@ from .. import config
 from ..core import list_backends, probe, selected_backend
 from ..errors import ConfigError, HeicconvError, UnsupportedInputError
 from ..info import ImageInfo
+from ..terminal import printable
 from .inputs import not_regular, open_regular, read_limited
 from .run import explain
 
@@ -90,7 +91,7 @@ def run_info(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"path": name, "error": message}), flush=True)
             else:
-                sys.stderr.write(f"heicconv info: {name}: {message}\n")
+                sys.stderr.write(printable(f"heicconv info: {name}: {message}") + "\n")
             continue
         if args.json:
             print(json.dumps({"path": name, **info.to_dict()}), flush=True)
@@ -98,7 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
         if shown:
             print()
         shown += 1
-        print(name)
+        print(printable(name))
         for label, value in _describe(info):
             print(f"  {label:<12} {value}")
     return 1 if failed else 0
