@@ -114,10 +114,8 @@ def read_source(
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
-    if limits is not None and len(data) > limits.max_input_bytes:
-        raise LimitExceededError(
-            f"the input is {len(data):,} bytes, over the limit of {limits.max_input_bytes:,} (max_input_bytes)"
-        )
+    if limits is not None:
+        limits.check_input_bytes(len(data))
     fmt = formats.detect(data)
     try:
         source = (
