@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from faulty_remote import FaultyRemote, self_signed
 
 import heicconv
+from heicconv.backends.wire import Answer, BrokenAnswer, Endpoint, _Reading, _request_bytes
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_module
 
@@ -200,3 +202,62 @@ def test_an_https_remote_that_does_not_answer_in_time(
     finally:
         server.close()
     _assert_raised(raised, seconds, heicconv.TimeoutError, f"did not answer within {TIMEOUT:g} s")
+
+
+# --- the answer reader, fed as a slow network would feed it ---------------------------------------------------------
+
+
+def _read(method: str, raw: bytes, piece: int) -> Answer:
+    reading = _Reading(method)
+    for start in range(0, len(raw), piece):
+        answer = reading.feed(raw[start : start + piece])
+        if answer is not None:
+            return answer
+    answer = reading.feed(b"")  # the connection closes
+    assert answer is not None
+    return answer
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+@pytest.mark.parametrize(
+    ("raw", "body"),
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", b"hello", id="length"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", b"hello", id="length-then-more"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nhel\r\n2\r\nlo\r\n0\r\nT: 1\r\n\r\n",
+            b"hello",
+            id="chunked",
+        ),
+        pytest.param(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nhello", b"hello", id="interim-then-close"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", b"", id="no-content"),
+    ],
+)
+def test_the_answer_reader_reads_each_framing(raw: bytes, body: bytes, piece: int) -> None:
+    answer = _read("GET", raw, piece)
+    assert answer.status in (200, 204) and answer.body == body
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        pytest.param(b"", "closed the connection without answering", id="nothing"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", "before its answer's head ended", id="head-cut"),
+        pytest.param(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not HTTP/1.1", id="not-http"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello", "after 5 of the 9 bytes", id="body-cut"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length is '-1'", id="bad-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            "before its last chunk",
+            id="chunk-cut",
+        ),
+    ],
+)
+def test_the_answer_reader_refuses_a_broken_answer(raw: bytes, said: str) -> None:
+    with pytest.raises(BrokenAnswer, match=re.escape(said)):
+        _read("GET", raw, 3)
+
+
+def test_an_ipv6_host_is_bracketed() -> None:
+    request = _request_bytes(Endpoint("::1", 8000), "GET", "/health", None, {})
+    assert b"\r\nHost: [::1]:8000\r\n" in request

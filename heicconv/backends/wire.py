@@ -110,7 +110,8 @@ def _request_bytes(
     endpoint: Endpoint, method: str, target: str, body: bytes | None, headers: Mapping[str, str]
 ) -> bytes:
     default_port = 443 if endpoint.context is not None else 80
-    host = endpoint.host if endpoint.port == default_port else f"{endpoint.host}:{endpoint.port}"
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host  # an IPv6 address
+    host = host if endpoint.port == default_port else f"{host}:{endpoint.port}"
     sent = {k.lower() for k in headers}
     head = [f"{method} {target} HTTP/1.1"]
     head += [f"Host: {host}"] if "host" not in sent else []
