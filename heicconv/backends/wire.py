@@ -238,7 +238,7 @@ def exchange(
 ) -> Answer:
     """One request and its whole answer on a blocking socket, all within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    sock = socket.create_connection((endpoint.host, endpoint.port), timeout=time_left(deadline))
+    sock = _connect(endpoint, deadline)
     try:
         if endpoint.context is not None:
             sock.settimeout(time_left(deadline))  # the handshake is one operation: the timeout bounds all of it
@@ -255,6 +255,24 @@ def exchange(
         return answer
     finally:
         sock.close()
+
+
+def _connect(endpoint: Endpoint, deadline: float) -> socket.socket:
+    """A connection to the first of the host's addresses that accepts one by ``deadline`` (all of them share it)."""
+    failure: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(time_left(deadline))
+            sock.connect(address)
+            return sock
+        except builtins.TimeoutError:
+            sock.close()
+            raise
+        except OSError as exc:  # refused or unreachable there: the next address may answer
+            sock.close()
+            failure = exc
+    raise failure or OSError(f"{endpoint.host} has no address")
 
 
 async def exchange_async(
