@@ -1,21 +1,19 @@
 """The ``http`` backend: the conversion runs in a heicconv service (``heicconv serve``, the images in docker/).
 
-Standard library only (:mod:`.wire`): ``http.client`` for calls, asyncio streams for ``heicconv.convert_async``.
+Standard library only (:mod:`.wire`): a blocking socket for calls, asyncio streams for ``heicconv.convert_async``.
 Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.remotes` reads them).
 """
 
 from __future__ import annotations
 
-import asyncio
-import builtins
 import ssl
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import BackendUnavailableError, ConfigError, HeicconvError, TimeoutError
-from .remote import Answer, RemoteBackend
-from .wire import Endpoint, exchange, exchange_async
+from ..errors import ConfigError
+from .remote import RemoteBackend
+from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 
 __all__ = ["HttpBackend", "HttpSettings"]
 
@@ -25,7 +23,7 @@ class HttpSettings:
     """Where the service is and how to reach it (``[http]`` in the config file)."""
 
     url: str = ""  # http://host:port, or with a path prefix: https://images.internal/heicconv
-    timeout: float = 60.0  # seconds for the whole exchange; then heicconv.TimeoutError
+    timeout: float = 60.0  # seconds for each call, connecting, the answer and retries included; then TimeoutError
     token: str = ""  # sent as "Authorization: Bearer <token>", or in auth_header
     auth_header: str = ""  # a header that carries the token as it is ("X-Api-Key")
     verify: bool = True  # verify the TLS certificate (https)
@@ -43,6 +41,8 @@ class HttpBackend(RemoteBackend):
             raise ConfigError(f"http.url: expected http://host:port or https://host/path, got {settings.url!r}")
         self.settings = settings
         self.where = settings.url.rstrip("/")
+        self.timeout = settings.timeout
+        self.tls_hint = " (see http.ca_file)"
         self.retries = settings.retries
         self._prefix = parts.path.rstrip("/")
         self._endpoint = Endpoint.of(settings.url, _tls_context(settings) if parts.scheme == "https" else None)
@@ -59,39 +59,28 @@ class HttpBackend(RemoteBackend):
     def _target(self, route: str, query: Mapping[str, str] | None = None) -> str:
         return f"{self._prefix}{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
-    # -- blocking ----------------------------------------------------------------------------------
-    def send(self, query: Mapping[str, str], body: bytes) -> Answer:
-        return self._exchange("POST", self._target("/convert", query), body)
+    def _request(self, method: str, target: str, body: bytes | None) -> Request:
+        return self._endpoint, method, target, body, self._headers(body)
 
-    def ask_health(self) -> Answer:
-        return self._exchange("GET", self._target("/health"), None)
-
-    def _exchange(self, method: str, target: str, body: bytes | None) -> Answer:
+    def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        request = self._request("POST", self._target("/convert", query), body)
         try:
-            return exchange(self._endpoint, method, target, body, self._headers(body), self.settings.timeout)
+            return exchange(*request, time_left(deadline))
         except Exception as exc:
-            raise self._transport_error(exc) from exc
+            raise self.transport_error(exc) from exc
 
-    # -- non-blocking ----------------------------------------------------------------------------
-    async def send_async(self, query: Mapping[str, str], body: bytes) -> Answer:
-        target = self._target("/convert", query)
+    async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        request = self._request("POST", self._target("/convert", query), body)
         try:
-            return await exchange_async(
-                self._endpoint, "POST", target, body, self._headers(body), self.settings.timeout
-            )
+            return await exchange_async(*request, time_left(deadline))
         except Exception as exc:
-            raise self._transport_error(exc) from exc
+            raise self.transport_error(exc) from exc
 
-    def _transport_error(self, exc: BaseException) -> HeicconvError:
-        if isinstance(exc, HeicconvError):
-            return exc
-        if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)) or "timed out" in str(exc):
-            return TimeoutError(
-                f"backend 'http': {self.where} did not answer within {self.settings.timeout:g} s (http.timeout)"
-            )
-        if isinstance(exc, ssl.SSLError):
-            return BackendUnavailableError(f"backend 'http': TLS with {self.where} failed: {exc} (see http.ca_file)")
-        return BackendUnavailableError(f"backend 'http': cannot reach {self.where}: {type(exc).__name__}: {exc}")
+    def ask_health(self, deadline: float) -> Answer:
+        try:
+            return exchange(*self._request("GET", self._target("/health"), None), time_left(deadline))
+        except Exception as exc:
+            raise self.transport_error(exc) from exc
 
 
 def _tls_context(settings: HttpSettings) -> ssl.SSLContext:
