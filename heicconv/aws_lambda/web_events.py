@@ -94,7 +94,7 @@ def _staging(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _staged_input(url: str) -> bytes:
-    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request pays for http.client
+    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request imports the HTTP client
 
     answer = exchange(Endpoint.of(url), "GET", target_of(url), None, {}, STAGED_IO_TIMEOUT)
     if answer.status != 200:
