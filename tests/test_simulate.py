@@ -103,7 +103,7 @@ def test_a_burst_on_one_container_task_queues_minute_by_minute() -> None:
 
 
 def test_a_burst_scales_the_fleet_out_after_the_delay_on_queue_depth() -> None:
-    fleet = Fleet(min_tasks=1, max_tasks=50, scale_on="queue", target=0.7, scale_out_delay_min=2, scale_in_min=15)
+    fleet = Fleet(min_tasks=1, max_tasks=50, scale_on="queue", scale_target=0.7, scale_out_delay_min=2, scale_in_min=15)
     model = CostModel()
     out = simulate_container(from_counts([0] * 5 + [600] + [0] * 29), HALF, "x86_64", fleet, model)
     # Minute 5 serves 120 and leaves 480 waiting: (480 + 600) / (0.7 x 120 a task) -> 13 tasks, serving from
@@ -119,7 +119,7 @@ def test_a_burst_scales_the_fleet_out_after_the_delay_on_queue_depth() -> None:
 
 
 def test_scaling_on_cpu_grows_the_fleet_by_at_most_one_over_the_target_a_step() -> None:
-    fleet = Fleet(min_tasks=1, max_tasks=100, scale_on="cpu", target=0.5, scale_out_delay_min=0)
+    fleet = Fleet(min_tasks=1, max_tasks=100, scale_on="cpu", scale_target=0.5, scale_out_delay_min=0)
     out = simulate_container(from_counts([0] * 5 + [100_000] + [0] * 5), HALF, "x86_64", fleet, CostModel())
     # A busy fleet reads 100 %: 1 -> 2 -> 4 -> 8 -> 16 -> 32 tasks, one step a minute (the last minute's
     # decision, 64, would serve after the traffic ends).
@@ -179,7 +179,7 @@ def test_a_hundred_million_requests_a_month_are_counted_whole() -> None:
     [
         ({"min_tasks": 5, "max_tasks": 2}, "min_tasks (5) is above max_tasks (2)"),
         ({"scale_on": "memory"}, "scale_on: expected one of cpu, queue"),
-        ({"target": 0}, "target: expected a number > 0 and <= 1"),
+        ({"scale_target": 0}, "scale_target: expected a number > 0 and <= 1"),
         ({"keep_warm_min": -1}, "keep_warm_min: expected a whole number from 0 to 1440"),
     ],
 )

@@ -12,6 +12,7 @@ from typing import Any
 from .charts import Bar, bar_chart
 from .cost import HOURS_PER_MONTH, CostModel, Projection, project
 from .measure import Bench, Measurement
+from .month import ASSUMPTIONS, Month, month_charts, month_markdown
 from .prices import LAMBDA_PACKAGES, PRICES_DATE, LambdaLimits
 
 __all__ = [
@@ -402,8 +403,11 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
     }
 
 
-def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) -> str:
-    """The whole report as Markdown (``charts``: file names of the SVGs beside it)."""
+def render_markdown(
+    bench: Bench, model: CostModel, charts: Sequence[str] = (), months: Sequence[tuple[Month, Sequence[str]]] = ()
+) -> str:
+    """The whole report as Markdown (``charts``: file names of the SVGs beside it; ``months``: each simulated
+    traffic with its charts' file names)."""
     projs = projections(bench, model)
     env = bench.environment
     out = [
@@ -418,6 +422,12 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
         "",
         *[f"- {line}" for line in verdict(projs, model, list(bench.remotes()))],
         "",
+    ]
+    for month, names in months:
+        out += month_markdown(month, names, _md_table)
+    if months:
+        out += ["### What the simulation assumes", "", *[f"- {a}" for a in ASSUMPTIONS], ""]
+    out += [
         "## Where Lambda's limits bite",
         "",
         *[f"- {line}" for line in limit_notes(bench, projs, model)],
@@ -480,23 +490,34 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
     return "\n".join(out)
 
 
-def write_report(bench: Bench, model: CostModel, out_dir: str | Path) -> Path:
-    """Write ``report.md``, ``bench.json`` and the SVG charts into ``out_dir``; return the Markdown path."""
+def write_report(bench: Bench, model: CostModel, out_dir: str | Path, months: Sequence[Month] = ()) -> Path:
+    """Write ``report.md``, ``bench.json`` and the SVG charts into ``out_dir``; return the Markdown path.
+
+    ``months``: traffics simulated on the routes (:func:`heicconv.bench.month.simulate_month`), each with
+    its section and charts.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     projs = projections(bench, model)
     charts = _charts(bench, projs) if bench.backends() else {}
     for name, svg in charts.items():
         (out / name).write_text(svg, encoding="utf-8")
+    sections = []
+    for month in months:
+        drawn = month_charts(month)
+        for name, svg in drawn.items():
+            (out / name).write_text(svg, encoding="utf-8")
+        sections.append((month, list(drawn)))
     raw: dict[str, Any] = {
         **bench.to_dict(),
         "model": model.to_dict(),
         "projections": [p.to_dict() for p in projs],
+        "months": [m.to_dict() for m in months],
     }
     text = json.dumps(_finite(raw), indent=2, allow_nan=False, default=_json_default)
     (out / "bench.json").write_text(text + "\n", encoding="utf-8")
     path = out / "report.md"
-    path.write_text(render_markdown(bench, model, list(charts)), encoding="utf-8")
+    path.write_text(render_markdown(bench, model, list(charts), sections), encoding="utf-8")
     return path
 
 

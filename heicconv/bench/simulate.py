@@ -17,10 +17,10 @@ duration price.
 **Container.** A task of ``vcpu`` vCPUs runs ``workers`` conversions at once; each takes
 ``max(wall, busy * workers / vcpu)``. Requests wait in a queue (SQS, or the service's backlog) for
 a free worker. Once a minute the autoscaler computes the tasks it wants: on ``cpu`` (ECS target
-tracking) the busy share of the fleet over ``target``, which can at most grow the fleet by
-``1 / target`` a step while the queue grows, because a busy task is at 100 %; on ``queue`` (KEDA's
+tracking) the busy share of the fleet over ``scale_target``, which can at most grow the fleet by
+``1 / scale_target`` a step while the queue grows, because a busy task is at 100 %; on ``queue`` (KEDA's
 SQS scaler) the waiting requests and the last minute's arrivals over what a task does in a minute
-at ``target``. Tasks asked for serve ``scale_out_delay_min`` minutes later and are billed from the
+at ``scale_target``. Tasks asked for serve ``scale_out_delay_min`` minutes later and are billed from the
 request; the fleet shrinks only after ``scale_in_min`` minutes of wanting fewer, never below
 ``min_tasks``. Billing: per task-minute (Fargate bills per second with a one-minute minimum).
 
@@ -77,7 +77,7 @@ class Fleet:
     min_tasks: int = 1
     max_tasks: int = 1000
     scale_on: str = "cpu"  # "cpu": ECS target tracking; "queue": KEDA's SQS queue-length scaler
-    target: float = 0.7  # the CPU share, or the share of a task's capacity, the autoscaler aims at
+    scale_target: float = 0.7  # the CPU share, or the share of a task's capacity, the autoscaler aims at
     scale_out_delay_min: int = 3  # minutes from the metric crossing the target to a new task serving
     scale_in_min: int = 15  # minutes of wanting fewer tasks before the fleet shrinks
 
@@ -100,8 +100,8 @@ class Fleet:
             raise ConfigError(f"min_tasks ({self.min_tasks}) is above max_tasks ({self.max_tasks})")
         if self.scale_on not in SCALE_ON:
             raise ConfigError(f"scale_on: expected one of {', '.join(SCALE_ON)}, got {self.scale_on!r}")
-        if not (isinstance(self.target, (int, float)) and 0 < self.target <= 1):
-            raise ConfigError(f"target: expected a number > 0 and <= 1, got {self.target!r}")
+        if not (isinstance(self.scale_target, (int, float)) and 0 < self.scale_target <= 1):
+            raise ConfigError(f"scale_target: expected a number > 0 and <= 1, got {self.scale_target!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -388,9 +388,9 @@ def simulate_container(
         # The autoscaler looks at this minute's metric.
         if fleet.scale_on == "cpu":
             busy_share = n / capacity if capacity else (1.0 if queue.length else 0.0)
-            desired = math.ceil(round(max(running, 1 if queue.length else 0) * busy_share / fleet.target, 9))
+            desired = math.ceil(round(max(running, 1 if queue.length else 0) * busy_share / fleet.scale_target, 9))
         else:
-            desired = math.ceil(round((queue.length + arrivals) / (per_task * fleet.target), 9))
+            desired = math.ceil(round((queue.length + arrivals) / (per_task * fleet.scale_target), 9))
         desired = min(fleet.max_tasks, max(fleet.min_tasks, desired))
         wanted.append(desired)
         if desired > running + pending:
@@ -438,10 +438,14 @@ def simulate_projection(projection: Projection, traffic: Traffic, fleet: Fleet, 
 
 
 def chart_routes(outcomes: Sequence[Outcome]) -> tuple[Outcome | None, Outcome | None]:
-    """One backend's two routes for the charts: its cheapest Lambda that would not fail, and the container
-    of the same architecture (else the cheapest container)."""
+    """One backend's two routes for the charts: its cheapest Lambda that would not fail (the quickest of those
+    within 5 % of that cost), and the container of the same architecture (else the cheapest container)."""
     lams = [o for o in outcomes if o.kind == "lambda" and not o.flags]
-    lam = min(lams, key=lambda o: (round(o.cost, 6), o.p95_s)) if lams else None
+    lam = None
+    if lams:
+        # Below one vCPU more memory costs about the same and runs faster: the quickest within 5 % of the cheapest.
+        cheapest = min(o.cost for o in lams)
+        lam = min((o for o in lams if o.cost <= cheapest * 1.05), key=lambda o: (o.p95_s, o.cost))
     boxes = [o for o in outcomes if o.kind == "container"]
     same = [o for o in boxes if lam is not None and o.arch == lam.arch]
     box = same[0] if same else (min(boxes, key=lambda o: o.cost) if boxes else None)
