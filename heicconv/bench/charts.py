@@ -24,6 +24,7 @@ def bar_chart(
     series: Sequence[str] | None = None,
     *,
     log: bool = False,
+    label_width: int = _LABEL_W,
 ) -> str:
     """An SVG document: for each ``(group label, [bar, ...])`` one bar per series (see :data:`Bar`).
 
@@ -44,15 +45,16 @@ def bar_chart(
 
     def length(value: float) -> float:
         if not log:
-            return max(0.0, value) / top * _BAR_W
+            return max(0.0, value) / top * bar_w
         if value <= floor:
             return 0.0
-        return (math.log10(value) - math.log10(floor)) / (math.log10(top) - math.log10(floor)) * _BAR_W
+        return (math.log10(value) - math.log10(floor)) / (math.log10(top) - math.log10(floor)) * bar_w
 
     legend_h = _ROW if len(names) > 1 else 0
     height = 40 + legend_h + sum((len(bars) + 1) * _ROW + _PAD for _, bars in groups) + 10
     warned = any(len(b) == 3 and b[2] for _, bars in groups for b in bars)
-    width = _LABEL_W + _BAR_W + (260 if warned else 80)  # room for the value, and a warning beside it
+    bar_w = _BAR_W - (label_width - _LABEL_W) // 2  # wider labels take half their room from the bars
+    width = label_width + bar_w + (260 if warned else 80)  # room for the value, and a warning beside it
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
@@ -76,16 +78,16 @@ def bar_chart(
         for bar in bars:
             name, value, warning = bar if len(bar) == 3 else (bar[0], bar[1], "")
             w = length(value)
-            parts.append(f'<text x="{_LABEL_W - 6}" y="{y + _BAR - 3}" text-anchor="end">{escape(name)}</text>')
+            parts.append(f'<text x="{label_width - 6}" y="{y + _BAR - 3}" text-anchor="end">{escape(name)}</text>')
             faded = ' fill-opacity="0.35" stroke="#d55e00" stroke-dasharray="3,2"' if warning else ""
             parts.append(
-                f'<rect x="{_LABEL_W}" y="{y}" width="{w:.1f}" height="{_BAR}" fill="{colour.get(name, PALETTE[0])}"'
+                f'<rect x="{label_width}" y="{y}" width="{w:.1f}" height="{_BAR}" fill="{colour.get(name, PALETTE[0])}"'
                 f"{faded}><title>{escape(name)}: {value:.4g} {escape(unit)}</title></rect>"
             )
             text = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
             if warning:
                 text += f" ⚠ {warning}"
-            parts.append(f'<text x="{_LABEL_W + w + 4:.1f}" y="{y + _BAR - 3}">{escape(text)}</text>')
+            parts.append(f'<text x="{label_width + w + 4:.1f}" y="{y + _BAR - 3}">{escape(text)}</text>')
             y += _ROW
         y += _PAD
     parts.append("</svg>")

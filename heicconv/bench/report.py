@@ -14,6 +14,7 @@ from .cost import HOURS_PER_MONTH, CostModel, Projection, project
 from .measure import Bench, Measurement
 from .month import ASSUMPTIONS, Month, month_charts, month_markdown
 from .prices import LAMBDA_PACKAGES, PRICES_DATE, LambdaLimits
+from .simulate import lambda_package
 
 __all__ = [
     "MEASUREMENT_HEADERS",
@@ -127,6 +128,9 @@ def cost_table(projs: Sequence[Projection]) -> tuple[list[str], list[list[str]]]
     """Routes down, backends across: USD per 1M conversions, with a warning where a route would fail."""
     headers = ["route", *(p.workload.backend for p in projs)]
     rows = []
+    if projs:
+        for arch in dict.fromkeys(e.arch for e in projs[0].lambdas):
+            rows.append([f"Lambda {arch} package", *(lambda_package(p.workload.backend, arch) for p in projs)])
     for i, lam in enumerate(projs[0].lambdas if projs else ()):
         rows.append([lam.label, *(_cost_cell(p.lambdas[i].per_million, p.lambdas[i].flags) for p in projs)])
     for i, box in enumerate(projs[0].containers if projs else ()):
@@ -261,10 +265,14 @@ def limit_notes(bench: Bench, projs: Sequence[Projection], model: CostModel) -> 
 
 
 def package_note(backend: str, limits: LambdaLimits) -> str:
-    """How ``backend`` is deployed on Lambda and how its package compares with the size limits ("" if unknown)."""
+    """How ``backend`` is deployed on Lambda and how its package compares with the size limits."""
     package = LAMBDA_PACKAGES.get(backend)
     if package is None:
-        return ""
+        return (
+            f"Package, {backend}: unknown. heicconv does not know how this backend deploys on Lambda: a ZIP on the "
+            f"managed runtime only if it and its libraries fit {limits.package_unzipped_mb:.0f} MB unzipped, "
+            "otherwise a container image; measure its cold start from that package."
+        )
     if package.kind != "zip":
         return f"Package, {backend}: a container image ({package.how}); the ZIP route cannot run it."
     sizes = ", ".join(f"{package.unzipped_mb[a]:.0f} MB on {a}" for a in package.unzipped_mb)
@@ -361,8 +369,13 @@ SUMMARY_HEADERS = (
 )
 
 
-def _bar(backend: str, value: float, flags: Sequence[str]) -> Bar:
-    return (backend, value, "would fail: " + flags[0].split(":")[0]) if flags else (backend, value)
+def model_archs(projs: Sequence[Projection]) -> list[str]:
+    """The architectures projected, in order."""
+    return list(dict.fromkeys(e.arch for e in projs[0].lambdas)) if projs else []
+
+
+def _warning(flags: Sequence[str]) -> str:
+    return "would fail: " + flags[0].split(":")[0]
 
 
 def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
@@ -381,16 +394,28 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
             if peaks:
                 bars.append((b, max(peaks)))
         memory.append((image, bars))
+    # One group a backend: its cheapest Lambda size on each architecture, and the container; every size is in
+    # the table (a chart per memory size answers no question).
     cost = []
-    if projs:
-        for i, lam in enumerate(projs[0].lambdas):
-            cost.append(
-                (lam.label, [_bar(p.workload.backend, p.lambdas[i].per_million, p.lambdas[i].flags) for p in projs])
-            )
-        for i, c in enumerate(projs[0].containers):
-            cost.append(
-                (c.label, [_bar(p.workload.backend, p.containers[i].per_million, p.containers[i].flags) for p in projs])
-            )
+    for p in projs:
+        routes: list[Bar] = []
+        sizes: list[int] = []
+        for arch in dict.fromkeys(e.arch for e in p.lambdas):
+            candidates = [e for e in p.lambdas if e.arch == arch]
+            best = min([e for e in candidates if not e.flags] or candidates, key=lambda e: round(e.per_million, 6))
+            name = f"Lambda {arch}"
+            routes.append((name, best.per_million, _warning(best.flags)) if best.flags else (name, best.per_million))
+            sizes.append(best.memory_mb)
+        for c in p.containers:
+            name = f"container {c.arch}"
+            routes.append((name, c.per_million, _warning(c.flags)) if c.flags else (name, c.per_million))
+        box = p.containers[0] if p.containers else None
+        package = lambda_package(p.workload.backend, p.lambdas[0].arch) if p.lambdas else ""
+        mb = "/".join(str(m) for m in dict.fromkeys(sizes))
+        label = f"{p.workload.backend} (Lambda: {package}, {mb} MB" + (
+            f"; container: {box.vcpu:g} vCPU {box.memory_gb:g} GB, {box.utilisation:.0%} busy)" if box else ")"
+        )
+        cost.append((label, routes))
     return {
         "time_per_megapixel.svg": bar_chart(
             "Decode + encode time per megapixel" + (" (remote backends: the round trip)" if local != backends else ""),
@@ -399,7 +424,13 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
             backends,
         ),
         "peak_memory.svg": bar_chart("Peak resident memory of a worker process", "MB", memory, backends),
-        "cost_per_million.svg": bar_chart("Cost per 1,000,000 conversions", "USD", cost, local),
+        "cost_per_million.svg": bar_chart(
+            "Cost per 1,000,000 conversions: cheapest Lambda size, always-on container",
+            "USD",
+            cost,
+            [f"{kind} {arch}" for kind in ("Lambda", "container") for arch in model_archs(projs)],
+            label_width=130,
+        ),
     }
 
 
