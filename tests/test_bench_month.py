@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -128,3 +130,20 @@ def test_traffic_and_volume_from_the_bench_table() -> None:
     assert traffics_from(args(), {}) == []
     with pytest.raises(ValueError, match="--volume: expected a number >= 1"):
         traffics_from(args("--traffic", "steady", "--volume", "none"), {})
+
+
+def test_route_md_is_what_update_route_renders_from_its_bench_json() -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("update_route", docs / "update_route.py")
+    assert spec is not None and spec.loader is not None
+    update_route = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_route)
+    data = json.loads((docs / "charts" / "bench.json").read_text(encoding="utf-8"))
+    assert update_route.render(data) in (docs / "route.md").read_text(encoding="utf-8"), (
+        "regenerate it: python docs/update_route.py"
+    )
+    # The page shows ffmpeg (what `auto` picks) and two traffic shapes, and every chart it names exists.
+    assert [m["traffic"]["label"] for m in data["months"]] == ["office-hours", "bursty"]
+    assert "ffmpeg" in {p["workload"]["backend"] for p in data["projections"]}
+    for chart in re.findall(r"\]\(charts/([^)]+\.svg)\)", update_route.render(data)):
+        assert (docs / "charts" / chart).is_file(), chart

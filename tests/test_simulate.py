@@ -106,16 +106,17 @@ def test_a_burst_scales_the_fleet_out_after_the_delay_on_queue_depth() -> None:
     fleet = Fleet(min_tasks=1, max_tasks=50, scale_on="queue", scale_target=0.7, scale_out_delay_min=2, scale_in_min=15)
     model = CostModel()
     out = simulate_container(from_counts([0] * 5 + [600] + [0] * 29), HALF, "x86_64", fleet, model)
-    # Minute 5 serves 120 and leaves 480 waiting: (480 + 600) / (0.7 x 120 a task) -> 13 tasks, serving from
-    # minute 8. Minutes 6 and 7 serve 120 each on the one task; minute 8 the last 240, on 13 tasks (1,560 a
-    # minute): they waited 3 minutes less half a minute, plus the middle of 240 of 1,560 (4.6 s).
-    assert out.peak == 13 and out.waited == 480
-    assert out.max_s == pytest.approx(0.5 + 180 - 30 + 120 / 1560 * 60, abs=0.001)
-    # Billed: 1 task all 35 minutes; 12 more from the decision (2 minutes starting, minutes 8 to 20 serving),
-    # then the fleet follows the largest want of the last 15 minutes down: 5 tasks in minute 21, 3 in minute 22.
+    # Minute 5 serves 120 and leaves 480 waiting: (480 waiting + 120 in flight) / (0.7 x 120 a task) -> 8 tasks,
+    # serving from minute 8. Minutes 6 and 7 serve 120 each on the one task; minute 8 the last 240, on 8 tasks
+    # (960 a minute): they waited 3 minutes less half a minute, plus the middle of 240 of 960 (7.5 s).
+    assert out.peak == 8 and out.waited == 480
+    assert out.max_s == pytest.approx(0.5 + 180 - 30 + 120 / 960 * 60, abs=0.001)
+    # Billed: 1 task all 35 minutes; 7 more from the decision (2 minutes starting, minutes 8 to 20 serving),
+    # then the fleet follows the largest want of the last 15 minutes down: the wants of minutes 6, 7 and 8
+    # were 6, 5 and 3 tasks, so 5, 4 and 2 more in minutes 21, 22 and 23.
     hourly = model.container_vcpu * 0.04048 + model.container_memory_gb * 0.004445
     task_minutes = out.cost / (hourly / 60)
-    assert task_minutes == pytest.approx(35 + 12 * 2 + 12 * 13 + 4 + 2, abs=1e-6)
+    assert task_minutes == pytest.approx(35 + 7 * 2 + 7 * 13 + 5 + 4 + 2, abs=1e-6)
 
 
 def test_scaling_on_cpu_grows_the_fleet_by_at_most_one_over_the_target_a_step() -> None:

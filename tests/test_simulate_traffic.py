@@ -110,3 +110,11 @@ def test_scaling_a_traffic_keeps_its_shape() -> None:
     assert scaled.counts[0] == 0
     with pytest.raises(ConfigError, match="negative"):
         from_counts([1, -1])
+
+
+def test_docs_bench_md_lists_every_shape_with_its_parameters() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "bench.md").read_text(encoding="utf-8")
+    for name, (params, _) in SHAPES.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        for key, value in params.items():
+            assert f"`{key}={value:g}`" in row, (name, key)

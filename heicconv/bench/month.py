@@ -238,8 +238,8 @@ def month_charts(month: Month) -> dict[str, str]:
                 )
     if groups:
         charts[f"latency-{month.slug}.svg"] = bar_chart(
-            f"Upload to converted object, {t.label} traffic, {_volume(t.per_month)} a month",
-            "seconds",
+            f"Time to the converted object: {t.label}, {_volume(t.per_month)} a month",
+            "s",
             groups,
             ["p50", "p95", "p99"],
             log=True,
@@ -294,7 +294,7 @@ ASSUMPTIONS = (
     "time scaled to its CPU share; requests queue for a worker. The autoscaler decides once a minute on "
     "`cpu` (target tracking: busy share / `scale_target`, so a saturated fleet grows at most "
     "1 / `scale_target` a step) or "
-    "`queue` (waiting plus arrived over a task's minute at `scale_target`); new tasks serve after "
+    "`queue` (waiting plus in flight over a task's minute at `scale_target`); new tasks serve after "
     "`scale_out_delay_min` and are billed from the decision; the fleet shrinks after `scale_in_min` minutes "
     "of wanting fewer, never below `min_tasks` nor above `max_tasks`. The month starts with `min_tasks`.",
     "Prices: the first pricing tier, no free tier, no Savings Plans; no API Gateway, S3, SQS, data transfer "

@@ -19,8 +19,8 @@ duration price.
 a free worker. Once a minute the autoscaler computes the tasks it wants: on ``cpu`` (ECS target
 tracking) the busy share of the fleet over ``scale_target``, which can at most grow the fleet by
 ``1 / scale_target`` a step while the queue grows, because a busy task is at 100 %; on ``queue`` (KEDA's
-SQS scaler) the waiting requests and the last minute's arrivals over what a task does in a minute
-at ``scale_target``. Tasks asked for serve ``scale_out_delay_min`` minutes later and are billed from the
+SQS scaler) the waiting requests plus those served in the minute (in flight) over what a task does
+in a minute at ``scale_target``. Tasks asked for serve ``scale_out_delay_min`` minutes later and are billed from the
 request; the fleet shrinks only after ``scale_in_min`` minutes of wanting fewer, never below
 ``min_tasks``. Billing: per task-minute (Fargate bills per second with a one-minute minimum).
 
@@ -390,7 +390,8 @@ def simulate_container(
             busy_share = n / capacity if capacity else (1.0 if queue.length else 0.0)
             desired = math.ceil(round(max(running, 1 if queue.length else 0) * busy_share / fleet.scale_target, 9))
         else:
-            desired = math.ceil(round((queue.length + arrivals) / (per_task * fleet.scale_target), 9))
+            # KEDA's SQS scaler: messages waiting plus those in flight, over what a task should carry.
+            desired = math.ceil(round((queue.length + n) / (per_task * fleet.scale_target), 9))
         desired = min(fleet.max_tasks, max(fleet.min_tasks, desired))
         wanted.append(desired)
         if desired > running + pending:
