@@ -2,6 +2,7 @@
 
     HEICCONV_CORPUS=/path/to/corpus python docs/update_route.py    # measure, simulate, write
     python docs/update_route.py --from-json docs/charts/bench.json  # simulate again and rewrite, no measuring
+    python docs/update_route.py --render-only                       # rewrite route.md's text from bench.json
 
 It measures every local backend on PHOTOS (from the real-world corpus), simulates a month of each of
 TRAFFICS on every route, writes the charts and ``bench.json`` into docs/charts/, and rewrites the part of
@@ -77,6 +78,17 @@ def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s >= 10 else f"{s:.2f} s"
 
 
+def busy(measured: list[dict[str, Any]]) -> str:
+    """A sentence on how busy the machine was, from wall against CPU time ("" when it was quiet)."""
+    ratio = sum(m["wall_s"] for m in measured) / max(1e-9, sum(m["cpu_s"] for m in measured))
+    if ratio < 1.2:
+        return ""
+    return (
+        f" The machine was busy: the conversions took {ratio:.1f}x their CPU time in wall time, and the model "
+        "charges the larger of the two, so these times and costs are on the high side."
+    )
+
+
 def _charted(month: dict[str, Any], backend: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The Lambda route and the container the month's charts show for ``backend`` (as in simulate.chart_routes)."""
     outs = month["outcomes"][backend]
@@ -100,7 +112,7 @@ def render(data: dict[str, Any]) -> str:
         f"{env['machine']}), Python {env['python']}: {', '.join(photos)} to JPEG with every backend, "
         f"{data['runs']} runs each in a fresh process (`heicconv bench` as `docs/update_route.py` runs it); "
         f"prices of {data['model']['prices'][0]['source'].rsplit('taken ', 1)[-1]}. The raw numbers are in "
-        "[`docs/charts/bench.json`](charts/bench.json).",
+        "[`docs/charts/bench.json`](charts/bench.json)." + busy(measured),
         "",
         "| backend | ms a conversion | peak memory | a cold start adds | Lambda package | cheapest Lambda, per 1M |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -176,17 +188,20 @@ def reading(data: dict[str, Any]) -> list[str]:
         )
         cheaper1 = "Lambda" if lam1["monthly"] <= box1["monthly"] else "the container"
         lines.append(
-            f"- **Office hours, {_volume(v1)} a month, {auto}.** Lambda ({lam1['route']}) costs "
-            f"{_money(lam1['monthly'])} and the autoscaled container {_money(box1['monthly'])}: **{cheaper1} is "
-            f"cheaper**. Users wait p95 {_seconds(lam1['p95_s'])} on Lambda ({lam1['cold_share']:.2%} of requests "
-            f"start cold) against {_seconds(box1['p95_s'])} on the container, whose fleet lags each morning's "
-            f"ramp ({box1['waited_share']:.1%} of requests queue; it peaks at {box1['peak']} tasks)."
+            f"- **Office hours, {_volume(v1)} a month, {auto}.** Lambda ({lam1['route'].removeprefix('Lambda ')}) "
+            f"costs {_money(lam1['monthly'])} and the autoscaled container {_money(box1['monthly'])}: "
+            f"**{cheaper1} is cheaper**. Users wait p95 {_seconds(lam1['p95_s'])} and p99 {_seconds(lam1['p99_s'])} "
+            f"on Lambda ({lam1['cold_share']:.2%} of requests start cold) against p95 {_seconds(box1['p95_s'])} and "
+            f"p99 {_seconds(box1['p99_s'])} on the container, whose fleet lags each morning's ramp "
+            f"({box1['waited_share']:.1%} of requests queue; it peaks at {box1['peak']} tasks)."
         )
-        volume = first["break_even_per_month"].get(auto)
+        volume, bursty = first["break_even_per_month"].get(auto), second["break_even_per_month"].get(auto)
         if volume:
             lines.append(
-                f"- **Where the lines cross.** With this shape the container gets cheaper above about "
-                f"{_volume(volume)} a month for {auto}; a steadier shape moves that lower, a burstier one higher."
+                f"- **Where the lines cross.** In office hours the container gets cheaper for {auto} above about "
+                f"{_volume(volume)} a month"
+                + (f"; in bursts only above {_volume(bursty)}" if bursty else "; in bursts never (to 1 billion)")
+                + ": a burst makes the fleet scale out late, then keep the extra tasks through the scale-in delay."
             )
         v2 = second["traffic"]["per_month"]
         lines.append(
@@ -215,7 +230,13 @@ def update_page(data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-json", type=Path, help="re-simulate an earlier bench.json instead of measuring")
+    parser.add_argument(
+        "--render-only", action="store_true", help="only rewrite route.md from docs/charts/bench.json (its text)"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        update_page(json.loads((CHARTS / "bench.json").read_text(encoding="utf-8")))
+        return 0
     if args.from_json:
         from heicconv.bench import Bench
 

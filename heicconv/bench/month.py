@@ -296,7 +296,10 @@ ASSUMPTIONS = (
     "1 / `scale_target` a step) or "
     "`queue` (waiting plus in flight over a task's minute at `scale_target`); new tasks serve after "
     "`scale_out_delay_min` and are billed from the decision; the fleet shrinks after `scale_in_min` minutes "
-    "of wanting fewer, never below `min_tasks` nor above `max_tasks`. The month starts with `min_tasks`.",
+    "of wanting fewer, never below `min_tasks` nor above `max_tasks`.",
+    "Start: a traffic of a day or more is simulated after its own last 6 hours, as if the month followed "
+    "one like it: warm environments, the fleet and any queue start as that left them (a shorter one starts "
+    "cold, with `min_tasks`).",
     "Prices: the first pricing tier, no free tier, no Savings Plans; no API Gateway, S3, SQS, data transfer "
     "or load balancer costs (a container behind an ALB pays for it; an S3 event to Lambda does not).",
 )

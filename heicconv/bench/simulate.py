@@ -2,7 +2,8 @@
 
 One pass over the minutes (43,200 in a month) whatever the volume, so 100 million requests a month
 take as long as 10,000. Within a minute requests are spread evenly; between minutes the state
-carries over: warm Lambda environments, tasks running and starting, requests still waiting.
+carries over: warm Lambda environments, tasks running and starting, requests still waiting. A traffic
+of a day or more starts after a pre-roll of its own last :data:`PREROLL_MIN` minutes.
 
 **Lambda.** A request takes the duration :func:`heicconv.bench.cost.lambda_duration_s` gives for
 the memory size. A minute that serves ``n`` requests keeps ``ceil(n * duration / 60 s)``
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from .prices import LAMBDA_PACKAGES, LambdaLimits
 from .traffic import Traffic
 
 __all__ = [
+    "PREROLL_MIN",
     "SCALE_ON",
     "SWEEP_VOLUMES",
     "Fleet",
@@ -246,6 +248,17 @@ def _add(histogram: dict[int, int], seconds: float, n: int) -> None:
         histogram[ms] = histogram.get(ms, 0) + n
 
 
+#: A traffic of at least a day is simulated after a pre-roll of its own last hours, as if the month followed
+#: another like it: the warm environments, the fleet and any queue start as its end left them, not empty.
+PREROLL_MIN = 6 * 60
+
+
+def _minutes(traffic: Traffic) -> Iterable[tuple[int, int]]:
+    """``(minute, requests)`` from the pre-roll (negative minutes) through the traffic."""
+    pre = traffic.counts[traffic.minutes - PREROLL_MIN :] if traffic.minutes >= max(PREROLL_MIN, 24 * 60) else ()
+    return enumerate((*pre, *traffic.counts), start=-len(pre))
+
+
 def simulate_lambda(
     traffic: Traffic,
     workload: Workload,
@@ -277,8 +290,10 @@ def simulate_lambda(
     histogram: dict[int, int] = {}
     on_demand_gb_s = pc_gb_s = 0.0
     requests = colds = waited = peak = 0
-    for minute, arrivals in enumerate(traffic.counts):
-        requests += arrivals
+    for minute, arrivals in _minutes(traffic):
+        record = minute >= 0
+        if record:
+            requests += arrivals
         if not arrivals and not queue.length:
             continue
         served = queue.serve(minute, arrivals, capacity)
@@ -286,7 +301,8 @@ def simulate_lambda(
             n = served[0][1]  # the common case: this minute's requests, nobody waiting
         else:
             n = sum(take for _, take in served)
-            waited += sum(take for wait, take in served if wait > 0)
+            if record:
+                waited += sum(take for wait, take in served if wait > 0)
         busy = min(limit, math.ceil(n / per_env)) if n else 0
         while recent and recent[0][0] < minute - keep:
             recent.popleft()
@@ -295,6 +311,8 @@ def simulate_lambda(
         while recent and recent[-1][1] <= busy:
             recent.pop()
         recent.append((minute, busy))
+        if not record:
+            continue
         peak = max(peak, busy)
         colds += cold
         # The first requests served meet the new environments; each slice keeps its own wait.
@@ -361,6 +379,7 @@ def simulate_container(
     per_vcpu, per_gb = model.prices.fargate(arch)
     task_minute = (vcpu * per_vcpu + memory_gb * per_gb) / 60
     running = fleet.min_tasks
+    peak = 0
     starting: deque[tuple[int, int]] = deque()  # (minute it serves from, tasks)
     pending = 0
     wanted: deque[int] = deque(maxlen=fleet.scale_in_min)
@@ -368,22 +387,23 @@ def simulate_container(
     histogram: dict[int, int] = {}
     task_minutes = 0
     requests = waited = 0
-    peak = running
-    for minute, arrivals in enumerate(traffic.counts):
+    for minute, arrivals in _minutes(traffic):
+        record = minute >= 0
         while starting and starting[0][0] <= minute:
             running += starting.popleft()[1]
         pending = sum(t for _, t in starting)
-        peak = max(peak, running)
-        task_minutes += running + pending
-        requests += arrivals
+        if record:
+            peak = max(peak, running)
+            task_minutes += running + pending
+            requests += arrivals
         capacity = running * per_task
         served = queue.serve(minute, arrivals, capacity)
         n = 0
         for wait, take in served:
             n += take
-            if wait > 0:
+            if record and wait > 0:
                 waited += take
-            if latency:
+            if record and latency:
                 _add(histogram, wait + service, take)
         # The autoscaler looks at this minute's metric.
         if fleet.scale_on == "cpu":
