@@ -147,3 +147,18 @@ def test_route_md_is_what_update_route_renders_from_its_bench_json() -> None:
     assert "ffmpeg" in {p["workload"]["backend"] for p in data["projections"]}
     for chart in re.findall(r"\]\(charts/([^)]+\.svg)\)", update_route.render(data)):
         assert (docs / "charts" / chart).is_file(), chart
+
+
+def test_the_verdict_says_when_lambda_was_throttled() -> None:
+    from heicconv.bench.cost import CostModel, Workload
+    from heicconv.bench.month import Month, month_verdict
+    from heicconv.bench.simulate import Fleet, simulate_container, simulate_lambda
+    from heicconv.bench.traffic import from_counts
+
+    w = Workload("pillow", wall_s=0.5, cpu_s=0.5, peak_rss_mb=200.0)
+    burst = from_counts([6000] + [0] * 10)
+    fleet = Fleet(concurrency_limit=20)
+    lam = simulate_lambda(burst, w, "arm64", 1769, fleet, CostModel())
+    box = simulate_container(burst, w, "arm64", fleet, CostModel())
+    (line,) = month_verdict(Month(burst, fleet, {"pillow": [lam, box]}, {"pillow": (lam, box)}))
+    assert "(0.33% cold starts, 60.0% throttled at the concurrency limit)" in line

@@ -195,3 +195,12 @@ def test_a_month_starts_where_a_month_like_it_would_have_left_the_fleet() -> Non
     out = simulate_container(shape("steady", 1e8), HALF, "arm64", Fleet(), CostModel())
     assert out.waited == 0 and 28 <= out.peak <= 32
     assert out.requests == shape("steady", 1e8).total
+
+
+def test_a_fleet_scaled_to_zero_starts_a_task_for_the_first_request() -> None:
+    fleet = Fleet(min_tasks=0, scale_on="queue", scale_out_delay_min=2)
+    out = simulate_container(from_counts([10] + [0] * 30), HALF, "x86_64", fleet, CostModel())
+    # Nobody serves minute 0: 10 waiting / 84 a task -> 1 task, serving from minute 3; the 10 wait from the middle
+    # of minute 0 to the middle of the first 10 of 120 in minute 3.
+    assert (out.peak, out.waited) == (1, 10)
+    assert out.max_s == out.p50_s == pytest.approx(0.5 + 180 - 30 + 5 / 120 * 60, abs=0.001)

@@ -145,7 +145,9 @@ def month_verdict(month: Month) -> list[str]:
             f"**{backend}**: at {_volume(t.per_month)} a month, **{cheaper.route}** is cheaper "
             f"({_money(cheaper.monthly)} against {_money(dearer.monthly)} a month). Users wait p50 "
             f"{_seconds(lam.p50_s)} / p95 {_seconds(lam.p95_s)} / p99 {_seconds(lam.p99_s)} on Lambda "
-            f"({lam.cold_share:.2%} cold starts), p50 {_seconds(box.p50_s)} / p95 {_seconds(box.p95_s)} / p99 "
+            f"({lam.cold_share:.2%} cold starts"
+            + (f", {lam.waited_share:.1%} throttled at the concurrency limit" if lam.waited else "")
+            + f"), p50 {_seconds(box.p50_s)} / p95 {_seconds(box.p95_s)} / p99 "
             f"{_seconds(box.p99_s)} on the container (peak {box.peak} tasks"
             + (f", {box.waited_share:.1%} of requests queued" if box.waited else "")
             + ")."
