@@ -151,7 +151,7 @@ def test_route_md_is_what_update_route_renders_from_its_bench_json() -> None:
 
 def test_the_verdict_says_when_lambda_was_throttled() -> None:
     from heicconv.bench.cost import CostModel, Workload
-    from heicconv.bench.month import Month, month_verdict
+    from heicconv.bench.month import Month, month_verdict, route_rows
     from heicconv.bench.simulate import Fleet, simulate_container, simulate_lambda
     from heicconv.bench.traffic import from_counts
 
@@ -160,5 +160,9 @@ def test_the_verdict_says_when_lambda_was_throttled() -> None:
     fleet = Fleet(concurrency_limit=20)
     lam = simulate_lambda(burst, w, "arm64", 1769, fleet, CostModel())
     box = simulate_container(burst, w, "arm64", fleet, CostModel())
-    (line,) = month_verdict(Month(burst, fleet, {"pillow": [lam, box]}, {"pillow": (lam, box)}))
+    month = Month(burst, fleet, {"pillow": [lam, box]}, {"pillow": (lam, box)})
+    (line,) = month_verdict(month)
     assert "(0.33% cold starts, 60.0% throttled at the concurrency limit)" in line
+    lam_row, box_row = route_rows(month)
+    assert lam_row[-1] == "throttled at the concurrency limit: the queued requests waited"
+    assert "throttled" not in box_row[-1]

@@ -30,10 +30,12 @@ from .traffic import Traffic
 
 __all__ = [
     "ASSUMPTIONS",
+    "ROUTE_HEADERS",
     "Month",
     "month_charts",
     "month_markdown",
     "month_verdict",
+    "route_rows",
     "simulate_month",
 ]
 
@@ -174,6 +176,11 @@ ROUTE_HEADERS = (
 )
 
 
+def _notes(o: Outcome) -> list[str]:
+    throttled = o.kind == "lambda" and o.waited > 0  # Lambda queues only at the concurrency limit
+    return [*o.flags, *(["throttled at the concurrency limit: the queued requests waited"] if throttled else [])]
+
+
 def route_rows(month: Month) -> list[list[str]]:
     """Every route of every backend on this traffic: the full table (the charts show two a backend)."""
     rows = []
@@ -189,7 +196,7 @@ def route_rows(month: Month) -> list[list[str]]:
                     f"{o.cold_share:.2%}" if o.kind == "lambda" else "–",
                     f"{o.waited_share:.1%}",
                     f"{o.peak} {'at once' if o.kind == 'lambda' else 'tasks'}",
-                    "; ".join(o.flags),
+                    "; ".join(_notes(o)),
                 ]
             )
     return rows
@@ -314,10 +321,11 @@ def month_markdown(month: Month, charts: Sequence[str], table: Any) -> list[str]
     out = [
         f"## A month of {t.label} traffic",
         "",
-        f"{t.source}. Simulated minute by minute on every route in {month.seconds:.1f} s. Lambda: "
-        f"{f.keep_warm_min} min keep-warm, concurrency limit {f.concurrency_limit:,}, "
-        f"{f.provisioned} provisioned. Containers: {f.workers or 'one'} worker(s) a task"
-        f"{'' if f.workers else ' a vCPU'}, {f.min_tasks} to {f.max_tasks} tasks, scaling on {f.scale_on} at "
+        f"{t.source[:1].upper() + t.source[1:]}. Simulated minute by minute on every route in {month.seconds:.1f} s. "
+        f"Lambda: {f.keep_warm_min} min keep-warm, concurrency limit {f.concurrency_limit:,}, "
+        f"{f.provisioned} provisioned. Containers: "
+        f"{f'{f.workers} conversions at once a task' if f.workers else 'one conversion at once a vCPU'}, "
+        f"{f.min_tasks} to {f.max_tasks} tasks, scaling on {f.scale_on} at "
         f"{f.scale_target:.0%}, {f.scale_out_delay_min} min to scale out, {f.scale_in_min} min before scaling in.",
         "",
         *[f"- {line}" for line in month_verdict(month)],
