@@ -166,3 +166,21 @@ def test_the_verdict_says_when_lambda_was_throttled() -> None:
     lam_row, box_row = route_rows(month)
     assert lam_row[-1] == "throttled at the concurrency limit: the queued requests waited"
     assert "throttled" not in box_row[-1]
+
+
+def test_one_command_on_a_folder_of_photos_and_a_traffic_csv(
+    uploads: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from heicconv.testing.fixtures import make_heic
+
+    photos = tmp_path / "Photos"
+    photos.mkdir()
+    (photos / "IMG_0001.HEIC").write_bytes(make_heic(size=(320, 240)))
+    out = tmp_path / "report"
+    argv = [str(photos), "--backends", "pillow", "--runs", "1", "--traffic", str(uploads), "--out", str(out)]
+    assert main(argv) == 0
+    assert "- pillow: at 2.4 million a month, " in capsys.readouterr().out
+    data = json.loads((out / "bench.json").read_text())
+    assert [m["name"] for m in data["measurements"]] == ["IMG_0001.HEIC"]
+    assert list(data["months"][0]["outcomes"]) == ["pillow"]
+    assert (out / "cost_by_volume-uploads.svg").is_file()

@@ -81,17 +81,25 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     month.add_argument(
         "--traffic", action="append", default=None, metavar="SHAPE|CSV", help="a traffic to simulate (repeatable)"
     )
-    month.add_argument("--volume", help="requests a month for named shapes (default 1000000; 5e6 works)")
-    month.add_argument("--keep-warm-min", type=int, help="minutes an idle Lambda environment stays warm (10)")
-    month.add_argument("--concurrency-limit", type=int, help="Lambda concurrency limit (1000)")
-    month.add_argument("--provisioned", type=int, help="Lambda provisioned concurrency (0)")
-    month.add_argument("--workers", type=int, help="conversions a container task runs at once (one a vCPU)")
-    month.add_argument("--min-tasks", type=int, help="container tasks always running (1)")
-    month.add_argument("--max-tasks", type=int, help="most container tasks (1000)")
+    month.add_argument("--volume", metavar="N", help="requests a month for named shapes (default 1000000; 5e6 works)")
+    month.add_argument(
+        "--keep-warm-min", type=int, metavar="MIN", help="minutes an idle Lambda environment stays warm (10)"
+    )
+    month.add_argument("--concurrency-limit", type=int, metavar="N", help="Lambda concurrency limit (1000)")
+    month.add_argument("--provisioned", type=int, metavar="N", help="Lambda provisioned concurrency (0)")
+    month.add_argument(
+        "--workers", type=int, metavar="N", help="conversions a container task runs at once (one a vCPU)"
+    )
+    month.add_argument("--min-tasks", type=int, metavar="N", help="container tasks always running (1)")
+    month.add_argument("--max-tasks", type=int, metavar="N", help="most container tasks (1000)")
     month.add_argument("--scale-on", choices=SCALE_ON, help="autoscale on cpu (ECS target tracking) or queue (cpu)")
-    month.add_argument("--scale-target", type=float, help="CPU or capacity share the autoscaler aims at (0.7)")
-    month.add_argument("--scale-out-delay-min", type=int, help="minutes before a new task serves (3)")
-    month.add_argument("--scale-in-min", type=int, help="minutes of wanting fewer tasks before scaling in (15)")
+    month.add_argument(
+        "--scale-target", type=float, metavar="SHARE", help="CPU or capacity share the autoscaler aims at (0.7)"
+    )
+    month.add_argument("--scale-out-delay-min", type=int, metavar="MIN", help="minutes before a new task serves (3)")
+    month.add_argument(
+        "--scale-in-min", type=int, metavar="MIN", help="minutes of wanting fewer tasks before scaling in (15)"
+    )
 
 
 def build_parser(prog: str = "heicconv bench") -> argparse.ArgumentParser:
@@ -261,8 +269,7 @@ def fleet_from(args: argparse.Namespace, table: dict[str, Any] | None = None) ->
 
 
 def _volume(value: Any, where: str) -> float:
-    x = _number(1, 1e12)(value, where)
-    return x
+    return _number(1, 1e12)(value, where)
 
 
 def traffics_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> list[Traffic]:
