@@ -390,8 +390,9 @@ def simulate_container(
     for minute, arrivals in _minutes(traffic):
         record = minute >= 0
         while starting and starting[0][0] <= minute:
-            running += starting.popleft()[1]
-        pending = sum(t for _, t in starting)
+            started = starting.popleft()[1]
+            running += started
+            pending -= started
         if record:
             peak = max(peak, running)
             task_minutes += running + pending
@@ -416,6 +417,7 @@ def simulate_container(
         wanted.append(desired)
         if desired > running + pending:
             starting.append((minute + 1 + fleet.scale_out_delay_min, desired - running - pending))
+            pending = desired - running
         elif not pending and len(wanted) == wanted.maxlen and max(wanted) < running:
             running = max(wanted)
     cost = task_minutes * task_minute
