@@ -1,0 +1,86 @@
+"""Logs an operator can query: one JSON object a line, with the request id, for every route.
+
+:func:`setup_logging` sends the ``heicconv`` loggers (and uvicorn's) to stderr as JSON lines, or as
+readable text when stderr is a terminal (``log_format="auto"``). A record's ``fields`` (passed as
+``extra={"fields": {...}}``) become top-level keys of its JSON object; :func:`request_id` accepts a
+caller's ``X-Request-Id`` or makes one, so one id follows a photo from the caller's log to the
+service's. Standard library only.
+
+>>> record = logging.LogRecord("heicconv.server", logging.INFO, __file__, 1, "converted", (), None)
+>>> record.fields = {"request_id": "abc", "status": 200}
+>>> line = json.loads(JsonFormatter().format(record))
+>>> line["message"], line["request_id"], line["status"], line["level"]
+('converted', 'abc', 200, 'info')
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+import sys
+import uuid
+from typing import Any
+
+__all__ = ["JsonFormatter", "TextFormatter", "request_id", "setup_logging"]
+
+#: What an ``X-Request-Id`` from a caller may be: printable, no spaces, at most 128 characters; else a new one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+#: The loggers :func:`setup_logging` routes (uvicorn's own, besides heicconv's).
+LOGGERS = ("heicconv", "uvicorn", "uvicorn.error")
+
+
+def request_id(given: str | None) -> str:
+    """``given`` if it is a usable request id, else a new random one (32 hex digits).
+
+    >>> request_id("checkout-7f3a"), len(request_id(None)), len(request_id("two words"))
+    ('checkout-7f3a', 32, 32)
+    """
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, then the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+        line: dict[str, Any] = {
+            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """For a terminal: the time, level and message, then the fields as ``key=value``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None) or {}
+        extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
+        return f"{text} {extra}" if extra else text
+
+
+def setup_logging(level: str = "info", log_format: str = "auto") -> logging.Handler:
+    """Route heicconv's and uvicorn's loggers to stderr in ``log_format`` (``json``, ``text`` or ``auto``)."""
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    return handler
