@@ -8,8 +8,8 @@ With a token configured (:mod:`.auth`), ``/convert`` and ``/backends`` (and ``/m
 ``metrics = "token"``) answer 401 without it, before any of the body is read; ``/health`` and
 ``/ready`` stay open for the orchestrator's probes.
 
-A request's body is read in full first (:mod:`.uploads`): within ``body_timeout`` and, past
-``upload_grace``, at no less than ``min_upload_rate`` (else 408), within ``max_body_bytes``
+A request's body is read in full first (:mod:`.uploads`): within ``body_timeout`` and at
+``min_upload_rate`` or faster, ``upload_grace`` seconds to spare (else 408), within ``max_body_bytes``
 (else 413), by at most ``uploads`` requests at once and ``uploads_per_client`` from one address
 (else 429); only then does it take a conversion slot, so a slow client holds no slot. Conversions
 are CPU-bound, so they never run on the event loop: at most ``workers`` run at once, at most

@@ -47,9 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add(
         "--min-upload-rate",
         type=float,
-        help=f"KiB/s a body must average after the grace period, else 408; 0: off ({d.min_upload_rate:g})",
+        help=f"KiB/s a body must keep up, --upload-grace seconds to spare, else 408; 0: off ({d.min_upload_rate:g})",
     )
-    add("--upload-grace", type=float, help=f"seconds before --min-upload-rate applies ({d.upload_grace:g})")
+    add("--upload-grace", type=float, help=f"seconds a body may be behind --min-upload-rate ({d.upload_grace:g})")
     add(
         "--uploads-per-client",
         type=int,

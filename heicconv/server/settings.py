@@ -41,8 +41,8 @@ class ServerSettings:
     auth_header: str = ""  # a header that carries the token as it is ("X-Api-Key"), besides Authorization: Bearer
     metrics: str = "open"  # GET /metrics: "open", "token" (needs a token, like /convert) or "off"
     header_timeout: float = 10.0  # seconds the request line and headers may take before 408 and close
-    min_upload_rate: float = 8.0  # KiB/s a body must average once upload_grace has passed, else 408; 0: off
-    upload_grace: float = 5.0  # seconds a body may arrive at any rate before min_upload_rate applies
+    min_upload_rate: float = 8.0  # KiB/s a body must keep up, else 408; 0: no minimum
+    upload_grace: float = 5.0  # seconds a body may be behind min_upload_rate (at its start, or after a stall)
     uploads_per_client: int = 8  # bodies one client address may send at once, beyond that 429; 0: no limit
 
 
@@ -74,7 +74,7 @@ def load(**overrides: Any) -> ServerSettings:
         metrics=s.choice("metrics", d.metrics, ("open", "token", "off")),
         header_timeout=s.number("header_timeout", d.header_timeout, 0.001),
         min_upload_rate=s.number("min_upload_rate", d.min_upload_rate, 0.0),
-        upload_grace=s.number("upload_grace", d.upload_grace, 0.0),
+        upload_grace=s.number("upload_grace", d.upload_grace, 0.1),
         uploads_per_client=s.integer("uploads_per_client", d.uploads_per_client, 0),
     )
     parse_tokens(cfg.token, s.where("token"))  # a bad token stops the start, naming where it is set

@@ -2,11 +2,12 @@
 
 A body takes an upload slot while it arrives: at most ``uploads`` at once, and at most
 ``uploads_per_client`` from one client address, beyond that 429 at once. It must arrive within
-``body_timeout`` seconds, and once ``upload_grace`` seconds have passed it must average at least
-``min_upload_rate`` KiB/s, else 408 and the connection is closed: a client sending a byte a second
-holds its slot for ``upload_grace`` seconds, not ``body_timeout`` (nginx's ``client_body_timeout``
-and Apache's ``RequestReadTimeout ... MinRate`` work the same way). The event loop is the only
-thread that touches these counters.
+``body_timeout`` seconds, and at ``min_upload_rate`` KiB/s or faster with ``upload_grace`` seconds
+to spare (after ``t`` seconds, at least ``(t - upload_grace) * min_upload_rate`` must have come),
+else 408 and the connection is closed: a client sending a byte a second holds its slot for about
+``upload_grace`` seconds, not ``body_timeout`` (Apache's ``RequestReadTimeout body=...,MinRate=``
+works the same way; nginx's ``client_body_timeout`` only bounds the gap between two reads). The
+event loop is the only thread that touches these counters.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Admission:
 
     body_timeout: float
     min_rate: float  # bytes per second; 0: no minimum
-    grace: float
+    grace: float  # seconds a body may be behind the minimum rate
 
     @classmethod
     def of(cls, settings: ServerSettings) -> Admission:
@@ -78,14 +79,14 @@ class Admission:
 
         >>> rule = Admission(body_timeout=60, min_rate=1024, grace=5)
         >>> [(round(at), late.reason) for at, late in (rule.deadline(0, n) for n in (0, 20480, 10**6))]
-        [(5, 'too_slow'), (20, 'too_slow'), (60, 'body_timeout')]
+        [(5, 'too_slow'), (25, 'too_slow'), (60, 'body_timeout')]
         """
         whole = started + self.body_timeout
         late = TooSlow("body_timeout", f"the request body did not arrive within {self.body_timeout:g} s")
         if self.min_rate <= 0:
             return whole, late
-        # By then, the bytes received so far average exactly the minimum rate.
-        slow = started + max(self.grace, received / self.min_rate)
+        # By then, the bytes received so far are exactly `grace` seconds behind the minimum rate.
+        slow = started + self.grace + received / self.min_rate
         if slow >= whole:
             return whole, late
         rate = f"{self.min_rate / 1024:g} KiB/s"
