@@ -10,6 +10,7 @@ import asyncio
 import builtins
 import ssl
 import urllib.parse
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ class HttpBackend(RemoteBackend):
         self._endpoint = Endpoint.of(settings.url, _tls_context(settings) if parts.scheme == "https" else None)
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
-        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend"}
+        # A new id per exchange: the service logs it and returns it, and an error names it (remote.error).
+        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend", "X-Request-Id": uuid.uuid4().hex}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
         if self.settings.token:

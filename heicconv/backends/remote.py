@@ -167,6 +167,8 @@ class RemoteBackend:
         code, message = payload["error"], str(payload.get("message", ""))
         tries = f" after {self.retries + 1} tries" if answer.status in RETRY_STATUSES else ""
         said = f"{self.name} backend: {self.where} answered {answer.status} {code}{tries}"
+        if answer.headers.get("x-request-id"):  # the id of the service's log line for this answer
+            said += f", request id {answer.headers['x-request-id']}"
         return from_http(answer.status, code, f"{message} ({said})")
 
     def _json(self, answer: Answer, *, strict: bool = True) -> Any:
