@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from test_server import Server, start_server, stop_server
 from test_server_uploads import answer, health, wait_for_uploads
 
+from heicconv.server.uploads import EVICT_AFTER_S, Admission, Upload, Uploads
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
@@ -76,14 +78,32 @@ def test_sixteen_slow_connections_from_one_address_leave_the_service_to_the_othe
     assert health(service)[1]["uploading"] == 0
 
 
-def test_slow_connections_from_many_addresses_are_dropped_after_the_grace_period(service: Server) -> None:
+def test_slow_connections_from_many_addresses_give_their_slots_up_to_a_new_client(service: Server) -> None:
     slow = [slow_upload(service, f"127.0.0.{n}") for n in range(2, 18)]
-    wait_for_uploads(service, 16)
-    refused = service.post("/convert?format=png", PHOTO)  # every upload slot is taken, for now
-    answers = [raw_answer(sock) for sock in slow]
+    wait_for_uploads(service, 16)  # every upload slot is taken
+    time.sleep(EVICT_AFTER_S + 0.1)  # each has been arriving long enough to be judged slow
     served = service.post("/convert?format=png", PHOTO)
-    assert refused[0] == 429 and json.loads(refused[2])["error"] == "busy"
-    assert [a[0] for a in answers] == [408] * 16 and served[0] == 200
+    answers = [raw_answer(sock) for sock in slow]
+    metrics = service.request("GET", "/metrics")[2].decode()
+    assert served[0] == 200
+    assert [a[0] for a in answers] == [408] * 16
+    evicted = [a for a in answers if "another request needed its slot" in a[1]["message"]]
+    assert len(evicted) == 1 and evicted[0][2] == b""
+    assert 'heicconv_uploads_refused_total{reason="evicted"} 1.0' in metrics
+
+
+def test_a_body_that_keeps_up_keeps_its_slot() -> None:
+    rule = Admission(body_timeout=60, min_rate=8192, grace=5)
+    uploads = Uploads(limit=2, per_client=0, admission=rule)
+    steady, stalled = uploads.admit("127.0.0.2"), uploads.admit("127.0.0.3")
+    assert isinstance(steady, Upload) and isinstance(stalled, Upload)
+    for upload, received in ((steady, 30_000), (stalled, 100)):
+        upload.started -= 3  # 3 s in: 30 KB keeps up with 8 KiB/s, 100 bytes does not
+        upload.received = received
+    newcomer = uploads.admit("127.0.0.4")
+    assert isinstance(newcomer, Upload) and stalled.evicted.is_set() and not steady.evicted.is_set()
+    assert uploads.admit("127.0.0.5") == "2 request bodies are being received; retry shortly"  # none is behind now
+    assert [u.client for u in uploads.active] == ["127.0.0.2", "127.0.0.4"]
 
 
 def test_a_trickling_body_is_dropped_at_the_minimum_rate_not_at_the_body_timeout() -> None:

@@ -11,7 +11,8 @@ With a token configured (:mod:`.auth`), ``/convert`` and ``/backends`` (and ``/m
 A request's body is read in full first (:mod:`.uploads`): within ``body_timeout`` and at
 ``min_upload_rate`` or faster, ``upload_grace`` seconds to spare (else 408), within ``max_body_bytes``
 (else 413), by at most ``uploads`` requests at once and ``uploads_per_client`` from one address
-(else 429); only then does it take a conversion slot, so a slow client holds no slot. Conversions
+(else 429; when every slot is taken, a body below ``min_upload_rate`` gives its slot up to a new one);
+only then does it take a conversion slot, so a slow client holds no slot. Conversions
 are CPU-bound, so they never run on the event loop: at most ``workers`` run at once, at most
 ``queue`` more wait, and a request beyond that is answered 429 at once rather than left to time
 out behind the others.
@@ -197,8 +198,8 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
     tokens = Tokens(parse_tokens(cfg.token, "server.token"), cfg.token_file, cfg.auth_header)  # before any worker
     metrics = ServiceMetrics()
     pool = Pool(cfg, metrics)
-    uploads = Uploads(cfg.uploads, cfg.uploads_per_client)  # only the event loop touches it
     admission = Admission.of(cfg)
+    uploads = Uploads(cfg.uploads, cfg.uploads_per_client, admission)  # only the event loop touches it
     try:
         backend = selected_backend()[0]
     except HeicconvError:  # /health says what is wrong; the figures name no backend
@@ -243,18 +244,18 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
         if length.isdigit() and int(length) > cfg.max_body_bytes:
             return refuse(request, "too_large", _too_large(cfg.max_body_bytes))
         client = request.client.host if request.client else "unknown"
-        full = uploads.admit(client)
-        if full is not None:
+        upload = uploads.admit(client)
+        if isinstance(upload, str):
             reason = "uploads_full" if uploads.full else "per_client"
-            return refuse(request, reason, api.error_reply(429, "busy", full, {"Retry-After": "1"}))
+            return refuse(request, reason, api.error_reply(429, "busy", upload, {"Retry-After": "1"}))
         try:
-            body = await read_body(request.stream(), cfg.max_body_bytes, admission)
+            body = await read_body(request.stream(), cfg.max_body_bytes, admission, upload)
         except TooSlow as late:
             return refuse(request, late.reason, api.error_reply(408, "body_timeout", str(late), _CLOSE))
         except ClientDisconnect:
             return _send(api.error_reply(400, "incomplete_body", "the client went away before the body ended"))
         finally:
-            uploads.release(client)
+            uploads.release(upload)
         if body is None:
             return refuse(request, "too_large", _too_large(cfg.max_body_bytes))
         headers = {k.lower(): v for k, v in request.headers.items()}

@@ -68,8 +68,8 @@ class ServiceMetrics:
         )
         self.refused = Counter(
             "heicconv_uploads_refused",
-            "Request bodies refused before conversion, by reason (uploads_full, per_client, too_slow, body_timeout, "
-            "header_timeout, too_large, unauthorized)",
+            "Request bodies refused before conversion, by reason (uploads_full, per_client, too_slow, evicted, "
+            "body_timeout, header_timeout, too_large, unauthorized)",
             ("reason",),
             registry=r,
         )
