@@ -389,6 +389,7 @@ def _record(
     if outcome.error is None:
         metrics.bytes_out.inc(len(outcome.reply.body))
         fields["bytes_out"] = len(outcome.reply.body)
+        fields["image_size"] = outcome.reply.headers.get("X-Image-Size")
     else:
         fields["error"] = type(outcome.error).__name__
         event = getattr(outcome.error, "worker_event", None)
