@@ -2,9 +2,9 @@
 
 :func:`setup_logging` sends the ``heicconv`` loggers (and uvicorn's) to stderr as JSON lines, or as
 readable text when stderr is a terminal (``log_format="auto"``). A record's ``fields`` (passed as
-``extra={"fields": {...}}``) become top-level keys of its JSON object; :func:`request_id` accepts a
-caller's ``X-Request-Id`` or makes one, so one id follows a photo from the caller's log to the
-service's. Standard library only.
+``extra={"fields": {...}}``) become top-level keys of its JSON object, with the request id of
+:data:`REQUEST_ID` when one is being handled; :func:`request_id` accepts a caller's ``X-Request-Id``
+or makes one, so one id follows a photo from the caller's log to the service's. Standard library only.
 
 >>> record = logging.LogRecord("heicconv.server", logging.INFO, __file__, 1, "converted", (), None)
 >>> record.fields = {"request_id": "abc", "status": 200}
@@ -15,6 +15,7 @@ service's. Standard library only.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import json
 import logging
@@ -23,12 +24,23 @@ import sys
 import uuid
 from typing import Any
 
-__all__ = ["JsonFormatter", "TextFormatter", "request_id", "setup_logging"]
+__all__ = ["REQUEST_ID", "JsonFormatter", "TextFormatter", "request_id", "setup_logging"]
+
+#: The request being handled, for every line logged while it is (an error deep in a conversion too).
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("heicconv_request_id", default=None)
 
 #: What an ``X-Request-Id`` from a caller may be: printable, no spaces, at most 128 characters; else a new one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 #: The loggers :func:`setup_logging` routes (uvicorn's own, besides heicconv's).
 LOGGERS = ("heicconv", "uvicorn", "uvicorn.error")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = dict(getattr(record, "fields", None) or {})
+    current = REQUEST_ID.get()
+    if current is not None:
+        fields.setdefault("request_id", current)
+    return fields
 
 
 def request_id(given: str | None) -> str:
@@ -53,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update(getattr(record, "fields", None) or {})
+        line.update(_fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -67,7 +79,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        fields = getattr(record, "fields", None) or {}
+        fields = _fields(record)
         extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
         return f"{text} {extra}" if extra else text
 

@@ -116,15 +116,19 @@ def test_one_json_line_per_request_and_the_http_backend_names_its_id(monkeypatch
 
 
 def test_a_stopped_worker_is_counted_by_cause(tmp_path: Path) -> None:
-    srv = start_server(slow_backend_env(tmp_path, 120), "--workers", "1", "--queue", "0", "--timeout", "1")
+    flags = ("--workers", "1", "--queue", "0", "--timeout", "1", "--log-level", "info", "--log-format", "json")
+    srv = start_server(slow_backend_env(tmp_path, 120), *flags)
     try:
-        payload = _json(*srv.post("/convert?format=png", make_heic(size=(1200, 900))), 504)
+        payload = _json(*srv.post("/convert?format=png", make_heic(size=(1200, 900)), {"X-Request-Id": "slow-1"}), 504)
         # The answer goes at the deadline; the thread that watches the worker stops it at the same moment.
         wait_for(lambda: metric(scrape(srv), "heicconv_worker_restarts_total", cause="timeout") > 0, "the count")
         text = scrape(srv)
     finally:
-        stop_server(srv)
+        output = stop_server(srv).splitlines()
     assert payload["error"] == "timeout"
+    # Lines logged while the request is handled carry its id, those of the thread that watched the worker too.
+    failed = [json.loads(line) for line in output if '"conversion failed' in line]
+    assert len(failed) == 2 and all(line["request_id"] == "slow-1" for line in failed), failed
     assert metric(text, "heicconv_worker_restarts_total", cause="timeout") == 1
     assert metric(text, "heicconv_conversions_total", outcome="TimeoutError") == 1
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -42,7 +43,7 @@ from .. import webapi as api
 from ..core import convert_with_report, list_backends, selected_backend, share_cpus
 from ..errors import HeicconvError, LimitExceededError, TimeoutError
 from ..isolated import IsolatedConverter
-from ..telemetry import request_id
+from ..telemetry import REQUEST_ID, request_id
 from .auth import Tokens, parse_tokens
 from .metrics import CONTENT_TYPE, ServiceMetrics
 from .settings import ServerSettings, load
@@ -127,7 +128,8 @@ class Pool:
         """Run one admitted conversion; its slot is freed when the work has really ended."""
         deadline = time.monotonic() + self.timeout
         try:
-            future = self._threads.submit(self._run, request, deadline)
+            # In the request's context: what the conversion logs carries the request id.
+            future = self._threads.submit(contextvars.copy_context().run, self._run, request, deadline)
         except Exception:
             self.release()
             raise
@@ -152,12 +154,14 @@ class Pool:
                     request.data, request.fmt, request.options, limits=request.limits, timeout=remaining
                 )
         except TimeoutError as exc:  # the worker was killed at the request's deadline
-            self._count_restart(exc)
             late = self._timed_out()
-            return Outcome(api.reply_for_error(late), late)
-        except Exception as exc:
+            outcome = Outcome(api.reply_for_error(late), late)  # logged (a 5xx) before it is counted
             self._count_restart(exc)
-            return Outcome(api.reply_for_error(exc), exc)
+            return outcome
+        except Exception as exc:
+            outcome = Outcome(api.reply_for_error(exc), exc)
+            self._count_restart(exc)
+            return outcome
         finally:
             with self._lock:
                 self._running -= 1
@@ -421,6 +425,7 @@ class Observed:
             "client": client[0] if client else None,
         }
         scope[_FIELDS] = fields
+        current = REQUEST_ID.set(rid)
         status = [500]
         started = time.perf_counter()
 
@@ -439,6 +444,7 @@ class Observed:
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             level = logging.ERROR if status[0] >= 500 else logging.DEBUG if route in _OPEN else logging.INFO
             log.log(level, "%s %s %d", scope["method"], scope["path"], status[0], extra={"fields": fields})
+            REQUEST_ID.reset(current)
 
 
 def _too_large(limit: int) -> api.Reply:
