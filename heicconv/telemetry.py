@@ -21,10 +21,12 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REQUEST_ID", "JsonFormatter", "TextFormatter", "request_id", "setup_logging"]
+__all__ = ["REQUEST_ID", "JsonFormatter", "TextFormatter", "emf_line", "request_id", "setup_logging"]
 
 #: The request being handled, for every line logged while it is (an error deep in a conversion too).
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("heicconv_request_id", default=None)
@@ -96,3 +98,39 @@ def setup_logging(level: str = "info", log_format: str = "auto") -> logging.Hand
         logger.setLevel(level.upper())
         logger.propagate = False
     return handler
+
+
+#: The units CloudWatch accepts that heicconv's figures use.
+EMF_UNITS = frozenset({"Count", "Seconds", "Milliseconds", "Bytes", "None"})
+
+
+def emf_line(
+    namespace: str,
+    dimensions: Mapping[str, str],
+    metrics: Mapping[str, tuple[float, str]],
+    properties: Mapping[str, Any] | None = None,
+    timestamp_ms: int | None = None,
+) -> str:
+    """One CloudWatch Embedded Metric Format log line: ``metrics`` (name -> (value, unit)) under ``dimensions``.
+
+    A Lambda function that prints this line to stdout gets the metrics in CloudWatch without a
+    PutMetricData call; ``properties`` (a request id, sizes) are kept in the log line for Logs
+    Insights but are not metrics.
+
+    >>> line = json.loads(emf_line("heicconv", {"backend": "pillow"}, {"Conversions": (1, "Count")}, {"rid": "r1"}, 0))
+    >>> line["_aws"]["CloudWatchMetrics"][0]["Metrics"], line["backend"], line["Conversions"], line["rid"]
+    ([{'Name': 'Conversions', 'Unit': 'Count'}], 'pillow', 1, 'r1')
+    """
+    unknown = sorted({unit for _, unit in metrics.values()} - EMF_UNITS)
+    if unknown:
+        raise ValueError(f"CloudWatch units heicconv does not use: {', '.join(unknown)}")
+    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    directive = {
+        "Namespace": namespace,
+        "Dimensions": [list(dimensions)],
+        "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+    }
+    record: dict[str, Any] = {**(properties or {}), "_aws": {"Timestamp": stamp, "CloudWatchMetrics": [directive]}}
+    record.update(dimensions)
+    record.update({name: value for name, (value, _) in metrics.items()})
+    return json.dumps(record, default=str)
