@@ -4,7 +4,9 @@
 readable text when stderr is a terminal (``log_format="auto"``). A record's ``fields`` (passed as
 ``extra={"fields": {...}}``) become top-level keys of its JSON object, with the request id of
 :data:`REQUEST_ID` when one is being handled; :func:`request_id` accepts a caller's ``X-Request-Id``
-or makes one, so one id follows a photo from the caller's log to the service's. Standard library only.
+or makes one, so one id follows a photo from the caller's log to the service's: the ``http`` backend
+sends :data:`REQUEST_ID` when the application has set it. Standard library only, so that every
+layer may import it.
 
 >>> record = logging.LogRecord("heicconv.server", logging.INFO, __file__, 1, "converted", (), None)
 >>> record.fields = {"request_id": "abc", "status": 200}

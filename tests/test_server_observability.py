@@ -18,7 +18,7 @@ from test_server import Server, _json, slow_backend_env, start_server, stop_serv
 from test_server_pool import wait_for
 
 import heicconv
-from heicconv.telemetry import JsonFormatter, TextFormatter
+from heicconv.telemetry import REQUEST_ID, JsonFormatter, TextFormatter
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
@@ -93,6 +93,12 @@ def test_one_json_line_per_request_and_the_http_backend_names_its_id(monkeypatch
         monkeypatch.setenv("HEICCONV_HTTP_URL", f"http://{logged.host}:{logged.port}")
         with pytest.raises(heicconv.LimitExceededError, match=r"413 too_large, request id [0-9a-f]{32}") as caught:
             heicconv.convert(make_heic(size=(40, 30)), "png", backend="http")  # over the service's own limit
+        application_id = REQUEST_ID.set("caller-42")  # an application's own request id travels with the call
+        try:
+            with pytest.raises(heicconv.LimitExceededError, match="request id caller-42"):
+                heicconv.convert(make_heic(size=(40, 30)), "png", backend="http")
+        finally:
+            REQUEST_ID.reset(application_id)
     finally:
         output = stop_server(logged).splitlines()
     lines = [json.loads(line) for line in output if line.startswith("{")]
@@ -113,6 +119,7 @@ def test_one_json_line_per_request_and_the_http_backend_names_its_id(monkeypatch
         "LimitExceededError",
         "LimitExceededError",
     )
+    assert by_id["caller-42"]["status"] == 413
 
 
 def test_a_stopped_worker_is_counted_by_cause(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import asyncio
 import builtins
 import ssl
 import urllib.parse
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, TimeoutError
+from ..telemetry import REQUEST_ID, request_id
 from .remote import Answer, RemoteBackend
 from .wire import Endpoint, exchange, exchange_async
 
@@ -49,8 +49,9 @@ class HttpBackend(RemoteBackend):
         self._endpoint = Endpoint.of(settings.url, _tls_context(settings) if parts.scheme == "https" else None)
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
-        # A new id per exchange: the service logs it and returns it, and an error names it (remote.error).
-        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend", "X-Request-Id": uuid.uuid4().hex}
+        # The caller's request id (telemetry.REQUEST_ID) if usable, else a new one: the service logs it, errors name it.
+        rid = request_id(REQUEST_ID.get())
+        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend", "X-Request-Id": rid}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
         if self.settings.token:
