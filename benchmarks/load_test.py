@@ -10,7 +10,9 @@ a service that runs already (send ``--token`` if it asks for one). Each client p
 ``--photos`` (default: the corpus's phone photos, ``$HEICCONV_CORPUS/real``) one after another,
 round robin, for ``--seconds`` per step; the default request is what a web page asks for (a JPEG at
 most 2048 pixels on its longer side, quality 85). Each step reports requests per second, p50 and
-p99 latency, and the statuses; ``--json FILE`` writes the figures. Nothing here is asserted.
+p99 latency, and the statuses; ``--json FILE`` writes the figures. Nothing here is asserted. Every
+client comes from 127.0.0.1: beyond 8 clients, add ``--serve-args "--uploads-per-client 0"`` (or the
+service answers the ninth body 429, as it would one address sending too many at once).
 
 ``--thumbor URL`` asks a running thumbor for the same outputs instead
 (``GET /unsafe/fit-in/2048x2048/filters:format(jpeg):quality(85)/<photo>``), with its file loader's

@@ -249,9 +249,9 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
             return refuse(request, "too_large", _too_large(cfg.max_body_bytes))
         client = request.client.host if request.client else "unknown"
         upload = uploads.admit(client)
-        if isinstance(upload, str):
-            reason = "uploads_full" if uploads.full else "per_client"
-            return refuse(request, reason, api.error_reply(429, "busy", upload, {"Retry-After": "1"}))
+        if isinstance(upload, tuple):
+            reason, busy = upload
+            return refuse(request, reason, api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
         try:
             body = await read_body(request.stream(), cfg.max_body_bytes, admission, upload)
         except TooSlow as late:
@@ -272,7 +272,7 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
             return _send(api.reply_for_error(exc))
         if not pool.try_acquire():
             busy = f"all {pool.workers} workers are busy and {pool.capacity - pool.workers} requests are waiting"
-            return _send(api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
+            return refuse(request, "workers_busy", api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
         started = time.perf_counter()
         outcome = await pool.convert(parsed)
         _record(metrics, _fields(request), backend, parsed, outcome, time.perf_counter() - started)

@@ -68,8 +68,8 @@ class ServiceMetrics:
         )
         self.refused = Counter(
             "heicconv_uploads_refused",
-            "Request bodies refused before conversion, by reason (uploads_full, per_client, too_slow, evicted, "
-            "body_timeout, header_timeout, too_large, unauthorized)",
+            "Requests refused before conversion, by reason (uploads_full, per_client, workers_busy, too_slow, "
+            "evicted, body_timeout, header_timeout, too_large, unauthorized)",
             ("reason",),
             registry=r,
         )

@@ -103,15 +103,17 @@ class Uploads:
     def full(self) -> bool:
         return self.in_use >= self.limit
 
-    def admit(self, client: str) -> Upload | str:
-        """Take a slot for ``client`` (a slow body's, if every slot is taken), or say why not (the 429 message)."""
+    def admit(self, client: str) -> Upload | tuple[str, str]:
+        """Take a slot for ``client`` (a slow body's, if every slot is taken), or say why not: the reason
+        (``per_client``, ``uploads_full``) and the 429's message."""
         if self.per_client and self.by_client.get(client, 0) >= self.per_client:
-            return f"this client already sends {self.per_client} request bodies at once; retry when one has arrived"
+            busy = f"this client already sends {self.per_client} request bodies at once; retry when one has arrived"
+            return "per_client", busy
         now = time.monotonic()
         if self.full:
             victim = self._slowest(now)
             if victim is None:
-                return f"{self.limit} request bodies are being received; retry shortly"
+                return "uploads_full", f"{self.limit} request bodies are being received; retry shortly"
             victim.evicted.set()
             self.release(victim)
         upload = Upload(client, now)
