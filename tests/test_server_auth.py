@@ -161,6 +161,7 @@ def test_settings_refuse_a_guessable_token_without_showing_it(monkeypatch: pytes
     assert "hunter2" not in str(caught.value)
     with pytest.raises(heicconv.ConfigError, match="visible ASCII"):
         _load(monkeypatch, token="a token with spaces in it")
+    assert NEW not in repr(_load(monkeypatch, token=NEW))  # settings may be logged
 
 
 def test_settings_refuse_a_metrics_token_without_a_token_and_a_bad_header(monkeypatch: pytest.MonkeyPatch) -> None:

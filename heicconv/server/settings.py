@@ -36,7 +36,8 @@ class ServerSettings:
     format: str = "jpeg"  # output format when the request names none (?format=auto follows Accept)
     log_level: str = "info"
     log_format: str = "auto"  # "json" lines, "text", or "auto": text on a terminal, JSON lines otherwise
-    token: str = ""  # the token(s) a client must send, comma-separated during a rotation; none: no check
+    # The token(s) a client must send, comma-separated during a rotation; none: no check. Never in a repr.
+    token: str = dataclasses.field(default="", repr=False)
     token_file: str = ""  # a file of tokens, one a line (a mounted secret), re-read when it changes
     auth_header: str = ""  # a header that carries the token as it is ("X-Api-Key"), besides Authorization: Bearer
     metrics: str = "open"  # GET /metrics: "open", "token" (needs a token, like /convert) or "off"
