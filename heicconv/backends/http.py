@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..telemetry import REQUEST_ID, request_id
 from .remote import RemoteBackend
 from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 
@@ -48,7 +49,9 @@ class HttpBackend(RemoteBackend):
         self._endpoint = Endpoint.of(settings.url, _tls_context(settings) if parts.scheme == "https" else None)
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
-        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend"}
+        # The caller's request id (telemetry.REQUEST_ID) if usable, else a new one: the service logs it, errors name it.
+        rid = request_id(REQUEST_ID.get())
+        headers = {"Accept": "*/*", "User-Agent": "heicconv-http-backend", "X-Request-Id": rid}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
         if self.settings.token:

@@ -172,6 +172,8 @@ class RemoteBackend:
         if answer.status in RETRY_STATUSES:
             tries = " after 1 try" if answer.tries == 1 else f" after {answer.tries} tries"
         said = f"{self.name} backend: {self.where} answered {answer.status} {code}{tries}"
+        if answer.headers.get("x-request-id"):  # the id of the service's log line for this answer
+            said += f", request id {answer.headers['x-request-id']}"
         return from_http(answer.status, code, f"{message} ({said})")
 
     def _json(self, answer: Answer, *, strict: bool = True) -> Any:
