@@ -181,9 +181,10 @@ class LambdaPackage:
     zipped_mb: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-#: The built-in backends' Lambda packages as ``docker/build_lambda_zip.py`` built them on 2026-11-27 for
-#: python3.12 (PyAV 19.0.2, numpy 2.5.5, Pillow 13.0.0, pillow-heif 1.8.1). Newer wheels change the sizes;
-#: the builder prints them.
+#: The built-in backends' Lambda packages as ``docker/build_lambda_zip.py`` built them for python3.12: ffmpeg
+#: on 2026-11-27 (PyAV 19.0.2, numpy 2.5.5, Pillow 13.0.0, pillow-heif 1.8.1), pillow on 2026-12-07 (with
+#: simplejpeg 1.9.0 and numpy, which every install now has). Newer wheels change the sizes; the builder
+#: prints them.
 LAMBDA_PACKAGES: dict[str, LambdaPackage] = {
     "ffmpeg": LambdaPackage(
         "zip",
@@ -192,7 +193,7 @@ LAMBDA_PACKAGES: dict[str, LambdaPackage] = {
         {"x86_64": 59.0, "arm64": 56.7},
     ),
     "pillow": LambdaPackage(
-        "zip", "python docker/build_lambda_zip.py", {"x86_64": 46.2, "arm64": 36.6}, {"x86_64": 12.5, "arm64": 12.6}
+        "zip", "python docker/build_lambda_zip.py", {"x86_64": 89.6, "arm64": 78.4}, {"x86_64": 25.9, "arm64": 25.7}
     ),
     "vips": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),
     "wand": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),
