@@ -10,9 +10,11 @@ raises ``DecodeError``.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from .bitstream import av1_damage, hevc_damage, hevc_picture_size
 from .errors import DecodeError
@@ -40,6 +42,7 @@ class Item:
     width: int = 0
     height: int = 0
     crop: tuple[int, int] | None = None  # clean-aperture size, from 'clap'
+    crop_offset: tuple[Fraction, Fraction] = (Fraction(0), Fraction(0))  # its centre's offset from the picture's
     rotation: int = 0  # degrees anticlockwise, from 'irot'
     mirror: int | None = None  # 'imir' mode: 0 exchanges top and bottom, 1 left and right (HEIF Amd 2)
     icc: bytes | None = None
@@ -53,6 +56,16 @@ class Item:
     aux_type: str = ""
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
     props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
+
+    def crop_box(self) -> tuple[int, int, int, int] | None:
+        """The clean aperture as (left, top, right, bottom) in the coded picture, rounded as libheif rounds it."""
+        if self.crop is None:
+            return None
+        (cw, ch), (dx, dy) = self.crop, self.crop_offset
+        left = math.floor(dx + Fraction(self.width - 1, 2) - Fraction(cw - 1, 2))
+        top = math.floor(dy + Fraction(self.height - 1, 2) - Fraction(ch - 1, 2))
+        left, top = min(max(left, 0), max(0, self.width - cw)), min(max(top, 0), max(0, self.height - ch))
+        return left, top, left + cw, top + ch
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -278,7 +291,7 @@ def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | Non
                 index[raw] = len(boxes)
     big_index = len(boxes) > 127
     entries = []
-    for item in items:
+    for item in sorted(items, key=lambda i: i.id):  # 'ipma' lists items by increasing id (libavif insists)
         cells = b"".join(
             struct.pack(">H", index[raw] | (0x8000 if essential else 0))
             if big_index
@@ -649,6 +662,14 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         if not (wd and hd) or wn // wd < 1 or hn // hd < 1:
             raise DecodeError(f"item {item.id} has an invalid clean aperture")
         item.crop = (wn // wd, hn // hd)
+        if prop.end - prop.pos >= 16:  # the offsets are signed
+            xn, xd, yn, yd = (
+                struct.unpack(">i", prop.raw(4))[0],
+                prop.u32(),
+                struct.unpack(">i", prop.raw(4))[0],
+                prop.u32(),
+            )
+            item.crop_offset = (Fraction(xn, xd or 1), Fraction(yn, yd or 1))
     elif kind == b"irot":
         item.rotation = (prop.u8() & 3) * 90
     elif kind == b"imir":
@@ -747,9 +768,15 @@ def check_image(c: Container, item: Item, role: str = "image") -> None:
 
 
 def _top_level(c: Container) -> list[int]:
-    """Visible images that are neither thumbnails nor auxiliary images, by item id (as libheif lists them)."""
+    """Visible images that are neither thumbnails, auxiliary images nor grid tiles, by item id (as libheif lists
+    them). A tile some writers leave visible is still only a part of its grid."""
+    tiles = {t for i in c.items.values() if i.type == b"grid" for t in i.refs.get(b"dimg", [])}
     return sorted(
         i.id
         for i in c.items.values()
-        if i.type in _IMAGE_TYPES and not i.hidden and b"thmb" not in i.refs and b"auxl" not in i.refs
+        if i.type in _IMAGE_TYPES
+        and not i.hidden
+        and b"thmb" not in i.refs
+        and b"auxl" not in i.refs
+        and i.id not in tiles
     )
