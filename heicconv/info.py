@@ -145,6 +145,22 @@ def check_limits(width: int, height: int, limits: Limits) -> None:
         )
 
 
+#: What libavif decodes at most (its default image size and dimension limits), per item and in total. heicconv
+#: applies them to AVIF on every backend, before any decoder runs, so that all refuse the same files the same way.
+AVIF_MAX_PIXELS = 16384 * 16384
+AVIF_MAX_SIDE = 32768
+
+
+def _check_avif_ceiling(c: isobmff.Container, item: isobmff.Item) -> None:
+    for part in (c.items[i] for i in c.parts_of(item.id)):
+        w, h = part.width, part.height
+        if w * h > AVIF_MAX_PIXELS or max(w, h) > AVIF_MAX_SIDE:
+            raise LimitExceededError(
+                f"the AVIF image is {w}x{h} = {w * h:,} pixels, over libavif's limits of {AVIF_MAX_PIXELS:,} pixels "
+                f"and {AVIF_MAX_SIDE:,} a side, which heicconv applies to AVIF on every backend"
+            )
+
+
 def _select(index: int | None, default: int, count: int) -> int:
     if index is None:
         return default
@@ -197,6 +213,8 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
     width, height = item.display_size
     if limits is not None:  # the size first: a bomb is refused as one, before its parts are examined
         check_limits(width, height, limits)
+        if fmt == "avif":
+            _check_avif_ceiling(c, item)
     isobmff.check_image(c, item)
     alpha_item = c.alpha_of(item.id)
     alpha = alpha_item is not None

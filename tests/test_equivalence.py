@@ -47,6 +47,22 @@ def _generated() -> list[Any]:
             fixtures.make_image("jpeg", (60, 40), exif=fixtures.exif_block(orientation=8), quality=95),
             id="jpeg-orientation-8",
         ),
+        *_avif(),
+    ]
+
+
+def _avif() -> list[Any]:
+    """AVIF as real files lay it out, in the forms libavif or libheif 1.15 refuse or misread as written."""
+    grid = fixtures.gradient((150, 100))
+    plain = fixtures.encode_avif(fixtures.gradient((96, 64)))
+    return [
+        pytest.param(fixtures.make_avif_grid(grid), id="avif-grid"),
+        pytest.param(
+            fixtures.make_avif_grid(grid, grid_first=False, tiles_hidden=False, other_image=True),
+            id="avif-grid-last-tiles-shown-two-images",
+        ),
+        pytest.param(fixtures.set_heif_transform(plain, crop=(80, 48, 4, -6)), id="avif-clap"),
+        pytest.param(fixtures.set_heif_transform(plain, 270, 0, crop=(80, 48, 0, 0)), id="avif-clap-irot-imir"),
     ]
 
 

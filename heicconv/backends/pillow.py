@@ -86,11 +86,14 @@ class PillowBackend(PipelineBackend[Any]):
         src = job.source
         Image = self._Image
         if src.info.format == "avif":
-            # pillow-heif reads no AVIF; Pillow's own plugin does, but leaves irot/imir to the caller.
+            # pillow-heif reads no AVIF; Pillow's own plugin does, but leaves clap, irot and imir to the caller.
             from PIL import AvifImagePlugin
 
             img: Any = AvifImagePlugin.AvifImageFile(io.BytesIO(job.heif_input()))
             img.load()
+            box = (job.thumbnail or src.item).crop_box() if src.item is not None else None
+            if box is not None and img.size != (box[2] - box[0], box[3] - box[1]):
+                img = img.crop(box)
             for method in _TRANSPOSE.get(src.orientation, []):
                 img = img.transpose(Image.Transpose(method))
         elif src.container is not None:
