@@ -200,18 +200,20 @@ class Container:
                 wanted.append(alpha_item.id)
         return seen
 
-    def extract(self, data: bytes, item_id: int) -> bytes:
+    def extract(self, data: bytes, item_id: int, *, drop: frozenset[bytes] = frozenset()) -> bytes:
         """A new HEIF file that holds only ``item_id`` (as its primary image), its parts and its alpha planes.
 
         Decoders then see one image and the properties it needs, none of the auxiliary images,
         metadata, groups or derived items (gain maps, mattes, 'tmap') that older libheif versions
         refuse; the image may have been hidden, a thumbnail or an alpha plane. Every part's data
-        is bounds-checked, so a truncated file fails here, before any decoder runs.
+        is bounds-checked, so a truncated file fails here, before any decoder runs. Properties of a type in
+        ``drop`` (``imir``, for a decoder that cannot apply it) are left out, for the caller to apply.
         """
-        return write(self.copy_items(data, item_id), item_id)
+        return write(self.copy_items(data, item_id, drop=drop), item_id)
 
-    def copy_items(self, data: bytes, item_id: int) -> list[NewItem]:
-        """``item_id`` and its parts (:meth:`parts_of`) as items to :func:`write`, their data read from ``data``."""
+    def copy_items(self, data: bytes, item_id: int, *, drop: frozenset[bytes] = frozenset()) -> list[NewItem]:
+        """``item_id`` and its parts (:meth:`parts_of`) as items to :func:`write`, their data read from ``data``,
+        without properties of the types in ``drop``."""
         ids = self.parts_of(item_id)
         keep = set(ids)
         parts = []
@@ -222,7 +224,11 @@ class Container:
                     i,
                     item.type,
                     self.item_data(item, data, limit=len(data) + len(self.idat)),
-                    [(bytes(data[a:b]), essential) for a, b, essential in self._property_boxes(item, data)],
+                    [
+                        (bytes(data[a:b]), essential)
+                        for a, b, essential in self._property_boxes(item, data)
+                        if bytes(data[a + 4 : a + 8]) not in drop
+                    ],
                     parts=item.refs.get(b"dimg", []),
                     aux_of=[t for t in item.refs.get(b"auxl", []) if t in keep],  # an alpha plane of a kept image
                     # Only the new primary is shown, so it is the one top-level image whatever a decoder
@@ -700,6 +706,8 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         prop.need(3)
         flags = prop.buf[prop.pos + 2]
         item.monochrome = bool(flags & 0x10)
+        subsampling = (flags >> 2) & 3  # chroma_subsampling_x, chroma_subsampling_y
+        item.chroma = 0 if item.monochrome else {3: 1, 2: 2}.get(subsampling, 3)
         item.bit_depth = item.bit_depth or (12 if flags & 0x20 else 10 if flags & 0x40 else 8)
     elif kind == b"auxC":
         prop.full_box()

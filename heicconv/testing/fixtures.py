@@ -21,6 +21,7 @@ __all__ = [
     "XMP_PACKET",
     "apple_exif",
     "encode_avif",
+    "encode_avif_10bit",
     "encode_heic",
     "exif_block",
     "gradient",
@@ -207,6 +208,41 @@ def encode_avif(image: Any, quality: int = 95, subsampling: str = "4:4:4") -> by
     buf = io.BytesIO()
     image.save(buf, "AVIF", quality=quality, subsampling=subsampling)
     return buf.getvalue()
+
+
+def encode_avif_10bit(image: Any) -> bytes:
+    """A 10-bit 4:2:0 AVIF of a Pillow RGB image, coded by SVT-AV1 through PyAV (libavif as Pillow ships it
+    writes 8 bits only, and Debian 12's libheif 1.15 with libaom 3.6 aborts on 10-bit AV1)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from .. import isobmff
+
+    frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24").reformat(format="yuv420p10le")
+    encoder: Any = av.CodecContext.create("libsvtav1", "w")
+    (encoder.width, encoder.height), encoder.pix_fmt = image.size, "yuv420p10le"
+    encoder.time_base, encoder.options = Fraction(1, 25), {"crf": "8", "preset": "8"}
+    stream = b"".join(bytes(p) for f in (frame, None) for p in encoder.encode(f))
+    units, pos = [], 0
+    while pos < len(stream):  # OBUs with size fields, as encoders write them
+        kind, start, size, shift = (stream[pos] >> 3) & 15, pos + 1 + ((stream[pos] >> 2) & 1), 0, 0
+        while True:
+            size |= (stream[start] & 0x7F) << shift
+            start, shift = start + 1, shift + 7
+            if not stream[start - 1] & 0x80:
+                break
+        units.append((kind, stream[pos : start + size]))
+        pos = start + size
+    sequence = next(unit for kind, unit in units if kind == 1)
+    # av1C: version 1, profile 0, level 0; 10 bits (high_bitdepth), 4:2:0; then the sequence header.
+    av1c = _box(b"av1C", bytes([0x81, 0x00, 0x4C, 0x00]) + sequence)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", *image.size))
+    pixi = isobmff._full_box(b"pixi", 0, 0, bytes([3, 10, 10, 10]))
+    coded = b"".join(unit for kind, unit in units if kind != 2)  # no temporal delimiters in an item
+    item = isobmff.NewItem(1, b"av01", coded, [(av1c, True), (ispe, False), (pixi, False)], hidden=False)
+    return isobmff.write([item], 1)
 
 
 def make_avif_grid(
