@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .bitstream import av1_damage, hevc_damage, hevc_picture_size
+from .bitstream import av1_damage, av1_select_layer, hevc_damage, hevc_picture_size
 from .errors import DecodeError
 
 __all__ = ["Container", "Item", "NewItem", "check_image", "cut_short", "parse", "sequence_only", "write"]
 
 _TRANSFORMS = frozenset({b"clap", b"irot", b"imir"})  # transformative properties, applied in this order
+# What selects and describes an AV1 image's layers; the data heicconv hands over holds the selected layer only.
+_LAYER_PROPERTIES = frozenset({b"a1op", b"lsel", b"a1lx"})
 _IMAGE_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci", b"j2k1", b"vvc1"})
 _ALPHA_URNS = ("urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha")
 _DEPTH_URNS = ("urn:mpeg:hevc:2015:auxid:2", "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
@@ -54,6 +56,8 @@ class Item:
     coded_size: tuple[int, int] | None = None  # what the HEVC stream's own SPS says it decodes to
     nal_length_size: int = 4  # bytes before each NAL unit of an HEVC item's data, from 'hvcC'
     aux_type: str = ""
+    operating_point: int = 0  # AV1 operating point to decode, from 'a1op'
+    layer: int | None = None  # AV1 spatial layer to output, from 'lsel' (None: the operating point's highest)
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
     props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
 
@@ -219,15 +223,20 @@ class Container:
         parts = []
         for i in ids:
             item = self.items[i]
+            coded = self.item_data(item, data, limit=len(data) + len(self.idat))
+            left_out = drop
+            if item.type == b"av01":
+                coded = self._selected_layer(item, coded)
+                left_out = drop | _LAYER_PROPERTIES
             parts.append(
                 NewItem(
                     i,
                     item.type,
-                    self.item_data(item, data, limit=len(data) + len(self.idat)),
+                    coded,
                     [
                         (bytes(data[a:b]), essential)
                         for a, b, essential in self._property_boxes(item, data)
-                        if bytes(data[a + 4 : a + 8]) not in drop
+                        if bytes(data[a + 4 : a + 8]) not in left_out
                     ],
                     parts=item.refs.get(b"dimg", []),
                     aux_of=[t for t in item.refs.get(b"auxl", []) if t in keep],  # an alpha plane of a kept image
@@ -237,6 +246,15 @@ class Container:
                 )
             )
         return parts
+
+    @staticmethod
+    def _selected_layer(item: Item, coded: bytes) -> bytes:
+        """A layered AV1 image's data cut to the layer its 'a1op'/'lsel' select (``bitstream.av1_select_layer``):
+        libheif 1.15 ignores both and outputs the top layer, larger than the image's 'ispe' says."""
+        try:
+            return av1_select_layer(coded, item.operating_point, item.layer)
+        except ValueError as exc:
+            raise DecodeError(f"item {item.id}'s AV1 layers do not hold together: {exc}") from exc
 
     def _property_boxes(self, item: Item, data: bytes) -> list[tuple[int, int, bool]]:
         """Where ``item``'s property boxes are, with ``essential``; an alpha plane coded at its image's size
@@ -709,6 +727,11 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         subsampling = (flags >> 2) & 3  # chroma_subsampling_x, chroma_subsampling_y
         item.chroma = 0 if item.monochrome else {3: 1, 2: 2}.get(subsampling, 3)
         item.bit_depth = item.bit_depth or (12 if flags & 0x20 else 10 if flags & 0x40 else 8)
+    elif kind == b"a1op":
+        item.operating_point = prop.u8()
+    elif kind == b"lsel":
+        layer = prop.u16()
+        item.layer = None if layer == 0xFFFF else layer
     elif kind == b"auxC":
         prop.full_box()
         item.aux_type = prop.cstring()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import heicconv
-from heicconv import isobmff
+from heicconv import bitstream, isobmff
 from heicconv.backends.contract import PipelineBackend
 from heicconv.info import read_source
 from heicconv.testing import fixtures
@@ -106,3 +106,43 @@ def test_a_289_megapixel_avif_is_refused_by_the_limits_before_any_decoder(
     for limits in (heicconv.Limits(), heicconv.Limits(max_pixels=10**9)):
         with pytest.raises(heicconv.LimitExceededError, match=r"17000x17000 = 289,000,000 pixels, over libavif"):
             heicconv.convert(data, "jpeg", backend=backend, limits=limits)
+
+
+def test_av1_layers_are_read_and_cut_to_the_selected_one() -> None:
+    data = fixtures.make_layered_avif(fixtures.gradient((128, 96)))
+    c = isobmff.parse(data)
+    item = c.items[c.primary_id]
+    assert (item.width, item.height, item.operating_point, item.layer) == (64, 48, 0, 0)
+    coded = c.item_data(item, data)
+    sequence = bitstream.av1_sequence(coded)
+    # Operating point 0 decodes spatial layers 0 and 1, operating point 1 layer 0 (idc bits 8-11; bit 0: temporal 0).
+    assert sequence is not None and sequence.layered and sequence.operating_points == (0x301, 0x101)
+    assert sequence.max_size == (128, 96)
+    frames = [spatial for kind, spatial, *_ in bitstream._obus(coded) if kind == 6]
+    assert frames == [0, 1]
+    for point, layer in ((0, 0), (1, None)):
+        cut = bitstream.av1_select_layer(coded, point, layer)
+        assert [spatial for kind, spatial, *_ in bitstream._obus(cut) if kind == 6] == [0]
+    assert bitstream.av1_select_layer(coded, 0, None) == coded
+    with pytest.raises(ValueError, match="operating point 2 of 2"):
+        bitstream.av1_select_layer(coded, 2, None)
+    with pytest.raises(ValueError, match="layer 1 is not in operating point 1"):
+        bitstream.av1_select_layer(coded, 1, 1)
+    # What a decoder is handed: the first layer only, without the properties that select it.
+    extracted = c.extract(data, item.id)
+    handed = isobmff.parse(extracted)
+    kinds = {extracted[start + 4 : start + 8] for start, _ in handed.property_spans}
+    assert not kinds & {b"a1op", b"lsel", b"a1lx"} and b"ispe" in kinds
+    assert handed.item_data(handed.items[item.id], extracted) == bitstream.av1_select_layer(coded, 0, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_layer_of_a_layered_avif_is_the_image_its_header_declares(backend: str) -> None:
+    require_backend(backend)
+    picture = fixtures.gradient((128, 96))
+    data = fixtures.make_layered_avif(picture, select="both")
+    assert heicconv.probe(data).image_sizes == ((128, 96), (64, 48))
+    for index, size in ((0, (128, 96)), (1, (64, 48))):
+        img = decode(heicconv.convert(data, "png", heicconv.Options(image_index=index), backend=backend))
+        assert img.size == size
+        assert _psnr(img.convert("RGB"), picture.resize(size, Image.Resampling.LANCZOS)) > 25

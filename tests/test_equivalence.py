@@ -74,6 +74,9 @@ def _avif() -> list[Any]:
             fixtures.set_heif_transform(fixtures.make_heic((64, 48), bit_depth=10, quality=95), 0, 0),
             id="heic-10-bit-imir",
         ),
+        # Two spatial layers; the header selects the half-size one, which libheif 1.15 would not output.
+        pytest.param(fixtures.make_layered_avif(fixtures.gradient((128, 96))), id="avif-layered-lsel"),
+        pytest.param(fixtures.make_layered_avif(fixtures.gradient((128, 96)), select="a1op"), id="avif-layered-a1op"),
     ]
 
 

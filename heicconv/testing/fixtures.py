@@ -31,6 +31,7 @@ __all__ = [
     "make_image",
     "make_iphone_heic",
     "make_large_grid",
+    "make_layered_avif",
     "make_mini_heic",
     "set_heif_transform",
     "set_ispe",
@@ -243,6 +244,102 @@ def encode_avif_10bit(image: Any) -> bytes:
     coded = b"".join(unit for kind, unit in units if kind != 2)  # no temporal delimiters in an item
     item = isobmff.NewItem(1, b"av01", coded, [(av1c, True), (ispe, False), (pixi, False)], hidden=False)
     return isobmff.write([item], 1)
+
+
+def _libavif() -> Any:
+    """The libavif Pillow's AVIF plugin runs (its wheel bundles it), through ctypes: Pillow does not expose
+    libavif's layered encoding. Only fields of libavif's stable 1.0 structs are used."""
+    import ctypes
+
+    from PIL import AvifImagePlugin  # noqa: F401  (loads the library)
+
+    from ..backends._native import mapped_libraries
+
+    path = next((p for p in mapped_libraries() if "/libavif" in p), None)
+    if path is None:
+        raise ImportError("Pillow's libavif is not loaded in this process (Pillow without AVIF, or not Linux)")
+    lib = ctypes.CDLL(path)
+    lib.avifImageCreate.restype = lib.avifEncoderCreate.restype = ctypes.c_void_p
+    lib.avifImageCreate.argtypes = [ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int]
+    lib.avifImageAllocatePlanes.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.avifEncoderAddImage.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32]
+    lib.avifEncoderFinish.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.avifEncoderDestroy.argtypes = lib.avifImageDestroy.argtypes = lib.avifRWDataFree.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _encode_layered_av1(picture: Any) -> bytes:
+    """A two-layer AVIF of ``picture`` (even width and height) by libavif: spatial layer 0 at half the size, layer 1
+    at full size; operating point 0 decodes both, operating point 1 the first only."""
+    import ctypes
+
+    lib = _libavif()
+    width, height = picture.size
+    image = lib.avifImageCreate(width, height, 8, 1)  # AVIF_PIXEL_FORMAT_YUV444, full range by default
+    encoder = lib.avifEncoderCreate()
+    if not image or not encoder or lib.avifImageAllocatePlanes(image, 1):
+        raise MemoryError("libavif could not allocate an image or an encoder")
+
+    def field(struct_at: int, offset: int) -> Any:
+        return ctypes.c_int32.from_address(struct_at + offset)
+
+    class RWData(ctypes.Structure):
+        _fields_ = [("data", ctypes.c_void_p), ("size", ctypes.c_size_t)]
+
+    out = RWData()
+    try:
+        for plane, band in enumerate(picture.convert("YCbCr").split()):  # JPEG's YCbCr: BT.601, full range
+            start = ctypes.c_void_p.from_address(image + 24 + 8 * plane).value or 0  # avifImage.yuvPlanes
+            stride = ctypes.c_uint32.from_address(image + 48 + 4 * plane).value  # avifImage.yuvRowBytes
+            raw = band.tobytes()
+            for y in range(height):
+                ctypes.memmove(start + y * stride, raw[y * width : (y + 1) * width], width)
+        field(encoder, 28).value = 1  # avifEncoder.extraLayerCount
+        for scale, quality in ((2, 50), (1, 95)):
+            field(encoder, 32).value = quality  # avifEncoder.quality
+            for offset, value in ((68, 1), (72, scale), (76, 1), (80, scale)):  # avifEncoder.scalingMode
+                field(encoder, offset).value = value
+            if lib.avifEncoderAddImage(encoder, image, 1, 0):
+                raise RuntimeError("libavif could not encode a layer")
+        if lib.avifEncoderFinish(encoder, ctypes.byref(out)):
+            raise RuntimeError("libavif could not finish the layered image")
+        return ctypes.string_at(out.data, out.size)
+    finally:
+        lib.avifRWDataFree(ctypes.byref(out))
+        lib.avifEncoderDestroy(encoder)
+        lib.avifImageDestroy(image)
+
+
+def make_layered_avif(picture: Any, *, select: str = "lsel") -> bytes:
+    """An AVIF whose AV1 image has two spatial layers (half and full size) and whose header selects and declares
+    the half-size one, as Apple's multilayer conformance files do: with ``lsel`` = 0, or (``select="a1op"``) with
+    ``a1op`` = 1, the operating point holding the first layer only. ``select="both"``: two images of one stream,
+    the full-size one (``lsel`` = 1) and the half-size one (``lsel`` = 0). libheif 1.15 outputs the top layer."""
+    from .. import isobmff
+
+    data = _encode_layered_av1(picture)
+    c = isobmff.parse(data)
+    coded = c.items[c.primary_id]
+    payload = c.item_data(coded, data)
+    common = []
+    for index, essential in coded.props:
+        start, end = c.property_spans[index - 1]
+        if bytes(data[start + 4 : start + 8]) in (b"av1C", b"pixi", b"colr"):
+            common.append((bytes(data[start:end]), essential))
+
+    def image(item_id: int, size: tuple[int, int], selection: list[bytes]) -> isobmff.NewItem:
+        ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", *size))
+        props = [*common, (ispe, False), *((box, True) for box in selection)]
+        return isobmff.NewItem(item_id, b"av01", payload, props, hidden=False)
+
+    half = (picture.width // 2, picture.height // 2)
+    lsel = [_box(b"lsel", struct.pack(">H", 0))]
+    if select == "a1op":
+        return isobmff.write([image(1, half, [_box(b"a1op", b"\x01")])], 1)
+    if select == "both":
+        full = image(1, picture.size, [_box(b"lsel", struct.pack(">H", 1))])
+        return isobmff.write([full, image(2, half, lsel)], 1)
+    return isobmff.write([image(1, half, lsel)], 1)
 
 
 def make_avif_grid(
