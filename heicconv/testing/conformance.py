@@ -133,6 +133,14 @@ class ConformanceSuite:
         assert img.size == want.size
         assert _psnr(img, want) > 30
 
+    @pytest.mark.parametrize("select", ["lsel", "a1op"])
+    def test_layered_avif_gives_the_selected_layer(self, backend: str, select: str) -> None:
+        data = fixtures.make_layered_avif(fixtures.gradient((128, 96)), select=select)
+        if "avif" not in heicconv.select(backend).capabilities.inputs:
+            return
+        img = decode(heicconv.convert(data, _first_output(backend), backend=backend))
+        assert img.size == (64, 48)
+
     def test_avif_over_libavif_limits_is_refused_before_decoding(self, backend: str) -> None:
         data = fixtures.set_ispe(fixtures.encode_avif(fixtures.gradient((64, 48))), 17000, 17000)
         with pytest.raises(heicconv.LimitExceededError, match="17000x17000"):
