@@ -7,7 +7,8 @@ import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import completeness, formats, isobmff, mini
+from . import completeness, formats, gainmap, isobmff, mini
+from . import xmp as xmp_tools
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
 from .options import Limits
 
@@ -271,8 +272,6 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         thumbnails=thumbs,
     )
     if item.id == primary.id:  # ImageInfo describes the primary image
-        from . import gainmap
-
         found = gainmap.find(source)
         if found is not None:
             source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
@@ -344,6 +343,13 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     width, height = (h, w) if orientation >= 5 else (w, h)
+    ultra_hdr = fmt == "jpeg" and gainmap.read_ultra_hdr(data) is not None
+    if ultra_hdr and isinstance(xmp, bytes):
+        # Its XMP says where its gain map is: heicconv carries the map itself, and writes that again if it keeps it.
+        try:
+            xmp = xmp_tools.rewrite(xmp, strip_location=False, drop=xmp_tools.GAIN_MAP)
+        except xmp_tools.XmpError:
+            xmp = None
     alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
     depth = (
         16 if im.mode in ("I;16", "I;16B", "I;16L", "I", "RGB;16") or "16" in str(im.info.get("bitdepth", "")) else 8
@@ -366,7 +372,7 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         orientation=orientation,
         image_sizes=((width, height),) if frames == 1 else (),
     )
-    return Source(
+    source = Source(
         data,
         info,
         index,
@@ -380,3 +386,8 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         xmp=xmp if isinstance(xmp, bytes) else None,
         orientation=orientation,
     )
+    if ultra_hdr:
+        found = gainmap.find(source)
+        if found is not None:
+            source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
+    return source
