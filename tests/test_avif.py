@@ -6,6 +6,7 @@ The pictures every backend gives on these files are compared in tests/test_equiv
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -43,11 +44,11 @@ def test_written_files_list_item_properties_by_increasing_id() -> None:
 
 @pytest.mark.parametrize(
     "layout",
-    [{}, {"grid_first": False}, {"tiles_hidden": False}, {"other_image": True}],
-    ids=["plain", "grid-last", "tiles-shown", "two-images"],
+    [{}, {"grid_first": False}, {"tiles_hidden": False}, {"other_image": True}, {"tile": 32}],
+    ids=["plain", "grid-last", "tiles-shown", "two-images", "tiles-under-64"],
 )
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_avif_grids_decode_whole_on_every_backend(backend: str, layout: dict[str, bool]) -> None:
+def test_avif_grids_decode_whole_on_every_backend(backend: str, layout: dict[str, Any]) -> None:
     require_backend(backend)
     data = fixtures.make_avif_grid(fixtures.gradient((150, 100)), **layout)
     result = heicconv.convert_with_report(data, "png", backend=backend)

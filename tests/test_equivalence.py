@@ -65,6 +65,7 @@ def _avif() -> list[Any]:
             fixtures.make_avif_grid(grid, grid_first=False, tiles_hidden=False, other_image=True),
             id="avif-grid-last-tiles-shown-two-images",
         ),
+        pytest.param(fixtures.make_avif_grid(grid, tile=32), id="avif-grid-tiles-under-64"),
         pytest.param(fixtures.set_heif_transform(plain, crop=(80, 48, 4, -6)), id="avif-clap"),
         pytest.param(fixtures.set_heif_transform(plain, 270, 0, crop=(80, 48, 0, 0)), id="avif-clap-irot-imir"),
         # libheif 1.15 mirrors 8-bit images only: vips and wand get the file without 'imir' and mirror it.
