@@ -22,8 +22,10 @@ illegal unit headers, and zeros where coded data must be. A pass over the bytes,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-__all__ = ["av1_damage", "hevc_damage", "hevc_picture_size"]
+__all__ = ["Av1Sequence", "av1_damage", "av1_select_layer", "av1_sequence", "hevc_damage", "hevc_picture_size"]
 
 _SPS = 33  # nal_unit_type of a sequence parameter set
 _CHROMA_UNITS = {0: (1, 1), 1: (2, 2), 2: (2, 1), 3: (1, 1)}  # chroma_format_idc -> SubWidthC, SubHeightC
@@ -238,3 +240,107 @@ def _leb128(data: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, pos + i + 1
     return value, pos + 8
+
+
+@dataclass(frozen=True)
+class Av1Sequence:
+    """What an AV1 sequence header says about the pictures: their largest size, and its operating points
+    (each an ``operating_point_idc``: bits 8-11 the spatial layers it decodes, bits 0-7 the temporal ones;
+    0 for a stream without layers)."""
+
+    max_size: tuple[int, int]
+    operating_points: tuple[int, ...]
+
+    @property
+    def layered(self) -> bool:
+        return any(idc >> 8 & 0xE for idc in self.operating_points)  # a spatial layer above 0
+
+
+def _obus(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """(type, spatial_id or -1, start, payload start, end) of each OBU; ``ValueError`` when the framing breaks."""
+    pos = 0
+    while pos < len(data):
+        header = data[pos]
+        kind, extended = (header >> 3) & 0x0F, bool(header & 0x04)
+        if extended and pos + 1 >= len(data):
+            raise ValueError("an OBU header ends early")
+        spatial = (data[pos + 1] >> 3) & 3 if extended else -1
+        start = pos + 1 + extended
+        if header & 0x02:
+            size, start = _leb128(data, start)
+            if size < 0 or start + size > len(data):
+                raise ValueError("an OBU runs past the end of the data")
+            end = start + size
+        else:
+            end = len(data)
+        yield kind, spatial, pos, start, end
+        pos = end
+
+
+def av1_sequence(data: bytes) -> Av1Sequence | None:
+    """The sequence header of an AV1 item's data, or None if it has none; ``ValueError`` if it is malformed."""
+    for kind, _, _, start, end in _obus(data):
+        if kind == 1:
+            return _sequence_header(data[start:end])
+    return None
+
+
+def _sequence_header(payload: bytes) -> Av1Sequence:
+    bits = _Bits(payload)
+    bits.u(4)  # seq_profile, still_picture
+    if bits.u(1):  # reduced_still_picture_header: one operating point, no layers
+        bits.u(5)
+        points: tuple[int, ...] = (0,)
+    else:
+        decoder_model, delay_length = False, 0
+        if bits.u(1):  # timing_info_present_flag
+            bits.u(64)  # num_units_in_display_tick, time_scale
+            if bits.u(1):  # equal_picture_interval: num_ticks_per_picture_minus_1, uvlc()
+                zeros = 0
+                while not bits.u(1):
+                    zeros += 1
+                    if zeros > 31:
+                        raise ValueError("a uvlc code in the sequence header is too long")
+                bits.u(zeros)
+            decoder_model = bool(bits.u(1))
+            if decoder_model:
+                delay_length = bits.u(5) + 1
+                bits.u(32 + 5 + 5)  # decoding tick, removal time and presentation time lengths
+        display_delay = bits.u(1)
+        found = []
+        for _ in range(bits.u(5) + 1):
+            idc, level = bits.u(12), bits.u(5)
+            if level > 7:
+                bits.u(1)  # seq_tier
+            if decoder_model and bits.u(1):
+                bits.u(2 * delay_length + 1)
+            if display_delay and bits.u(1):
+                bits.u(4)
+            found.append(idc)
+        points = tuple(found)
+    width_bits, height_bits = bits.u(4) + 1, bits.u(4) + 1
+    return Av1Sequence((bits.u(width_bits) + 1, bits.u(height_bits) + 1), points)
+
+
+def av1_select_layer(data: bytes, operating_point: int, layer: int | None) -> bytes:
+    """An AV1 item's data with only the OBUs a decoder needs to output spatial ``layer`` of ``operating_point``
+    (``layer`` None: the highest layer that operating point decodes): what AVIF's ``a1op`` and ``lsel`` select.
+
+    Any decoder then outputs that layer, whether it reads those properties or not (libheif 1.15 outputs the
+    highest layer in the stream). ``ValueError`` if the data or the selection does not hold together.
+    """
+    sequence = av1_sequence(data)
+    if sequence is None or not sequence.layered:
+        return data
+    if operating_point >= len(sequence.operating_points):
+        raise ValueError(f"operating point {operating_point} of {len(sequence.operating_points)} is selected")
+    spatial = sequence.operating_points[operating_point] >> 8 & 0xF
+    top = spatial.bit_length() - 1 if layer is None else layer
+    if top < 0 or not spatial >> top & 1:
+        raise ValueError(f"layer {top} is not in operating point {operating_point}")
+    kept = [
+        data[s:e]
+        for _, layer_id, s, _, e in _obus(data)
+        if layer_id <= top and (layer_id < 0 or spatial >> layer_id & 1)
+    ]
+    return b"".join(kept)

@@ -176,18 +176,27 @@ class Job:
     def note(self, kind: str, text: str) -> None:
         self.notes.append(Note(kind, text))
 
-    def heif_input(self, item: Item | None = None) -> bytes:
+    def heif_input(self, item: Item | None = None, *, mirror: bool = True) -> bytes:
         """The HEIF/AVIF file a decoder reads: only the image to decode (``item``, else the thumbnail or
         the selected image), as its primary, with its parts and alpha plane (``isobmff.Container.extract``).
 
         Every backend decodes this rather than the upload, so all see the same single image, and
         library versions that refuse today's phone files (auxiliary images, gain maps) read them.
+        Without ``mirror``, the file has no ``imir``: the caller mirrors the decoded picture (see ``mirror_apart``).
         """
         c = self.source.container
         target = item if item is not None else self.thumbnail if self.thumbnail is not None else self.source.item
         if c is None or target is None:
             raise TypeError("heif_input: the source is not a HEIF/AVIF file")
-        return c.extract(self.source.data, target.id)
+        return c.extract(self.source.data, target.id, drop=frozenset() if mirror else frozenset({b"imir"}))
+
+    def mirror_apart(self) -> int | None:
+        """The ``imir`` mode of a 10/12-bit image to decode (0: top and bottom exchanged, 1: left and right).
+
+        libheif 1.15 (Debian 12's, under vips and wand) refuses to apply it ("can only mirror 8-bit images"):
+        such a backend reads ``heif_input(mirror=False)`` and mirrors the decoded picture itself, last."""
+        target = self.thumbnail if self.thumbnail is not None else self.source.item
+        return target.mirror if target is not None and target.bit_depth > 8 else None
 
     def result(self, data: bytes, backend: str) -> Result:
         """The :class:`Result` of this job, once a backend has written ``data``."""

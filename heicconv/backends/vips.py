@@ -84,7 +84,10 @@ class VipsBackend(PipelineBackend[Any]):
         # damaged PNG as a picture); "warning" would also refuse JPEGs that every other decoder reads.
         kwargs: dict[str, Any] = {"access": "sequential", "fail_on": "error"}
         if src.container is not None:
-            img = loader(job.heif_input(), **kwargs)
+            mirror = job.mirror_apart()
+            img = loader(job.heif_input(mirror=mirror is None), **kwargs)
+            if mirror is not None:
+                img = img.flipver() if mirror == 0 else img.fliphor()
             if job.thumbnail is not None:
                 img = img.copy_memory()  # small; decoding now lets a broken thumbnail fall back to the image
         else:
