@@ -298,3 +298,44 @@ def test_package_parsing_and_a_missing_name_is_caught() -> None:
         text=True,
     )
     assert set(re.findall(r"^Package: (\S+)$", shown.stdout, re.MULTILINE)) == {"libheif1"}
+
+
+def _fake_tool(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!{sys.executable}\nimport sys, os\n{body}\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_debian_base_prints_only_its_json_summary(tmp_path: Path) -> None:
+    # debootstrap and `docker import` talk on standard output; a fresh engine (no base image yet) ran both, and
+    # their lines came before the summary that tests/test_docker_engine.py parses. These stand-ins talk the same way.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_tool(
+        bin_dir,
+        "debootstrap",
+        "root = sys.argv[-2]\n"
+        "for d in ('etc/apt/apt.conf.d', 'etc/dpkg/dpkg.cfg.d', 'usr/share/doc/x'):\n"
+        "    os.makedirs(os.path.join(root, d), exist_ok=True)\n"
+        "print('I: Retrieving InRelease'); print('I: Base system installed successfully.')",
+    )
+    _fake_tool(
+        bin_dir,
+        "docker",
+        "if sys.argv[1] == 'import':\n"
+        "    sys.stdin.buffer.read(); print('sha256:' + '0' * 64)\n"
+        "elif sys.argv[1:3] == ['image', 'inspect']:\n"
+        "    print('12345' if '--format' in sys.argv else '[]'); sys.exit(0 if '--format' in sys.argv else 1)",
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    made = subprocess.run(
+        [sys.executable, str(DOCKER / "debian_base.py"), "--tag", "t:1", "--if-missing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    summary = json.loads(made.stdout)  # the whole of standard output is the one JSON document
+    assert (summary["tag"], summary["bytes"], summary["made"]) == ("t:1", 12345, True)
+    assert "I: Base system installed successfully." in made.stderr and "sha256:" in made.stderr
