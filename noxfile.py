@@ -17,7 +17,7 @@ def tests(session: nox.Session) -> None:
     (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip, and
     HEICCONV_REQUIRE_EXTRAS (``server,lambda,test``) the same for the extras' modules.
     """
-    session.install("-e", ".[all,test,lambda,server]")
+    session.install("-e", ".[all,test,lambda,server,deploy]")
     session.run("pytest", "tests", "heicconv", "docs", *session.posargs)
 
 
