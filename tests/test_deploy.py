@@ -486,3 +486,23 @@ def test_walkthrough_commands_name_what_the_files_define() -> None:
     # The configmap's example queue is the container stack's, as the walkthrough names it.
     queue_name = next(c for c in commands if "Route=container" in c).split("QueueName=")[1].split()[0]
     assert _by_kind("ConfigMap", "heicconv")["data"]["HEICCONV_WORKER_QUEUE"].endswith("/" + queue_name)
+
+
+def test_compose_matches_the_manifests() -> None:
+    # yaml.safe_load resolves the file's anchors and merge keys as Compose does.
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    configmap = _by_kind("ConfigMap", "heicconv")["data"]
+    for name in ("service", "worker"):
+        service = compose[name]
+        settings = {k: v for k, v in service["environment"].items() if k.startswith("HEICCONV_")}
+        shared = {k: v for k, v in configmap.items() if k.startswith("HEICCONV_") and k != "HEICCONV_WORKER_QUEUE"}
+        assert shared.items() <= settings.items(), name  # the same outputs as on Kubernetes and Lambda
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+    worker = compose["worker"]
+    assert (
+        worker["environment"]["AWS_DEFAULT_REGION"] == worker["environment"]["AWS_REGION"]
+    )  # botocore reads the first
+    assert worker["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    queue_name = compose["setup"]["environment"]["HEICCONV_LOCAL_QUEUE"]
+    assert worker["environment"]["HEICCONV_WORKER_QUEUE"].endswith("/" + queue_name)
+    assert (ROOT / "deploy" / compose["setup"]["command"][1].removeprefix("/deploy/")).is_file()

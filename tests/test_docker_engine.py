@@ -313,3 +313,83 @@ def test_lambda_image_builds_and_answers_the_runtime_api(
         with Image.open(io.BytesIO(base64.b64decode(answer["body"]))) as img:
             assert (img.format, img.size) == ("PNG", (30, 20))
     result["smoke"] = "passed (vips, wand, pillow)"
+
+
+def _compose_cli(docker: str) -> list[str]:
+    """Compose v2 (`docker compose`), else Debian 12's docker-compose 1.29: both read deploy/compose.yaml."""
+    if subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is None:
+        pytest.fail("no Compose: apt-get install docker-compose (or the compose plugin)")
+    assert legacy is not None
+    return [legacy]
+
+
+def _notifies_a_queue(s3: Any, bucket: str) -> bool:
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        return False
+    return bool(s3.get_bucket_notification_configuration(Bucket=bucket).get("QueueConfigurations"))
+
+
+def test_compose_converts_an_upload_end_to_end(docker: str, base: str, build_args: list[str]) -> None:
+    """deploy/compose.yaml as docs/deploy.md runs it: moto for S3 and SQS (set up by deploying the template with
+    Route=container), the worker converting an upload, and the service answering."""
+    import boto3
+
+    tag = "heicconv:pillow-buildkit"  # built by the pillow test above; built here when this test runs alone
+    if subprocess.run([docker, "image", "inspect", tag], capture_output=True).returncode != 0:
+        tag, result = _build(docker, "pillow", "buildkit", base, build_args)
+        RESULTS.append(result)
+    aws_port, port = _free_port(), _free_port()
+    project = f"heicconvcompose{uuid.uuid4().hex[:8]}"
+    compose = [*_compose_cli(docker), "-f", "deploy/compose.yaml", "-p", project]
+    env = {**os.environ, "HEICCONV_IMAGE": tag, "HEICCONV_AWS_PORT": str(aws_port), "HEICCONV_PORT": str(port)}
+    env["BASE"] = base
+    for arg in build_args[1::2]:  # the host's package index, as the images get it
+        name, _, value = arg.partition("=")
+        env[name] = value
+    result: dict[str, Any] = {"image": "deploy/compose.yaml", "smoke": "failed"}
+    RESULTS.append(result)
+    start = time.perf_counter()
+    up = subprocess.run([*compose, "up", "-d", "--build"], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=1800)  # fmt: skip
+    try:
+        assert up.returncode == 0, (up.stdout + up.stderr)[-4000:]
+        result["up_seconds"] = round(time.perf_counter() - start, 1)
+        (service,) = subprocess.run([*compose, "ps", "-q", "service"], cwd=ROOT, env=env, capture_output=True,
+                                    text=True, check=True).stdout.split()  # fmt: skip
+        while (health := _health(docker, service)) != "healthy":
+            assert health in {"starting", ""}, health
+            assert time.perf_counter() - start < 300, "the service never turned healthy"
+            time.sleep(0.5)
+        s3 = boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{aws_port}", region_name="us-east-1",
+            aws_access_key_id="local", aws_secret_access_key="local",
+        )  # fmt: skip
+        while not _notifies_a_queue(s3, "photos"):  # the setup container deploys the template into moto
+            assert time.perf_counter() - start < 300, "setup never configured the bucket"
+            time.sleep(0.5)
+        uploaded = time.perf_counter()
+        s3.put_object(Bucket="photos", Key="uploads/IMG 0001.HEIC", Body=make_heic(size=(96, 64)))
+        while True:
+            try:
+                got = s3.get_object(Bucket="photos", Key="converted/uploads/IMG 0001.jpg")
+                break
+            except s3.exceptions.NoSuchKey:
+                assert time.perf_counter() - uploaded < 120, "the worker never wrote the converted photo"
+                time.sleep(0.5)
+        result["converted_after_upload_s"] = round(time.perf_counter() - uploaded, 1)
+        assert got["ContentType"] == "image/jpeg"
+        with Image.open(io.BytesIO(got["Body"].read())) as img:
+            assert (img.format, img.size) == ("JPEG", (96, 64))
+        status, headers, body = _get(port, "POST", "/convert?format=png", make_heic(size=(40, 30)))
+        assert status == 200 and headers["x-heicconv-backend"] == "pillow", body[:500]
+    finally:
+        logs = subprocess.run([*compose, "logs", "--no-color"], cwd=ROOT, env=env, capture_output=True, text=True)
+        subprocess.run([*compose, "down", "-v", "--remove-orphans"], cwd=ROOT, env=env, capture_output=True)
+        if sys.exc_info()[0] is not None:  # what the containers said, beside the failure
+            print(logs.stdout[-6000:])
+    assert "Traceback" not in logs.stdout, logs.stdout[-4000:]
+    assert "set_mempolicy" not in logs.stdout
+    result["smoke"] = "passed (upload converted by the worker, service answered)"
