@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from test_lambda import moto_server
 from test_queue_worker import finish, worker
 
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
+
+yaml = require_module("yaml", "deploy")
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "aws" / "heicconv.yaml"

@@ -202,7 +202,7 @@ def test_service_image_builds_and_converts(
     subprocess.run(run, check=True, capture_output=True)
     try:
         interval = subprocess.run(
-            [docker, "inspect", "--format", "{{.Config.Healthcheck.Interval}}", container],
+            [docker, "inspect", "--format", "{{json .Config.Healthcheck.Interval}}", container],
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         assert int(interval) <= 5e9, interval  # nanoseconds: the first check comes one interval after the start
