@@ -468,6 +468,9 @@ def test_walkthrough_commands_name_what_the_files_define() -> None:
         for flag in ("--template-file", "-f", "-k"):
             if flag in words and words[0] in {"aws", "kubectl", "docker"}:
                 assert (ROOT / words[words.index(flag) + 1]).exists(), command
+        for word in words:
+            if word.startswith("file://"):
+                assert (ROOT / word.removeprefix("file://")).is_file(), command
         if "--parameter-overrides" in words:
             for pair in words[words.index("--parameter-overrides") + 1 :]:
                 key, _, value = pair.partition("=")
@@ -507,3 +510,40 @@ def test_compose_matches_the_manifests() -> None:
     queue_name = compose["setup"]["environment"]["HEICCONV_LOCAL_QUEUE"]
     assert worker["environment"]["HEICCONV_WORKER_QUEUE"].endswith("/" + queue_name)
     assert (ROOT / "deploy" / compose["setup"]["command"][1].removeprefix("/deploy/")).is_file()
+
+
+# -- the ECS task definition -----------------------------------------------------------------------------
+
+ECS_TASK = ROOT / "deploy" / "ecs" / "worker-task-definition.json"
+
+
+def test_ecs_task_definition_matches_the_api_and_the_manifests() -> None:
+    from botocore.session import get_session
+    from botocore.validate import ParamValidator
+
+    task = json.loads(ECS_TASK.read_text(encoding="utf-8"))
+    shape = get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+    report = ParamValidator().validate(task, shape)  # botocore's model of the API: names, types, required keys
+    assert not report.has_errors(), report.generate_report()
+    broken = copy.deepcopy(task)
+    broken["containerDefinitions"][0]["readOnlyRootFilesystem"] = True  # the API spells it readonlyRootFilesystem
+    assert ParamValidator().validate(broken, shape).has_errors()
+    (container,) = task["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    _, _, pod_env = _container("heicconv-worker")
+    assert {k: v for k, v in pod_env.items() if k != "HEICCONV_WORKER_QUEUE"}.items() <= env.items()
+    assert container["user"] == "10001:10001" and container["readonlyRootFilesystem"] is True
+    stop = max(float(env["HEICCONV_WORKER_STOP_TIMEOUT"]), float(env["HEICCONV_WORKER_WAIT_TIME"]))
+    assert stop + 10 <= container["stopTimeout"] <= 120  # Fargate's maximum
+    assert float(env["HEICCONV_WORKER_MEMORY_MB"]) + 100 <= int(task["memory"])
+    assert container["healthCheck"]["command"][-1] == "/usr/local/lib/heicconv/healthcheck.py"
+
+
+@_SKIPPED_BY_MOTO
+def test_ecs_task_definition_registers_in_moto(aws: str) -> None:
+    import boto3
+
+    task = json.loads(ECS_TASK.read_text(encoding="utf-8"))
+    registered = boto3.client("ecs").register_task_definition(**task)["taskDefinition"]
+    assert (registered["family"], registered["status"]) == ("heicconv-worker", "ACTIVE")
+    assert registered["containerDefinitions"][0]["stopTimeout"] == 45
