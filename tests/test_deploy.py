@@ -481,6 +481,17 @@ def test_walkthrough_commands_name_what_the_files_define() -> None:
         for name in re.findall(r"OutputKey=='(\w+)'", command):
             assert name in outputs, name
     assert overrides >= 8
+    # The parameter table names the template's parameters, with their defaults.
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = text.split("The parameters you are most likely to change:")[1].split("\n\n")[1]
+    for row in table.splitlines()[2:]:
+        names, default = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        for name in re.findall(r"`(\w+)`", names):
+            assert name in parameters, name
+        first = default.split()[0].strip("`")
+        if names.count("`") == 2 and re.fullmatch(r"-?[\w.]+", first):
+            expected = str(parameters[names.strip("`")].get("Default"))
+            assert first == expected or (first, expected) == ("none", ""), row
     # The ZIP that the first command builds is the one the next two upload and deploy.
     assert "dist/heicconv-lambda-py312-arm64.zip" in commands[1] and "CodeS3Key=heicconv-lambda-py312-arm64.zip" in (
         " ".join(commands)
