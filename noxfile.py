@@ -15,7 +15,7 @@ def tests(session: nox.Session) -> None:
 
     Set HEICCONV_CORPUS to run the real-world corpus too, HEICCONV_REQUIRE_BACKENDS
     (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip, and
-    HEICCONV_REQUIRE_EXTRAS (``server,lambda,test``) the same for the extras' modules.
+    HEICCONV_REQUIRE_EXTRAS (``server,lambda,test,deploy``) the same for the extras' modules.
     """
     session.install("-e", ".[all,test,lambda,server,deploy]")
     session.run("pytest", "tests", "heicconv", "docs", *session.posargs)

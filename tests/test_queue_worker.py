@@ -29,6 +29,7 @@ from PIL import Image
 from plugin_backends import faulty_backend_env
 from test_lambda import moto_server
 
+from heicconv.errors import ConfigError
 from heicconv.testing.fixtures import make_heic
 
 _names = itertools.count()
@@ -321,3 +322,19 @@ def test_a_queue_it_cannot_read_stops_the_start(aws: tuple[Any, Any], endpoint: 
     assert "cannot read the queue" in err and "no-such-queue" in err
     code, err = finish(worker("", "--drain"))
     assert code == 2 and "the SQS queue URL is required" in err
+
+
+def test_the_region_comes_from_aws_region_alone_or_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore reads AWS_DEFAULT_REGION only; a container platform may set AWS_REGION alone."""
+    from heicconv.aws_lambda import aws
+
+    monkeypatch.setattr(aws, "_clients", {})
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert aws.sqs().meta.region_name == "eu-west-3"
+    monkeypatch.setattr(aws, "_clients", {})
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigError, match="AWS_DEFAULT_REGION"):
+        aws.sqs()
