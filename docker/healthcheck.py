@@ -5,8 +5,8 @@ listens on, whatever chose it (``heicconv serve --port``, ``HEICCONV_SERVER_PORT
 file, or ``heicconv worker --health-port``): the TCP sockets that the container's main process
 (PID 1, or its first descendant that listens, under an init such as ``docker run --init``)
 holds in the LISTEN state, read from ``/proc``. ``HEICCONV_HEALTHCHECK_PID`` names another main
-process. Only when no such socket can be read does it fall back to ``HEICCONV_SERVER_PORT``
-(default 8000) on 127.0.0.1.
+process. ``HEICCONV_SERVER_PORT`` on 127.0.0.1, when set, is asked after those sockets; when no
+socket can be read, it is asked alone (default 8000).
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ def healthy(address: str, port: int, timeout: float) -> tuple[bool, str]:
 def main() -> int:
     timeout = float(os.environ.get("HEICCONV_HEALTHCHECK_TIMEOUT", "4"))
     main_pid = int(os.environ.get("HEICCONV_HEALTHCHECK_PID", "1"))
-    targets = service_addresses(main_pid) or [("127.0.0.1", int(os.environ.get("HEICCONV_SERVER_PORT", "8000")))]
+    targets = service_addresses(main_pid)
+    configured = ("127.0.0.1", int(os.environ.get("HEICCONV_SERVER_PORT", "8000")))
+    if not targets or ("HEICCONV_SERVER_PORT" in os.environ and configured not in targets):
+        targets.append(configured)  # what the environment names is asked too, after what the process listens on
     reasons = []
     for address, port in targets:
         ok, why = healthy(address, port, timeout)
