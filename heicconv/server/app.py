@@ -41,7 +41,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .. import formats
 from .. import webapi as api
 from ..core import convert_with_report, list_backends, selected_backend, share_cpus
-from ..errors import HeicconvError, LimitExceededError, TimeoutError
+from ..errors import HeicconvError, TimeoutError
 from ..isolated import IsolatedConverter
 from ..telemetry import REQUEST_ID, request_id
 from .auth import Tokens, parse_tokens
@@ -168,13 +168,8 @@ class Pool:
         return Outcome(api.reply_for_result(result, request))
 
     def _count_restart(self, exc: BaseException) -> None:
-        """A worker the pool stopped and replaced, by cause: ``timeout``, ``memory`` or ``crash``."""
-        event = getattr(exc, "worker_event", None)
-        if self.metrics is None or event not in ("timeout", "memory", "died"):
-            return
-        if event == "died":  # killed by the kernel's OOM killer, or a crash in a native library
-            event = "memory" if isinstance(exc, LimitExceededError) else "crash"
-        self.metrics.restarts.labels(event).inc()
+        if self.metrics is not None:
+            self.metrics.count_restart(exc)
 
     def _timed_out(self) -> TimeoutError:
         ended = "its worker was stopped" if self._isolated else "it runs on in its thread"
@@ -337,10 +332,7 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
             versions = described["versions"]
         except Exception:  # /health answers why; the build info still names the version
             described, versions = {"backend": backend}, {}
-        libraries = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "heicconv")
-        from .. import __version__
-
-        metrics.build.info({"version": __version__, "backend": str(described["backend"]), "libraries": libraries})
+        metrics.describe_build(str(described["backend"]), versions)
         yield
         await asyncio.to_thread(pool.shutdown)
 
@@ -379,9 +371,8 @@ def _record(
         source = "unknown"
     made_by = outcome.reply.headers.get("X-Heicconv-Backend", backend)
     result = "ok" if outcome.error is None else type(outcome.error).__name__
-    metrics.conversions.labels(made_by, source, request.fmt, result).inc()
-    metrics.seconds.labels(made_by, request.fmt).observe(seconds)
-    metrics.bytes_in.inc(len(request.data))
+    bytes_out = len(outcome.reply.body) if outcome.error is None else None
+    metrics.count_conversion(made_by, source, request.fmt, result, seconds, len(request.data), bytes_out)
     fields.update(
         backend=made_by,
         input_format=source,
@@ -391,8 +382,7 @@ def _record(
         conversion_ms=round(seconds * 1000, 1),
     )
     if outcome.error is None:
-        metrics.bytes_out.inc(len(outcome.reply.body))
-        fields["bytes_out"] = len(outcome.reply.body)
+        fields["bytes_out"] = bytes_out
         fields["image_size"] = outcome.reply.headers.get("X-Image-Size")
     else:
         fields["error"] = type(outcome.error).__name__
