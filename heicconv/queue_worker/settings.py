@@ -35,7 +35,7 @@ class WorkerSettings:
     memory_mb: int = 1536  # resident memory a conversion's process may reach before it is stopped
     stop_timeout: float = 20.0  # after SIGTERM: seconds in-flight messages may take before they are released
     health_host: str = "127.0.0.1"
-    health_port: int = 0  # GET /health on this port; 0: no health endpoint
+    health_port: int = 0  # GET /health and GET /metrics on this port; 0: neither
     log_level: str = "info"
 
 
