@@ -376,14 +376,26 @@ def test_metrics_count_messages_objects_and_conversions(aws: tuple[Any, Any]) ->
 
 
 def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tuple[Any, Any], tmp_path: Path) -> None:
+    """/metrics beside /health; and JSON log lines, each about a message carrying its id as request_id."""
     s3, sqs = aws
     queue, _ = make_queue(sqs, visibility=3)  # renewed every second while the conversion runs
     bucket = make_bucket(s3, sqs)
     s3.put_object(Bucket=bucket, Key="slow.heic", Body=make_heic(size=(1200, 900)))
-    sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, "slow.heic"))
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, "slow.heic"))["MessageId"]
     port = _free_port()
     env = faulty_backend_env(tmp_path, "30")  # far beyond --timeout: the worker process is stopped
-    args = ("-j", "1", "--health-port", str(port), "--timeout", "2", "--visibility-timeout", "3")
+    args = (
+        "-j",
+        "1",
+        "--health-port",
+        str(port),
+        "--timeout",
+        "2",
+        "--visibility-timeout",
+        "3",
+        "--log-format",
+        "json",
+    )
     proc = worker(queue, *args, env=env)
     from test_server_observability import metric
 
@@ -408,3 +420,7 @@ def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tupl
     assert metric(text, "heicconv_queue_visibility_extensions_total") >= 1  # 2 s of conversion: renewed at 1 s
     assert metric(text, "heicconv_queue_messages_received_total") == 1
     assert metric(text, "heicconv_build_info", backend="faulty") == 1
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines[-1]["message"].startswith("worker stopped: ") and "request_id" not in lines[-1]
+    failed = [line for line in lines if line["level"] == "error" and "slow.heic failed" in line["message"]]
+    assert failed and {line["request_id"] for line in failed} == {message_id}

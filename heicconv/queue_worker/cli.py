@@ -47,6 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="serve GET /health (counters as JSON) and GET /metrics (Prometheus) on this port (default: none)",
     )
     add("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    add("--log-format", choices=("auto", "json", "text"), help="JSON lines, text, or auto: text on a terminal (auto)")
     parser.set_defaults(func=run)
     return parser
 

@@ -41,6 +41,7 @@ from ..core import selected_backend
 from ..errors import ConfigError, HeicconvError
 from ..isolated import IsolatedConverter
 from ..metrics import CONTENT_TYPE, ConversionMetrics
+from ..telemetry import REQUEST_ID
 from .settings import WorkerSettings
 
 __all__ = ["Counters", "QueueWorker", "WorkerMetrics"]
@@ -277,22 +278,29 @@ class QueueWorker:
             message = self._work.get()
             if message is None:
                 return
+            handling = REQUEST_ID.set(message.id)  # every line logged about it carries the message id
             try:
-                ok = self._convert(message)
-            except Exception:  # a bug here must not kill the thread, nor delete the message
-                log.exception("worker: message %s", message.id)
-                ok = False
+                self._handle(message)
+            finally:
+                REQUEST_ID.reset(handling)
+
+    def _handle(self, message: _Message) -> None:
+        try:
+            ok = self._convert(message)
+        except Exception:  # a bug here must not kill the thread, nor delete the message
+            log.exception("worker: message %s", message.id)
+            ok = False
+        with self._lock:
+            self._inflight.pop(message.id, None)
+            released = message.released
+            self._lock.notify_all()
+        if released:
+            return
+        if ok:
+            self._delete(message)
+        else:
             with self._lock:
-                self._inflight.pop(message.id, None)
-                released = message.released
-                self._lock.notify_all()
-            if released:
-                continue
-            if ok:
-                self._delete(message)
-            else:
-                with self._lock:
-                    self.counters.failed += 1
+                self.counters.failed += 1
 
     def _convert(self, message: _Message) -> bool:
         """Convert every object the message names; ``True`` when each was written or skipped."""
