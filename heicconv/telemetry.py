@@ -25,7 +25,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["REQUEST_ID", "JsonFormatter", "TextFormatter", "emf_line", "request_id", "setup_logging"]
@@ -109,11 +109,14 @@ EMF_UNITS = frozenset({"Count", "Seconds", "Milliseconds", "Bytes", "None"})
 def emf_line(
     namespace: str,
     dimensions: Mapping[str, str],
-    metrics: Mapping[str, tuple[float, str]],
+    metrics: Mapping[str, tuple[float | Sequence[float], str]],
     properties: Mapping[str, Any] | None = None,
     timestamp_ms: int | None = None,
 ) -> str:
     """One CloudWatch Embedded Metric Format log line: ``metrics`` (name -> (value, unit)) under ``dimensions``.
+
+    A value may be a list of at most 100 numbers (EMF's limit): CloudWatch takes each as a sample, so
+    one line per invocation still gives per-conversion percentiles.
 
     A Lambda function that prints this line to stdout gets the metrics in CloudWatch without a
     PutMetricData call; ``properties`` (a request id, sizes) are kept in the log line for Logs
@@ -134,5 +137,7 @@ def emf_line(
     }
     record: dict[str, Any] = {**(properties or {}), "_aws": {"Timestamp": stamp, "CloudWatchMetrics": [directive]}}
     record.update(dimensions)
-    record.update({name: value for name, (value, _) in metrics.items()})
+    record.update(
+        {name: value if isinstance(value, (int, float)) else list(value) for name, (value, _) in metrics.items()}
+    )
     return json.dumps(record, default=str)

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import settings as core_settings
 from ..errors import BackendUnavailableError, HeicconvError
 from .batch_operations import handle_batch, is_batch_event
+from .invocation import handling
 from .package import build_mismatch
 from .s3_events import handle_records, is_notification_event
 from .settings import LambdaSettings, load
@@ -42,9 +43,22 @@ if BUILD_MISMATCH:
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Lambda entry point (set the function's handler to ``heicconv.aws_lambda.handler``).
 
+    Every line logged meanwhile carries ``context.aws_request_id`` as its ``request_id``; once the
+    invocation has converted, its figures are printed as CloudWatch EMF (:mod:`.invocation`).
+
     >>> handler({"httpMethod": "POST", "queryStringParameters": {"format": "bmp"}})["statusCode"]
     400
     """
+    with handling(context, _metrics_settings):
+        return _handle(event)
+
+
+def _metrics_settings() -> tuple[bool, str]:
+    cfg = load()
+    return cfg.metrics, cfg.metrics_namespace
+
+
+def _handle(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise HeicconvError(f"unrecognised event: expected a JSON object, got {type(event).__name__}")
     if is_http_event(event):

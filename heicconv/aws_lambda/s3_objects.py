@@ -28,10 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import Limits, Options, Result, convert_with_report, formats
+from .. import Limits, Options, Result, formats
 from ..errors import LimitExceededError, TimeoutError
 from ..webapi import classify, endpoint_settings
 from .aws import s3
+from .invocation import convert as counted
 from .settings import LambdaSettings
 
 __all__ = [
@@ -174,10 +175,6 @@ def _status(exc: BaseException) -> int:
     return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-def _in_process(data: bytes, fmt: str, options: Options, limits: Limits) -> Result:
-    return convert_with_report(data, fmt, options, limits=limits)
-
-
 def convert_object(
     obj: S3Object,
     cfg: LambdaSettings,
@@ -189,7 +186,8 @@ def convert_object(
 
     ``options`` default to the configured ones with the endpoint defaults
     (:func:`heicconv.webapi.endpoint_settings`); ``convert`` defaults to
-    ``heicconv.convert_with_report`` in this process.
+    ``heicconv.convert_with_report`` in this process, counted for the Lambda invocation under way
+    (:func:`.invocation.convert`).
     """
     reason = skip_reason(obj, cfg)
     if reason:
@@ -213,7 +211,7 @@ def convert_object(
         got = client.get_object(Bucket=obj.bucket, Key=obj.key, **version)
         data = got["Body"].read()
         stamp[SOURCE_ETAG] = _etag(got)  # the bytes converted, should the object have changed since the HEAD
-        converted = (convert or _in_process)(data, cfg.format, options, limits)
+        converted = (convert or counted)(data, cfg.format, options, limits)
         content_type = formats.MIME_TYPES[converted.format]
         client.put_object(Bucket=out_bucket, Key=out_key, Body=converted.data, ContentType=content_type, Metadata=stamp)
     except Exception as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
+from ..tracing import span
 
 if TYPE_CHECKING:
     from ..gainmap import Metadata
@@ -252,20 +253,24 @@ class PipelineBackend(Generic[Img]):
         return {}
 
     def run(self, job: Job) -> Result:
+        # The spans (heicconv.tracing) are no-ops unless the application traces.
         try:
-            img = self._load_preferring_thumbnail(job)
-            if self.size_of(img) != job.size:
-                img = self.resize(img, job.size)
-            if job.to_srgb:
-                img = self.to_srgb(img, job)
-            if job.flatten:
-                img = self.flatten(img, job.options.background_rgb)
+            with span("heicconv.decode", {"heicconv.backend": self.name}):
+                img = self._load_preferring_thumbnail(job)
+            with span("heicconv.transform", {"heicconv.backend": self.name}):
+                if self.size_of(img) != job.size:
+                    img = self.resize(img, job.size)
+                if job.to_srgb:
+                    img = self.to_srgb(img, job)
+                if job.flatten:
+                    img = self.flatten(img, job.options.background_rgb)
         except HeicconvError:
             raise
         except Exception as exc:
             raise self._library_error(exc, job, decoding=True) from exc
         try:
-            out = self.save(img, job)
+            with span("heicconv.encode", {"heicconv.backend": self.name, "heicconv.output_format": job.fmt}):
+                out = self.save(img, job)
         except HeicconvError:
             raise
         except Exception as exc:

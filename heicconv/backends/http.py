@@ -6,13 +6,16 @@ Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.remotes` reads th
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 from ..telemetry import REQUEST_ID, request_id
+from ..tracing import inject, span
 from .remote import RemoteBackend
 from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 
@@ -57,6 +60,7 @@ class HttpBackend(RemoteBackend):
         if self.settings.token:
             name = self.settings.auth_header or "Authorization"
             headers[name] = self.settings.token if self.settings.auth_header else f"Bearer {self.settings.token}"
+        inject(headers)  # traceparent, when the application traces: the service continues the trace
         return headers
 
     def _target(self, route: str, query: Mapping[str, str] | None = None) -> str:
@@ -66,24 +70,47 @@ class HttpBackend(RemoteBackend):
         return self._endpoint, method, target, body, self._headers(body)
 
     def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
-        request = self._request("POST", self._target("/convert", query), body)
-        try:
-            return exchange(*request, time_left(deadline))
-        except Exception as exc:
-            raise self.transport_error(exc) from exc
+        with self._transport(body) as current:
+            request = self._request("POST", self._target("/convert", query), body)
+            try:
+                answer = exchange(*request, time_left(deadline))
+            except Exception as exc:
+                raise self.transport_error(exc) from exc
+            _answered(current, answer)
+            return answer
 
     async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
-        request = self._request("POST", self._target("/convert", query), body)
-        try:
-            return await exchange_async(*request, time_left(deadline))
-        except Exception as exc:
-            raise self.transport_error(exc) from exc
+        with self._transport(body) as current:
+            request = self._request("POST", self._target("/convert", query), body)
+            try:
+                answer = await exchange_async(*request, time_left(deadline))
+            except Exception as exc:
+                raise self.transport_error(exc) from exc
+            _answered(current, answer)
+            return answer
+
+    @contextlib.contextmanager
+    def _transport(self, body: bytes) -> Iterator[Any]:
+        """The span of one attempt (a client span: its context is what the service's span continues)."""
+        attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "url.full": f"{self.where}/convert",
+            "heicconv.input_bytes": len(body),
+        }
+        with span("heicconv.transport", attributes, kind="CLIENT") as current:
+            yield current
 
     def ask_health(self, deadline: float) -> Answer:
         try:
             return exchange(*self._request("GET", self._target("/health"), None), time_left(deadline))
         except Exception as exc:
             raise self.transport_error(exc) from exc
+
+
+def _answered(current: Any, answer: Answer) -> None:
+    if current is not None:
+        current.set_attribute("http.response.status_code", answer.status)
+        current.set_attribute("heicconv.output_bytes", len(answer.body))
 
 
 def _tls_context(settings: HttpSettings) -> ssl.SSLContext:

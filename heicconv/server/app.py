@@ -38,12 +38,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .. import formats
+from .. import Result, formats
 from .. import webapi as api
 from ..core import convert_with_report, list_backends, selected_backend, share_cpus
-from ..errors import HeicconvError, LimitExceededError, TimeoutError
+from ..errors import HeicconvError, TimeoutError
 from ..isolated import IsolatedConverter
 from ..telemetry import REQUEST_ID, request_id
+from ..tracing import extract, span
 from .auth import Tokens, parse_tokens
 from .metrics import CONTENT_TYPE, ServiceMetrics
 from .settings import ServerSettings, load
@@ -144,15 +145,10 @@ class Pool:
         with self._lock:
             self._running += 1
         try:
-            if self._isolated is None:
+            if self._isolated is None:  # in this process: heicconv.convert's own span, with its children
                 result = convert_with_report(request.data, request.fmt, request.options, limits=request.limits)
             else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._timed_out()
-                result = self._isolated.convert_with_report(
-                    request.data, request.fmt, request.options, limits=request.limits, timeout=remaining
-                )
+                result = self._in_worker(request, deadline)
         except TimeoutError as exc:  # the worker was killed at the request's deadline
             late = self._timed_out()
             outcome = Outcome(api.reply_for_error(late), late)  # logged (a 5xx) before it is counted
@@ -167,14 +163,34 @@ class Pool:
                 self._running -= 1
         return Outcome(api.reply_for_result(result, request))
 
+    def _in_worker(self, request: api.Request, deadline: float) -> Result:
+        """Convert in a worker process. The worker does not trace (it is not the application that configured
+        OpenTelemetry): its conversion is one span here, from handing it over to the answer."""
+        assert self._isolated is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._timed_out()
+        attributes: dict[str, str | int] = {
+            "heicconv.output_format": request.fmt,
+            "heicconv.input_bytes": len(request.data),
+        }
+        with span("heicconv.convert", {**attributes, "heicconv.pool": "process"}) as current:
+            result = self._isolated.convert_with_report(
+                request.data, request.fmt, request.options, limits=request.limits, timeout=remaining
+            )
+            if current is not None:
+                current.set_attributes(
+                    {
+                        "heicconv.backend": result.backend,
+                        "heicconv.output_bytes": len(result.data),
+                        "heicconv.image_size": f"{result.width}x{result.height}",
+                    }
+                )
+            return result
+
     def _count_restart(self, exc: BaseException) -> None:
-        """A worker the pool stopped and replaced, by cause: ``timeout``, ``memory`` or ``crash``."""
-        event = getattr(exc, "worker_event", None)
-        if self.metrics is None or event not in ("timeout", "memory", "died"):
-            return
-        if event == "died":  # killed by the kernel's OOM killer, or a crash in a native library
-            event = "memory" if isinstance(exc, LimitExceededError) else "crash"
-        self.metrics.restarts.labels(event).inc()
+        if self.metrics is not None:
+            self.metrics.count_restart(exc)
 
     def _timed_out(self) -> TimeoutError:
         ended = "its worker was stopped" if self._isolated else "it runs on in its thread"
@@ -337,10 +353,7 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
             versions = described["versions"]
         except Exception:  # /health answers why; the build info still names the version
             described, versions = {"backend": backend}, {}
-        libraries = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "heicconv")
-        from .. import __version__
-
-        metrics.build.info({"version": __version__, "backend": str(described["backend"]), "libraries": libraries})
+        metrics.describe_build(str(described["backend"]), versions)
         yield
         await asyncio.to_thread(pool.shutdown)
 
@@ -379,9 +392,8 @@ def _record(
         source = "unknown"
     made_by = outcome.reply.headers.get("X-Heicconv-Backend", backend)
     result = "ok" if outcome.error is None else type(outcome.error).__name__
-    metrics.conversions.labels(made_by, source, request.fmt, result).inc()
-    metrics.seconds.labels(made_by, request.fmt).observe(seconds)
-    metrics.bytes_in.inc(len(request.data))
+    bytes_out = len(outcome.reply.body) if outcome.error is None else None
+    metrics.count_conversion(made_by, source, request.fmt, result, seconds, len(request.data), bytes_out)
     fields.update(
         backend=made_by,
         input_format=source,
@@ -391,8 +403,7 @@ def _record(
         conversion_ms=round(seconds * 1000, 1),
     )
     if outcome.error is None:
-        metrics.bytes_out.inc(len(outcome.reply.body))
-        fields["bytes_out"] = len(outcome.reply.body)
+        fields["bytes_out"] = bytes_out
         fields["image_size"] = outcome.reply.headers.get("X-Image-Size")
     else:
         fields["error"] = type(outcome.error).__name__
@@ -428,6 +439,11 @@ class Observed:
         current = REQUEST_ID.set(rid)
         status = [500]
         started = time.perf_counter()
+        route = scope["path"] if scope["path"] in self.routes else "other"
+        # The caller's trace (the http backend sends traceparent) continues here, when the service traces.
+        parent = extract({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
+        attributes = {"http.request.method": scope["method"], "http.route": route, "heicconv.request_id": rid}
+        traced = span(f"{scope['method']} {route}", attributes, kind="SERVER", context=parent)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -436,9 +452,11 @@ class Observed:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with traced as server_span:
+                await self.app(scope, receive, send_with_id)
+                if server_span is not None:
+                    server_span.set_attribute("http.response.status_code", status[0])
         finally:
-            route = scope["path"] if scope["path"] in self.routes else "other"
             self.metrics.requests.labels(route, str(status[0])).inc()
             fields["status"] = status[0]
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
