@@ -149,6 +149,10 @@ def test_the_http_backend_carries_the_trace_to_the_service(
     heicconv.config.reset()
     with trace.get_tracer("app").start_as_current_span("upload") as app_span:
         heicconv.convert(PHOTO, "jpeg", backend="http")
+    # The service ends its span after the answer has gone out, so the caller can be back first: wait for it.
+    deadline = time.monotonic() + 10
+    while not any(s.name == "POST /convert" for s in spans.get_finished_spans()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     finished = spans.get_finished_spans()
     trace_id = app_span.get_span_context().trace_id
     assert {s.context.trace_id for s in finished} == {trace_id}  # one trace, caller and service
