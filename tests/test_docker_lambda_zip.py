@@ -139,9 +139,12 @@ def test_x86_64_zip_runs_the_handler_on_python_312(built: list[dict[str, Any]], 
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    answer = json.loads(proc.stdout)
+    *logged, last = proc.stdout.splitlines()
+    answer = json.loads(last)
     assert answer["status"] == 200 and answer["headers"]["Content-Type"] == "image/webp"
     assert answer["version"] == [3, 12]
+    # Before it, on standard output as Lambda's log: the invocation's CloudWatch EMF line.
+    assert any("CloudWatchMetrics" in json.loads(line).get("_aws", {}) for line in logged if line.startswith("{"))
 
 
 @pytest.fixture(scope="module")

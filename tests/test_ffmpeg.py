@@ -8,6 +8,7 @@ strips joined with restart markers, and the hand-over to pillow-heif.
 from __future__ import annotations
 
 import io
+import random
 from typing import Any
 
 import numpy as np
@@ -123,7 +124,10 @@ def test_a_damaged_tile_is_a_decode_error(ffmpeg: Any) -> None:
     c = isobmff.parse(bytes(data))
     tile = c.items[c.items[c.primary_id].refs[b"dimg"][1]]
     start, length = tile.base_offset + tile.extents[0][0], tile.extents[0][1]
-    data[start + 4 : start + length] = bytes(length - 4)  # the NAL units' payloads zeroed, lengths kept
+    # The slice's payload replaced by noise that keeps its framing (no zero runs), so that heicconv's structural
+    # check lets it through and FFmpeg itself fails on it.
+    noise = random.Random(4).randbytes(length - 6).replace(b"\x00", b"\x55")
+    data[start + 6 : start + length] = noise
     ffmpeg.threads, threads = 2, ffmpeg.threads  # frame threads: freeing them after a damaged tile once deadlocked
     try:
         for _ in range(5):
