@@ -182,8 +182,6 @@ class VipsBackend(PipelineBackend[Any]):
         out: bytes
         if fmt == "jpeg":
             out = img.jpegsave_buffer(Q=opts.quality, subsample_mode="off" if opts.quality >= 90 else "on")
-            if not job.exif:
-                out = output_edits.jpeg_drop_exif(out)
         elif fmt == "png":
             out = img.pngsave_buffer(compression=6, bitdepth=job.depth)
         elif fmt == "webp":
@@ -192,4 +190,6 @@ class VipsBackend(PipelineBackend[Any]):
             out = img.tiffsave_buffer(compression="deflate")
         else:
             out = img.heifsave_buffer(Q=opts.quality, compression="av1" if fmt == "avif" else "hevc")
+        if not job.exif:  # libvips writes an EXIF block of its own (resolution, orientation) when there is none
+            out = output_edits.drop_exif(out, fmt)
         return out
