@@ -8,7 +8,7 @@ from typing import Any
 from .. import completeness, output_edits
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
-from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic
+from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["VipsBackend"]
@@ -84,7 +84,12 @@ class VipsBackend(PipelineBackend[Any]):
         # damaged PNG as a picture); "warning" would also refuse JPEGs that every other decoder reads.
         kwargs: dict[str, Any] = {"access": "sequential", "fail_on": "error"}
         if src.container is not None:
-            img = loader(job.heif_input(), **kwargs)
+            # Random access: libheif decodes the whole picture at the first request either way, and the damage
+            # check (contract.PipelineBackend) reads a few blocks of it before the save reads it all. The first
+            # request is made here, so that libde265 decodes into zeroed memory (zeroed_allocations).
+            img = loader(job.heif_input(), **{**kwargs, "access": "random"})
+            with zeroed_allocations():
+                img.crop(0, 0, 1, 1).avg()
             if job.thumbnail is not None:
                 img = img.copy_memory()  # small; decoding now lets a broken thumbnail fall back to the image
         else:
@@ -129,6 +134,13 @@ class VipsBackend(PipelineBackend[Any]):
         # libvips decodes on demand, so a damaged input fails inside the save; the loaders' messages
         # name them ("tiff2vips: read error", "vipspng: libpng read error", "VipsJpeg: ...").
         return any(marker in str(exc) for marker in _DECODER_MARKERS)
+
+    def pixels_kind(self, img: Any) -> str | None:
+        return "rgb" if img.format == "uchar" and img.bands >= 3 else None
+
+    def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
+        x0, y0, x1, y1 = box
+        return img.crop(x0, y0, x1 - x0, y1 - y0).numpy()
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

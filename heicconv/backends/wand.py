@@ -23,7 +23,7 @@ from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
 from . import imagemagick
-from ._native import hevc_decoder, loaded_library_version, tiny_heic
+from ._native import hevc_decoder, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["WandBackend"]
@@ -148,8 +148,10 @@ class WandBackend(PipelineBackend[Any]):
         try:
             for key, value in _READ_OPTIONS.get(coder, {}).items():
                 img.options[key] = value
-            # An explicit coder: ImageMagick never guesses the format from the bytes.
-            img.read(blob=data, format=coder)
+            # An explicit coder: ImageMagick never guesses the format from the bytes. HEIF pictures are decoded
+            # into zeroed memory, so that what libde265 leaves undecoded shows (backends._damage).
+            with zeroed_allocations() if coder == "heic" else contextlib.nullcontext():
+                img.read(blob=data, format=coder)
             # As Wand's own constructor does: a format left on the wand would also be the one written.
             self._library.MagickSetFormat(img.wand, b"")
         except WandRuntimeError as exc:  # no image and no exception: Wand's guess ("a delegate is missing") is wrong
@@ -238,6 +240,21 @@ class WandBackend(PipelineBackend[Any]):
             img.type = "truecolor"
         img.depth = job.depth
         return img
+
+    def pixels_kind(self, img: Any) -> str | None:
+        return "rgb" if img.depth == 8 and img.colorspace in ("ycbcr", "srgb", "rgb") else None
+
+    def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
+        import numpy as np
+
+        x0, y0, x1, y1 = box
+        with img[x0:x1, y0:y1] as part:  # a copy
+            values = np.asarray(part.export_pixels(channel_map="RGB", storage="char"), np.float32)
+        values = values.reshape(y1 - y0, x1 - x0, 3)
+        if img.colorspace == "ycbcr":  # ImageMagick's YCbCr (full-range BT.601) of libheif's RGB: back to RGB
+            y, cb, cr = values[..., 0], values[..., 1] - 128, values[..., 2] - 128
+            values = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

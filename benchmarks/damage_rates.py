@@ -1,0 +1,144 @@
+"""What each backend does with HEICs whose tile data has bytes changed: refused, invisible, or a visible picture.
+
+    HEICCONV_CORPUS=/work/shared/corpus python benchmarks/damage_rates.py [--cases 10] [--backends pillow,vips]
+
+Each case XORs ``--bytes`` bytes (default 32) with 0xFF at a seeded random place in the middle half of one
+seeded random HEVC tile's data (found with ``heicconv.isobmff``), converts the file to JPEG on every backend
+and compares the result with the undamaged file's conversion on the same backend: ``refused`` (a
+``heicconv.DecodeError``), ``invisible`` (PSNR >= 30 dB) or ``VISIBLE`` (accepted, PSNR < 30 dB). Inputs: the
+corpus photos named by ``--files`` and a generated 1536x1024 grid of 512-pixel tiles (``fixtures.make_grid``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import heicconv
+from heicconv import isobmff
+from heicconv.testing import fixtures
+
+THRESHOLD_DB = 30.0
+
+
+def tiles(data: bytes) -> list[isobmff.Item]:
+    """The HEVC items the primary image is coded in (its grid tiles, or itself)."""
+    c = isobmff.parse(data)
+    primary = c.items[c.primary_id]
+    if primary.type == b"grid":
+        return [c.items[t] for t in primary.refs.get(b"dimg", [])]
+    return [primary]
+
+
+def damaged(data: bytes, rng: random.Random, count: int) -> tuple[bytes, str]:
+    """``data`` with ``count`` bytes XORed 0xFF in the middle half of one tile's data, and where."""
+    items = tiles(data)
+    n = rng.randrange(len(items))
+    item = items[n]
+    start, length = item.base_offset + item.extents[0][0], item.extents[0][1]
+    at = start + length // 4 + rng.randrange(max(1, length // 2 - count))
+    out = bytearray(data)
+    for i in range(at, at + count):
+        out[i] ^= 0xFF
+    return bytes(out), f"tile {n + 1}/{len(items)} at +{at - start}/{length}"
+
+
+def psnr(a: bytes, b: bytes) -> float:
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.float64)
+    if x.shape != y.shape:
+        return 0.0
+    mse = float(((x - y) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+def inputs(names: list[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    corpus = os.environ.get("HEICCONV_CORPUS")
+    for name in names:
+        path = Path(corpus or ".", "real", name)
+        if corpus and path.is_file():
+            found[name] = path.read_bytes()
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(fixtures.make_image("png", (1536, 1024)))).convert("RGB")
+    found["generated-grid"] = fixtures.make_grid(picture, tile=512, quality=85)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=10, help="cases per input")
+    parser.add_argument("--bytes", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--backends", default="pillow,vips,wand,ffmpeg")
+    parser.add_argument("--files", default="pug.heic,xiaomi.heic,arrow.heic")
+    parser.add_argument("--verbose", action="store_true", help="one line per case")
+    args = parser.parse_args(argv)
+    backends = args.backends.split(",")
+    totals: dict[str, Counter[str]] = {b: Counter() for b in backends}
+    worst: dict[str, list[float]] = {b: [] for b in backends}
+    seconds: dict[str, float] = dict.fromkeys(backends, 0.0)
+    for name, data in inputs(args.files.split(",")).items():
+        rng = random.Random(f"{args.seed}:{name}")
+        cases = [damaged(data, rng, args.bytes) for _ in range(args.cases)]
+        for backend in backends:
+            reference = heicconv.convert(data, "jpeg", backend=backend)
+            for bad, where in cases:
+                t0 = time.perf_counter()
+                try:
+                    out = heicconv.convert(bad, "jpeg", backend=backend)
+                except heicconv.DecodeError as exc:
+                    seconds[backend] += time.perf_counter() - t0
+                    totals[backend]["refused"] += 1
+                    if args.verbose:
+                        print(f"{name} {where} {backend}: refused ({str(exc)[:100]})")
+                    continue
+                except heicconv.HeicconvError as exc:
+                    totals[backend][f"other error ({type(exc).__name__})"] += 1
+                    print(f"{name} {where} {backend}: {type(exc).__name__}: {str(exc)[:100]}")
+                    continue
+                seconds[backend] += time.perf_counter() - t0
+                db = psnr(reference, out)
+                kind = "invisible" if db >= THRESHOLD_DB else "VISIBLE"
+                totals[backend][kind] += 1
+                if kind == "VISIBLE":
+                    worst[backend].append(db)
+                if args.verbose:
+                    print(f"{name} {where} {backend}: {kind} {db:.1f} dB")
+            sys.stdout.flush()
+    print()
+    print(
+        f"| backend | cases | refused | invisible (>= {THRESHOLD_DB:.0f} dB) | visible, accepted | visible PSNR "
+        "| s/case |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for backend in backends:
+        t = totals[backend]
+        n = sum(t.values())
+        ok = t["refused"] + t["invisible"]
+        dbs = ", ".join(f"{d:.0f}" for d in sorted(worst[backend])[:6])
+        print(
+            f"| {backend} | {n} | {t['refused']} | {t['invisible']} "
+            f"| {t['VISIBLE']} ({100 * t['VISIBLE'] / max(n, 1):.0f} %)"
+            f" | {dbs} | {seconds[backend] / max(n, 1):.2f} |"
+        )
+        print(
+            f"  refused or invisible: {100 * ok / max(n, 1):.1f} %",
+            *(f"{k}: {v}" for k, v in t.items() if "other" in k),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
