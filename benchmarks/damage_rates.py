@@ -1,6 +1,7 @@
 """What each backend does with HEICs whose tile data has bytes changed: refused, invisible, or a visible picture.
 
     HEICCONV_CORPUS=/work/shared/corpus python benchmarks/damage_rates.py [--cases 10] [--backends pillow,vips]
+    python benchmarks/damage_rates.py --cost photo.heic [--runs 7]
 
 Each case XORs ``--bytes`` bytes (default 32) with 0xFF at a seeded random place in the middle half of one
 seeded random HEVC tile's data (found with ``heicconv.isobmff``), converts the file to JPEG on every backend
@@ -76,6 +77,40 @@ def inputs(names: list[str]) -> dict[str, bytes]:
     return found
 
 
+def cost(data: bytes, backends: list[str], runs: int) -> None:
+    """Median conversion time to JPEG with heicconv's damage checks and with them switched off."""
+    import contextlib
+    import statistics
+    from unittest import mock
+
+    from heicconv.backends import _hevc, contract, pillow, vips, wand
+
+    off = [
+        mock.patch.object(contract.PipelineBackend, "_check_damage", lambda *a: None),
+        mock.patch.object(_hevc, "_untouched", lambda *a: None),
+        mock.patch.object(_hevc._Corners, "stale", lambda *a: None),
+        *(mock.patch.object(m, "zeroed_allocations", contextlib.nullcontext) for m in (pillow, vips, wand)),
+    ]
+    print("| backend | with the checks (ms) | without (ms) | difference |")
+    print("|---|---|---|---|")
+    for backend in backends:
+        times: dict[bool, list[float]] = {True: [], False: []}
+        heicconv.convert(data, "jpeg", backend=backend)
+        for _ in range(runs):
+            for checked in (True, False):
+                with contextlib.ExitStack() as stack:
+                    if not checked:
+                        for patch in off:
+                            stack.enter_context(patch)
+                    t0 = time.perf_counter()
+                    heicconv.convert(data, "jpeg", backend=backend)
+                    times[checked].append(1000 * (time.perf_counter() - t0))
+        on, without = statistics.median(times[True]), statistics.median(times[False])
+        print(
+            f"| {backend} | {on:.0f} | {without:.0f} | {on - without:+.0f} ({100 * (on - without) / without:+.1f} %) |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=10, help="cases per input")
@@ -84,8 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="pillow,vips,wand,ffmpeg")
     parser.add_argument("--files", default="pug.heic,xiaomi.heic,arrow.heic")
     parser.add_argument("--verbose", action="store_true", help="one line per case")
+    parser.add_argument("--cost", metavar="HEIC", help="instead: time converting this file with and without the checks")
+    parser.add_argument("--runs", type=int, default=7, help="with --cost")
     args = parser.parse_args(argv)
     backends = args.backends.split(",")
+    if args.cost:
+        cost(Path(args.cost).read_bytes(), backends, args.runs)
+        return 0
     totals: dict[str, Counter[str]] = {b: Counter() for b in backends}
     worst: dict[str, list[float]] = {b: [] for b in backends}
     seconds: dict[str, float] = dict.fromkeys(backends, 0.0)

@@ -41,6 +41,10 @@ _CTU_SIZES = (64, 32, 16)
 #: the library's colour conversion blend the untouched area's edge with decoded content next to it.
 _INSET = 2
 
+#: How far from 0 red and blue may be in a library's RGB of zero chroma (ImageMagick 6 stores HEIF pictures as
+#: its own 8-bit YCbCr, up to 5 levels off after the round trip; libheif's RGB is exact).
+_RGB_SLACK = 6
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels
 
 
@@ -168,11 +172,11 @@ def untouched(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind
 
 def _blank(pixels: Any, kind: str) -> Any:
     """Which pixels have the chroma of the decoder's untouched buffer, Cb = Cr = 0, whatever their luma: as RGB,
-    red and blue at 0 (or 1, after ImageMagick's round trip through its own YCbCr) and green at least 64 (zero
-    chroma makes green 76 or more with any luma and matrix: it is never black, and black is common)."""
+    red and blue at 0 (up to 6 after ImageMagick's round trip through its own YCbCr) and green at least 64
+    (zero chroma makes green 76 or more with any luma and matrix: it is never black, and black is common)."""
     if kind == "ycbcr":
         return (pixels[..., 1] == 0) & (pixels[..., 2] == 0)
-    return (pixels[..., 0] <= 1) & (pixels[..., 2] <= 1) & (pixels[..., 1] >= 64)
+    return (pixels[..., 0] <= _RGB_SLACK) & (pixels[..., 2] <= _RGB_SLACK) & (pixels[..., 1] >= 64)
 
 
 def _tail(blank: Any) -> tuple[str, Any] | None:

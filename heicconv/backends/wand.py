@@ -249,12 +249,10 @@ class WandBackend(PipelineBackend[Any]):
 
         x0, y0, x1, y1 = box
         with img[x0:x1, y0:y1] as part:  # a copy
-            values = np.asarray(part.export_pixels(channel_map="RGB", storage="char"), np.float32)
-        values = values.reshape(y1 - y0, x1 - x0, 3)
-        if img.colorspace == "ycbcr":  # ImageMagick's YCbCr (full-range BT.601) of libheif's RGB: back to RGB
-            y, cb, cr = values[..., 0], values[..., 1] - 128, values[..., 2] - 128
-            values = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
-        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+            if part.colorspace == "ycbcr":  # ImageMagick's YCbCr of libheif's RGB (JPEG output): back, in 16 bits
+                part.transform_colorspace("srgb")
+            values = part.export_pixels(channel_map="RGB", storage="char")
+        return np.asarray(values, np.uint8).reshape(y1 - y0, x1 - x0, 3)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)
