@@ -2,24 +2,27 @@
 
 Damaged HEVC data makes the decoder lose its place in a tile's coded data; often it then reads an "end of
 slice" early and stops, and the rest of the tile (every coding tree unit, CTU, after that point in raster
-order) keeps the value the decoder's picture buffer started with: zero in all three planes (Y, Cb, Cr),
-which shows as flat green, RGB about (0, 136, 0). libde265 (under pillow-heif, libvips and ImageMagick)
-reports nothing when this happens, and FFmpeg's HEVC decoder reports nothing either.
+order) keeps what the decoder's picture buffer held. libde265 (under pillow-heif, libvips and ImageMagick)
+and FFmpeg's HEVC decoder report nothing when this happens. heicconv makes that buffer zero for libde265
+(``_native.zeroed_allocations``): zero in all three planes (Y, Cb, Cr), flat green, RGB about (0, 136, 0).
 
-:func:`find` looks for exactly that shape, on the decoded picture of each tile of the coded grid:
+:func:`find` looks for that shape on the decoded picture of each tile of the coded grid:
 
-* the tile's last CTU (its bottom-right corner) is the untouched value; only then is anything more read,
-  so a picture without the tell-tale costs one small block per tile;
-* the CTUs holding that value are a tail of the tile in raster order (CTUs of 64, 32 or 16 pixels), after
-  at least one CTU with decoded content;
-* as RGB (after the library's conversion, which also covers a real colour), the value must be the one
-  YCbCr (0, 0, 0) converts to with the tile's matrix, in the interior of every CTU of the tail, and the
-  tail must not go on into a neighbouring tile: a real flat area of that colour crosses tile edges, a
-  decoder's untouched area stops at them. As YCbCr (FFmpeg's planes, ImageMagick's), all zeros in all
-  three planes is never a real colour (Cb = Cr = 0 is outside what any RGB converts to).
+* the tile's last CTU (its bottom-right corner) has zero chroma (Cb = Cr = 0: as RGB, red and blue at 0
+  and green at least 64, whatever the luma); only then is anything more read, so a picture without the
+  tell-tale costs one 8x8 block per tile;
+* the CTUs with zero chroma are a tail of the tile in raster order (CTUs of 64, 32 or 16 pixels), after at
+  least one CTU with decoded content;
+* as RGB, where a real colour looks the same (RGB (0, 136, 0) is a legal colour), the tail must also stop
+  at the tile's edges: a real area of that colour goes on into the neighbouring tile, a decoder's
+  untouched area does not. As YCbCr (FFmpeg's planes), Cb = Cr = 0 is never a real colour.
+
+FFmpeg reuses its frame buffers without clearing them: the ffmpeg route also compares each tile's corner
+block with those of the tiles decoded before it (``_hevc._Corners``).
 
 What this cannot see: a decoder that lost its place and kept decoding garbage to the end of the tile
-(most of the remaining damaged cases, see docs/hardening.md).
+(the remaining damaged cases, see docs/hardening.md), and a tile whose damage leaves its untouched part
+outside the picture (the cropped edge of the grid: nothing of it shows).
 """
 
 from __future__ import annotations
