@@ -15,9 +15,9 @@ def tests(session: nox.Session) -> None:
 
     Set HEICCONV_CORPUS to run the real-world corpus too, HEICCONV_REQUIRE_BACKENDS
     (for example ``pillow,wand,vips``) to make a missing backend fail instead of skip, and
-    HEICCONV_REQUIRE_EXTRAS (``server,lambda,test``) the same for the extras' modules.
+    HEICCONV_REQUIRE_EXTRAS (``server,lambda,test,deploy``) the same for the extras' modules.
     """
-    session.install("-e", ".[all,test,lambda,server]")
+    session.install("-e", ".[all,test,lambda,server,deploy]")
     session.run("pytest", "tests", "heicconv", "docs", *session.posargs)
 
 
@@ -47,13 +47,15 @@ def lambda_zip(session: nox.Session) -> None:
 
 @nox.session
 def docker(session: nox.Session) -> None:
-    """Build every image in docker/ with BuildKit and with the legacy builder, one at a time, and smoke-test each.
+    """Build every image in docker/ with BuildKit and with the legacy builder, one at a time, smoke-test each,
+    and run deploy/compose.yaml (an upload converted by the worker through moto's S3 and SQS, the service answering).
 
-    Needs root, a running Docker engine (``apt-get install docker.io debootstrap``, then
-    ``dockerd --bridge=none --iptables=false --ip6tables=false &``) and its pre-23 ``docker``
-    command or the buildx plugin. The Debian 12 base is made with debootstrap when missing
-    (``docker/debian_base.py``); builds and containers use ``--network host`` and only
-    127.0.0.1. Build times, image sizes and outcomes go to dist/docker-report.json.
+    Needs root, a running Docker engine (``apt-get install docker.io docker-compose debootstrap``, then
+    ``dockerd --bridge=none --iptables=false --ip6tables=false &``; ``--data-root DIR`` to try a fresh one),
+    its pre-23 ``docker`` command or the buildx plugin, and Compose (the plugin, or Debian's docker-compose).
+    The Debian 12 base is made with debootstrap when missing (``docker/debian_base.py``); builds and the
+    smoke tests' containers use ``--network host``, Compose its own network; everything is published on
+    127.0.0.1 only. Build times, image sizes and outcomes go to dist/docker-report.json.
     Not part of CI: about half an hour on two cores.
     """
     session.install("-e", ".[all,test,lambda,server]")

@@ -1,12 +1,14 @@
 """What stalled uploads do to ``heicconv serve``: a real service, raw sockets that stop mid-body.
 
-    python benchmarks/slow_clients.py [--stalled 2] [--seconds 20] [--serve-args "--body-timeout 10"]
+    python benchmarks/slow_clients.py [--stalled 2] [--addresses 1] [--seconds 20] [--serve-args "--body-timeout 10"]
 
 The service runs with ``--workers 1 --queue 1`` (plus ``--serve-args``). ``--stalled`` clients send
-their headers and 100 bytes of a 100 KB body, then nothing. Meanwhile one well-behaved client
-converts a 640x480 HEIC to JPEG again and again for ``--seconds``, and ``/health`` is polled. The
-report gives the well-behaved client's statuses and latencies, what ``/health`` (and ``/ready``)
-said, and when and how each stalled client was answered.
+their headers and 100 bytes of a 100 KB body, then nothing; they come from ``--addresses`` client
+addresses (127.0.0.2, 127.0.0.3, ...: Linux routes all of 127/8 to this machine), the well-behaved
+client from 127.0.0.1. Meanwhile that client converts a 640x480 HEIC to JPEG again and again for
+``--seconds``, and ``/health`` is polled. The report gives the well-behaved client's statuses and
+latencies (and how long after the stalled clients connected its first 200 came), what ``/health``
+(and ``/ready``) said, and when and how each stalled client was answered.
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
         conn.close()
 
 
-def stall(port: int, start: float, answers: list[tuple[float, str]]) -> None:
-    """Send headers and 100 bytes of body, then wait for whatever the server does."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+def stall(port: int, source: str, start: float, answers: list[tuple[float, str]]) -> None:
+    """From ``source``: send headers and 100 bytes of body, then wait for whatever the server does."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=600, source_address=(source, 0))
     head = f"POST /convert HTTP/1.1\r\nHost: x\r\nContent-Type: image/heic\r\nContent-Length: {100_000}\r\n\r\n"
     sock.sendall(head.encode() + bytes(100))
     data = b""
@@ -57,6 +59,7 @@ def stall(port: int, start: float, answers: list[tuple[float, str]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stalled", type=int, default=2)
+    parser.add_argument("--addresses", type=int, default=1, help="client addresses the stalled clients come from")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--serve-args", default="", help="more flags for heicconv serve")
     parser.add_argument("--wait", type=float, default=15, help="seconds to wait for the stalled clients' answers")
@@ -79,18 +82,25 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.1)
         start = time.monotonic()
         answers: list[tuple[float, str]] = []
-        stalls = [threading.Thread(target=stall, args=(port, start, answers), daemon=True) for _ in range(args.stalled)]
+        sources = [f"127.0.{2 + n // 250}.{2 + n % 250}" for n in range(args.addresses)]
+        stalls = [
+            threading.Thread(target=stall, args=(port, sources[n % args.addresses], start, answers), daemon=True)
+            for n in range(args.stalled)
+        ]
         for t in stalls:
             t.start()
         time.sleep(0.5)
         statuses: dict[int, int] = {}
         latencies: list[float] = []
         health: dict[str, int] = {}
+        first_200: float | None = None
         while time.monotonic() - start < args.seconds:
             t0 = time.monotonic()
             status, _ = request(port, "POST", "/convert?format=jpeg", photo)
             latencies.append(time.monotonic() - t0)
             statuses[status] = statuses.get(status, 0) + 1
+            if status == 200 and first_200 is None:
+                first_200 = time.monotonic() - start
             for path in ("/health", "/ready"):
                 code, body = request(port, "GET", path)
                 said = json.loads(body).get("status", "?") if code != 404 else "no such route"
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "serve_args": args.serve_args,
         "stalled_clients": args.stalled,
+        "stalled_addresses": args.addresses,
+        "first_200_after_s": round(first_200, 2) if first_200 is not None else None,
         "well_behaved_requests": len(latencies),
         "statuses": statuses,
         "latency_p50_ms": round(statistics.median(ok) * 1000, 1) if ok else None,

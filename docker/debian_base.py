@@ -9,7 +9,8 @@ indexes), this script builds one with ``debootstrap`` and ``docker import``::
 
 Needs root, ``debootstrap`` and a Docker engine. ``--mirror`` and ``--security`` point
 at your own Debian mirrors; the image's ``/etc/apt/sources.list`` names the same ones.
-Prints a JSON summary (tag, size, seconds).
+Prints a JSON summary (tag, size, seconds) and nothing else on standard output, so that a
+caller can parse it; debootstrap's progress and ``docker import``'s image id go to standard error.
 """
 
 from __future__ import annotations
@@ -76,14 +77,17 @@ def make(tag: str, mirror: str, security: str) -> dict[str, object]:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="heicconv-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(root), mirror], check=True)
+        # The tools' own output goes to standard error: standard output carries the JSON summary alone.
+        subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(root), mirror], check=True, stdout=sys.stderr)
         (root / "etc" / "apt" / "sources.list").write_text(
             f"deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\ndeb {security} {SUITE}-security main\n",
             encoding="utf-8",
         )
         slim(root)
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "--change", 'CMD ["bash"]', "-", tag], stdin=tar.stdout, check=True)
+        subprocess.run(
+            ["docker", "import", "--change", 'CMD ["bash"]', "-", tag], stdin=tar.stdout, stdout=sys.stderr, check=True
+        )
         assert tar.stdout is not None
         tar.stdout.close()
         if tar.wait() != 0:

@@ -1,15 +1,31 @@
-"""What an HEVC stream says about its own picture size, read from the decoder configuration.
+"""What an HEVC or AV1 stream says about itself, read without decoding: its picture size, and whether
+its framing holds together.
 
 A HEIF file declares each image's size twice: in its ``ispe`` property, which heicconv's limits
 read, and in the HEVC sequence parameter set the decoder really uses. A hostile or broken file
 can declare 64x64 in ``ispe`` and code 40000x40000: decoders then allocate for the coded size
 (pillow-heif runs out of memory, others fail after decoding). Reading the SPS lets heicconv
 refuse the mismatch, and apply its limits to the coded size, before any decoder runs.
+
+The same streams, given damaged data, are decoded by some decoders into a picture with grey, green
+or smeared regions, without an error. :func:`hevc_damage` and :func:`av1_damage` read an item's coded
+data the way a decoder will and say what breaks its framing: units that do not fill the data exactly,
+illegal unit headers, and zeros where coded data must be. A pass over the bytes, no decoding.
+
+>>> nal = bytes([0x26, 0x01]) + bytes(range(1, 40))  # an IDR slice with a plausible payload
+>>> hevc_damage(len(nal).to_bytes(4, "big") + nal)
+''
+>>> hevc_damage(len(nal).to_bytes(4, "big") + nal[:-8] + bytes(8))
+'zero bytes inside NAL unit 1 (at byte 37 of 45)'
 """
 
 from __future__ import annotations
 
-__all__ = ["hevc_picture_size"]
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["Av1Sequence", "av1_damage", "av1_select_layer", "av1_sequence", "hevc_damage", "hevc_picture_size"]
 
 _SPS = 33  # nal_unit_type of a sequence parameter set
 _CHROMA_UNITS = {0: (1, 1), 1: (2, 2), 2: (2, 1), 3: (1, 1)}  # chroma_format_idc -> SubWidthC, SubHeightC
@@ -100,3 +116,231 @@ def hevc_picture_size(hvcc: bytes) -> tuple[int, int] | None:
             if nal_type == _SPS and len(nal) == length:
                 return _sps_size(nal)
     return None
+
+
+# Inside a NAL unit, emulation prevention rules out 00 00 00, 00 00 01 and 00 00 02 (an encoder writes
+# 00 00 03 0x instead), so zeros where data should be (a file preallocated and never filled, a hole
+# left by a failed write) always show as one of these.
+_FORBIDDEN_IN_NAL = re.compile(b"\x00\x00[\x00-\x02]")
+_HEVC_VCL = range(0, 32)
+# nal_unit_type values H.265 reserves (table 7-1): no conforming encoder writes them.
+_HEVC_RESERVED = frozenset([*range(10, 16), *range(22, 32), *range(41, 48)])
+
+
+def hevc_damage(data: bytes, length_size: int = 4, *, coded: bool = True) -> str:
+    """What breaks the framing of an HEVC item's data (NAL units, each behind a ``length_size``-byte length),
+    or ``""`` if it holds together.
+
+    Every unit must fit the data exactly, with a legal header (``forbidden_zero_bit`` clear, a type H.265
+    does not reserve, a temporal id) and no run of zeros that emulation prevention rules out. ``coded``
+    (an image item, not a configuration) also requires at least one picture slice.
+    """
+    pos = 0
+    slices = 0
+    count = 0
+    while pos < len(data):
+        count += 1
+        if pos + length_size > len(data):
+            return f"NAL unit {count}'s length field runs past the end of the data (byte {pos} of {len(data)})"
+        length = int.from_bytes(data[pos : pos + length_size], "big")
+        start, end = pos + length_size, pos + length_size + length
+        if length < 2:
+            return f"NAL unit {count} is {length} byte(s) long, shorter than its header (byte {pos:,} of {len(data):,})"
+        if end > len(data):
+            return (
+                f"NAL unit {count} says it is {length:,} bytes long but the data ends {end - len(data):,} bytes "
+                f"before it does (at byte {pos:,} of {len(data):,})"
+            )
+        why = _nal_header_damage(data[start], data[start + 1])
+        if why:
+            return f"NAL unit {count} {why} (at byte {pos:,} of {len(data):,})"
+        zeros = _FORBIDDEN_IN_NAL.search(data, start, end)
+        if zeros is not None or data[end - 1] == 0:
+            at = zeros.start() if zeros is not None else end - 1
+            return f"zero bytes inside NAL unit {count} (at byte {at:,} of {len(data):,})"
+        if (data[start] >> 1) & 0x3F in _HEVC_VCL:
+            slices += 1
+        pos = end
+    if coded and not slices:
+        return "no coded picture data (no slice NAL unit)" if data else "no data at all"
+    return ""
+
+
+def _nal_header_damage(first: int, second: int) -> str:
+    kind = (first >> 1) & 0x3F
+    if first & 0x80:
+        return "has its forbidden_zero_bit set"
+    if kind in _HEVC_RESERVED:
+        return f"has the reserved type {kind}"
+    if second & 0x07 == 0:
+        return "has a temporal id of -1 (nuh_temporal_id_plus1 is 0)"
+    if 16 <= kind <= 23 and second & 0x07 != 1:
+        return f"is an intra random access picture (type {kind}) with a temporal id above 0"
+    return ""
+
+
+_AV1_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 15})  # the OBU types AV1 defines; 0 and 9-14 are reserved
+_AV1_TILE_DATA = frozenset({4, 6})  # OBU_TILE_GROUP, OBU_FRAME
+# AV1 has no emulation prevention, so a few zeros are ordinary; a run this long in arithmetic-coded tile
+# data, or this many zeros ending it (the spec allows zero padding after a tile's trailing bit; encoders
+# write none), is not something an encoder writes.
+_AV1_ZERO_RUN = 128
+_AV1_ZERO_END = 16
+
+
+def av1_damage(data: bytes) -> str:
+    """What breaks the framing of an AV1 item's data (OBUs), or ``""`` if it holds together.
+
+    Every OBU must have a legal header (forbidden and reserved bits clear, a type AV1 defines) and fit the
+    data exactly; the data must hold tile data, with no long run of zeros in it.
+    """
+    pos = 0
+    count = 0
+    tiles = 0
+    while pos < len(data):
+        count += 1
+        header = data[pos]
+        kind = (header >> 3) & 0x0F
+        if header & 0x81 or kind not in _AV1_TYPES:
+            return f"OBU {count} has an illegal header 0x{header:02X} (at byte {pos:,} of {len(data):,})"
+        start = pos + 1 + ((header >> 2) & 1)  # the extension byte, if any
+        if header & 0x02:  # obu_has_size_field
+            size, start = _leb128(data, start)
+            if size < 0:
+                return f"OBU {count}'s size field runs past the end of the data (byte {pos:,} of {len(data):,})"
+            end = start + size
+        else:
+            end = len(data)
+        if end > len(data):
+            return (
+                f"OBU {count} says it is {end - start:,} bytes long but the data ends {end - len(data):,} bytes "
+                f"before it does (at byte {pos:,} of {len(data):,})"
+            )
+        if kind in _AV1_TILE_DATA:
+            tiles += 1
+            at = data.find(bytes(_AV1_ZERO_RUN), start, end)
+            if at < 0 and end - start >= _AV1_ZERO_END and not any(data[end - _AV1_ZERO_END : end]):
+                at = end - _AV1_ZERO_END
+            if at >= 0:
+                return f"a run of zero bytes inside OBU {count}'s tile data (at byte {at:,} of {len(data):,})"
+        pos = end
+    if not tiles:
+        return "no coded picture data (no tile data OBU)" if data else "no data at all"
+    return ""
+
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 value and the position after it; -1 if the data ends inside it."""
+    value = 0
+    for i in range(8):
+        if pos + i >= len(data):
+            return -1, pos
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    return value, pos + 8
+
+
+@dataclass(frozen=True)
+class Av1Sequence:
+    """What an AV1 sequence header says about the pictures: their largest size, and its operating points
+    (each an ``operating_point_idc``: bits 8-11 the spatial layers it decodes, bits 0-7 the temporal ones;
+    0 for a stream without layers)."""
+
+    max_size: tuple[int, int]
+    operating_points: tuple[int, ...]
+
+    @property
+    def layered(self) -> bool:
+        return any(idc >> 8 & 0xE for idc in self.operating_points)  # a spatial layer above 0
+
+
+def _obus(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """(type, spatial_id or -1, start, payload start, end) of each OBU; ``ValueError`` when the framing breaks."""
+    pos = 0
+    while pos < len(data):
+        header = data[pos]
+        kind, extended = (header >> 3) & 0x0F, bool(header & 0x04)
+        if extended and pos + 1 >= len(data):
+            raise ValueError("an OBU header ends early")
+        spatial = (data[pos + 1] >> 3) & 3 if extended else -1
+        start = pos + 1 + extended
+        if header & 0x02:
+            size, start = _leb128(data, start)
+            if size < 0 or start + size > len(data):
+                raise ValueError("an OBU runs past the end of the data")
+            end = start + size
+        else:
+            end = len(data)
+        yield kind, spatial, pos, start, end
+        pos = end
+
+
+def av1_sequence(data: bytes) -> Av1Sequence | None:
+    """The sequence header of an AV1 item's data, or None if it has none; ``ValueError`` if it is malformed."""
+    for kind, _, _, start, end in _obus(data):
+        if kind == 1:
+            return _sequence_header(data[start:end])
+    return None
+
+
+def _sequence_header(payload: bytes) -> Av1Sequence:
+    bits = _Bits(payload)
+    bits.u(4)  # seq_profile, still_picture
+    if bits.u(1):  # reduced_still_picture_header: one operating point, no layers
+        bits.u(5)
+        points: tuple[int, ...] = (0,)
+    else:
+        decoder_model, delay_length = False, 0
+        if bits.u(1):  # timing_info_present_flag
+            bits.u(64)  # num_units_in_display_tick, time_scale
+            if bits.u(1):  # equal_picture_interval: num_ticks_per_picture_minus_1, uvlc()
+                zeros = 0
+                while not bits.u(1):
+                    zeros += 1
+                    if zeros > 31:
+                        raise ValueError("a uvlc code in the sequence header is too long")
+                bits.u(zeros)
+            decoder_model = bool(bits.u(1))
+            if decoder_model:
+                delay_length = bits.u(5) + 1
+                bits.u(32 + 5 + 5)  # decoding tick, removal time and presentation time lengths
+        display_delay = bits.u(1)
+        found = []
+        for _ in range(bits.u(5) + 1):
+            idc, level = bits.u(12), bits.u(5)
+            if level > 7:
+                bits.u(1)  # seq_tier
+            if decoder_model and bits.u(1):
+                bits.u(2 * delay_length + 1)
+            if display_delay and bits.u(1):
+                bits.u(4)
+            found.append(idc)
+        points = tuple(found)
+    width_bits, height_bits = bits.u(4) + 1, bits.u(4) + 1
+    return Av1Sequence((bits.u(width_bits) + 1, bits.u(height_bits) + 1), points)
+
+
+def av1_select_layer(data: bytes, operating_point: int, layer: int | None) -> bytes:
+    """An AV1 item's data with only the OBUs a decoder needs to output spatial ``layer`` of ``operating_point``
+    (``layer`` None: the highest layer that operating point decodes): what AVIF's ``a1op`` and ``lsel`` select.
+
+    Any decoder then outputs that layer, whether it reads those properties or not (libheif 1.15 outputs the
+    highest layer in the stream). ``ValueError`` if the data or the selection does not hold together.
+    """
+    sequence = av1_sequence(data)
+    if sequence is None or not sequence.layered:
+        return data
+    if operating_point >= len(sequence.operating_points):
+        raise ValueError(f"operating point {operating_point} of {len(sequence.operating_points)} is selected")
+    spatial = sequence.operating_points[operating_point] >> 8 & 0xF
+    top = spatial.bit_length() - 1 if layer is None else layer
+    if top < 0 or not spatial >> top & 1:
+        raise ValueError(f"layer {top} is not in operating point {operating_point}")
+    kept = [
+        data[s:e]
+        for _, layer_id, s, _, e in _obus(data)
+        if layer_id <= top and (layer_id < 0 or spatial >> layer_id & 1)
+    ]
+    return b"".join(kept)

@@ -470,6 +470,18 @@ class Section:
             raise self.fail(key, f"must be a number of at least {minimum}")
         return float(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        """``true``/``false`` (TOML), or ``true``, ``false``, ``1``, ``0``, ``yes``, ``no``, ``on``, ``off`` (text)."""
+        value = self.values.get(key, default)
+        word = value.strip().lower() if isinstance(value, str) else None
+        if word in ("true", "1", "yes", "on"):
+            value = True
+        elif word in ("false", "0", "no", "off"):
+            value = False
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
     def output_format(self, key: str, default: str) -> str:
         try:
             return formats.normalize(self.string(key, default))

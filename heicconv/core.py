@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import functools
 import os
@@ -19,6 +20,7 @@ from .info import ImageInfo
 from .info import probe as read_header
 from .options import Limits, Options
 from .pipeline import hdr, plan
+from .tracing import span
 
 __all__ = [
     "convert",
@@ -106,8 +108,24 @@ def convert_with_report(
     >>> result.sources["options.quality"], result.sources["options.metadata"], result.sources["backend"]
     ("the call's options", 'default', 'default (auto)')
     """
-    chosen, job, sources = _planned(data, fmt, options, limits, backend)
-    return _finished(chosen, job, _run_guarded(chosen, job), sources)
+    with span("heicconv.convert", {"heicconv.output_format": fmt, "heicconv.input_bytes": len(data)}) as current:
+        chosen, job, sources = _planned(data, fmt, options, limits, backend)
+        result = _finished(chosen, job, _run_guarded(chosen, job), sources)
+        if current is not None:
+            _describe(current, result)
+        return result
+
+
+def _describe(current: Any, result: Result) -> None:
+    """The span's figures of a conversion that ended (its attributes, as the service's log fields)."""
+    current.set_attributes(
+        {
+            "heicconv.backend": result.backend,
+            "heicconv.output_format": result.format,
+            "heicconv.output_bytes": len(result.data),
+            "heicconv.image_size": f"{result.width}x{result.height}",
+        }
+    )
 
 
 def _planned(
@@ -164,15 +182,21 @@ async def convert_with_report_async(
     thread first, a few milliseconds).
     """
     loop = asyncio.get_running_loop()
-    chosen, job, sources = await loop.run_in_executor(
-        _executor(), functools.partial(_planned, data, fmt, options, limits, backend)
-    )
-    run_async = getattr(chosen, "run_async", None)
-    if run_async is None:
-        result = await loop.run_in_executor(_executor(), _run_guarded, chosen, job)
-    else:
-        result = await _guarded(chosen, run_async(job))
-    return await loop.run_in_executor(_executor(), _finished, chosen, job, result, sources)
+
+    def in_pool(*call: Any) -> Any:  # in this task's context: the pool's spans are children of its span
+        return loop.run_in_executor(_executor(), functools.partial(contextvars.copy_context().run, *call))
+
+    with span("heicconv.convert", {"heicconv.output_format": fmt, "heicconv.input_bytes": len(data)}) as current:
+        chosen, job, sources = await in_pool(_planned, data, fmt, options, limits, backend)
+        run_async = getattr(chosen, "run_async", None)
+        if run_async is None:
+            result = await in_pool(_run_guarded, chosen, job)
+        else:
+            result = await _guarded(chosen, run_async(job))
+        finished: Result = await in_pool(_finished, chosen, job, result, sources)
+        if current is not None:
+            _describe(current, finished)
+        return finished
 
 
 def _run_guarded(chosen: Backend, job: Job) -> Result:

@@ -108,6 +108,7 @@ _ROUTE_CODES: Mapping[str, type[HeicconvError]] = {
     "busy": BackendUnavailableError,
     "staging_failed": BackendUnavailableError,  # the Lambda handler could not write a staged output
     "misconfigured": BackendUnavailableError,
+    "unauthorized": ConfigError,  # the service wants a token this caller does not send (http.token)
     "not_found": ConfigError,
     "method_not_allowed": ConfigError,
 }

@@ -30,20 +30,41 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import isobmff
+from .errors import DecodeError
 
 if TYPE_CHECKING:
     from .info import Source
 
-__all__ = ["APPLE", "SAMSUNG", "GainMap", "Metadata", "apple_headroom", "apple_to_log", "find", "map_size", "parse_iso"]
+__all__ = [
+    "APPLE",
+    "ISO_NAMESPACE",
+    "SAMSUNG",
+    "XMP_NAMESPACE",
+    "Found",
+    "GainMap",
+    "Metadata",
+    "apple_headroom",
+    "apple_to_log",
+    "find",
+    "hdrgm",
+    "map_size",
+    "parse_iso",
+    "read_ultra_hdr",
+    "segments",
+]
 
 APPLE = "urn:com:apple:photo:2020:aux:hdrgainmap"
 SAMSUNG = "urn:com:samsung:photo:2024:aux:hdrgainmap"
 _HDRGM = "http://ns.adobe.com/hdr-gain-map/1.0/"
+XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"  # in Ultra HDR JPEGs' segments (heicconv.ultrahdr writes them)
+ISO_NAMESPACE = b"urn:iso:std:iso:ts:21496:-1\0"
+_MPF = b"MPF\0"
 _APPLE_NS = "http://ns.apple.com/HDRGainMap/1.0/"
 _MAKER_NOTE = 0x927C
 _EXIF_IFD = 0x8769
@@ -90,13 +111,14 @@ class Metadata:
 class GainMap:
     """A gain map found in a file's header, and what it means."""
 
-    item: isobmff.Item
-    kind: str  # "Apple", "Samsung", "ISO 21496-1"
+    item: isobmff.Item | None  # None for an Ultra HDR JPEG's map (``jpeg`` then holds it)
+    kind: str  # "Apple", "Samsung", "ISO 21496-1", "Ultra HDR"
     metadata: Metadata | None
     origin: str  # where the metadata came from, for notes and probe()
     apple_headroom: float = 0.0  # set when the map's samples are Apple's linear gain (re-expressed on output)
     problem: str = ""  # why it cannot be carried, "" if it can
     size: tuple[int, int] = (0, 0)  # upright, as it is carried (see :func:`decode`)
+    jpeg: bytes = b""  # an Ultra HDR JPEG's gain map, as it is stored (not upright)
 
     @property
     def headroom(self) -> float:
@@ -104,9 +126,10 @@ class GainMap:
 
     def describe(self) -> str:
         w, h = self.size
+        what = f"{self.kind} gain map" if self.kind.endswith("HDR") else f"{self.kind} HDR gain map"
         if self.metadata is None:
-            return f"{self.kind} HDR gain map {w}x{h} ({self.problem})"
-        return f"{self.kind} HDR gain map {w}x{h}, headroom {self.headroom:.2f} ({self.origin})"
+            return f"{what} {w}x{h} ({self.problem})"
+        return f"{what} {w}x{h}, headroom {self.headroom:.2f} ({self.origin})"
 
 
 def parse_iso(payload: bytes) -> Metadata:
@@ -235,7 +258,7 @@ def _ifd_rationals(note: bytes, ifd: int, e: str, tags: set[int]) -> dict[int, f
     return out
 
 
-def _hdrgm(xmp: bytes) -> Metadata | None:
+def hdrgm(xmp: bytes) -> Metadata | None:
     """``hdrgm`` attributes of an XMP packet (Adobe's gain map XMP, which Samsung writes on its map)."""
     import xml.etree.ElementTree as ET
 
@@ -280,7 +303,7 @@ def find(source: Source) -> GainMap | None:
     """The gain map of the selected image of ``source``, read from the header only, or ``None``."""
     c, item = source.container, source.item
     if c is None or item is None:
-        return None
+        return _find_jpeg(source) if source.info.format == "jpeg" else None
     found = _find(source, c, item)
     return None if found is None else _upright(found, item)
 
@@ -297,6 +320,9 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
     if target is None:
         return None
     kind = {APPLE: "Apple", SAMSUNG: "Samsung"}.get(target.aux_type, "ISO 21496-1")
+    broken = _damage(c, target, data)
+    if broken:  # a damaged map would be decoded into streaks in the HDR rendering: the photo converts without it
+        return GainMap(target, kind, None, "", problem=f"its coded data is damaged or missing: {broken}")
     if tmap is not None and target.id == tmap.refs[b"dimg"][1]:
         try:
             raw = c.item_data(tmap, data, limit=4096)
@@ -309,7 +335,7 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
     for m in c.metadata_of(target.id):
         if m.type == b"mime" and "rdf+xml" in m.content_type:
             try:
-                meta_x = _hdrgm(c.item_data(m, data, limit=1 << 20))
+                meta_x = hdrgm(c.item_data(m, data, limit=1 << 20))
             except Exception:
                 meta_x = None
             if meta_x is not None:
@@ -323,18 +349,38 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
     return GainMap(target, kind, None, "", problem="no metadata says how to apply it")
 
 
+def _find_jpeg(source: Source) -> GainMap | None:
+    """The gain map of an Ultra HDR JPEG (heicconv writes them: :mod:`heicconv.ultrahdr`), or None."""
+    found = read_ultra_hdr(source.data)
+    if found is None:
+        return None
+    w, h = found.size
+    size = (h, w) if source.orientation >= 5 else (w, h)  # stored as the photo is; its EXIF orientation turns both
+    gm = GainMap(None, "Ultra HDR", found.metadata, found.origin, problem=found.problem, size=size, jpeg=found.jpeg)
+    return _checked(gm)
+
+
+def _damage(c: isobmff.Container, target: isobmff.Item, data: bytes) -> str:
+    try:
+        c.check_data(data, c.parts_of(target.id))
+        return next((why for i in c.parts_of(target.id) if (why := c.damage(data, c.items[i]))), "")
+    except DecodeError as exc:
+        return str(exc)
+
+
 def _checked(gm: GainMap) -> GainMap:
     why = gm.metadata.problem() if gm.metadata is not None else ""
     return dataclasses.replace(gm, metadata=None, problem=why) if why else gm
 
 
-def own_transforms(item: isobmff.Item) -> bool:
+def own_transforms(item: isobmff.Item | None) -> bool:
     """Whether a map carries its own rotation or mirror (iPhones write them on it; libheif's encoder and
     Samsung phones on the photo only). A crop of its own is its own padding, not the photo's framing."""
-    return bool(item.rotation) or item.mirror is not None
+    return item is not None and (bool(item.rotation) or item.mirror is not None)
 
 
 def _upright(gm: GainMap, photo: isobmff.Item) -> GainMap:
+    assert gm.item is not None
     w, h = gm.item.display_size
     if not own_transforms(gm.item) and photo.rotation in (90, 270):
         w, h = h, w
@@ -373,3 +419,131 @@ def map_size(gain: tuple[int, int], photo: tuple[int, int], output: tuple[int, i
         max(1, round(gain[0] * output[0] / photo[0])),
         max(1, round(gain[1] * output[1] / photo[1])),
     )
+
+
+@dataclass(frozen=True)
+class Found:
+    """The gain map of an Ultra HDR JPEG: its JPEG, its size as stored, and its metadata (or why there is none)."""
+
+    jpeg: bytes
+    size: tuple[int, int]
+    metadata: Metadata | None
+    origin: str  # which segment the metadata came from
+    problem: str = ""
+
+
+def read_ultra_hdr(jpeg: bytes) -> Found | None:
+    """The gain map an Ultra HDR JPEG carries (found by its MPF index, else by its XMP's directory), or None for a
+    JPEG that says it has none. Only segments are read; nothing is decoded.
+
+    >>> read_ultra_hdr(b"\\xff\\xd8\\xff\\xda\\x00\\x02\\xff\\xd9") is None
+    True
+    """
+    try:
+        segs, _ = segments(jpeg)
+    except ValueError:
+        return None
+    xmp = next((p[len(XMP_NAMESPACE) :] for m, p in segs if m == 0xE1 and p.startswith(XMP_NAMESPACE)), b"")
+    iso = any(m == 0xE2 and p.startswith(ISO_NAMESPACE) for m, p in segs)
+    if not iso and _HDRGM.encode() not in xmp:
+        return None
+    gain_map = _by_mpf(jpeg) or _by_directory(jpeg, xmp)
+    if gain_map is None:
+        return Found(b"", (0, 0), None, "", problem="the JPEG says it has a gain map but holds none where it says")
+    try:
+        map_segments, _ = segments(gain_map)
+    except ValueError as exc:
+        return Found(b"", (0, 0), None, "", problem=f"its gain map JPEG is damaged: {exc}")
+    frames = [struct.unpack(">HH", p[1:5]) for m, p in map_segments if m in _SOF and len(p) >= 5]
+    size = (frames[0][1], frames[0][0]) if frames else (0, 0)
+    for marker, payload in map_segments:
+        if marker == 0xE2 and payload.startswith(ISO_NAMESPACE) and len(payload) > len(ISO_NAMESPACE) + 4:
+            try:
+                return Found(gain_map, size, parse_iso(payload[len(ISO_NAMESPACE) :]), "ISO 21496-1 APP2 segment")
+            except ValueError as exc:
+                return Found(gain_map, size, None, "", problem=f"its ISO 21496-1 metadata cannot be read: {exc}")
+    map_xmp = next((p[len(XMP_NAMESPACE) :] for m, p in map_segments if m == 0xE1 and p.startswith(XMP_NAMESPACE)), b"")
+    meta = hdrgm(map_xmp) if map_xmp else None
+    if meta is not None:
+        return Found(gain_map, size, meta, "hdrgm XMP on the gain map")
+    return Found(gain_map, size, None, "", problem="no metadata says how to apply it")
+
+
+#: Start-of-frame markers: the frame header gives the picture's size.
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _by_mpf(jpeg: bytes) -> bytes | None:
+    """The second image the MPF index lists (offsets count from the index's byte-order mark), if it is a JPEG."""
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0xDA, 0xD9):
+        (length,) = struct.unpack_from(">H", jpeg, pos + 2)
+        if jpeg[pos + 1] == 0xE2 and jpeg[pos + 4 : pos + 8] == _MPF:
+            base = pos + 8
+            try:
+                entries = _mp_entries(jpeg[base : pos + 2 + length])
+            except (struct.error, ValueError):
+                return None
+            for size, offset in entries[1:2]:
+                start = base + offset
+                if offset and jpeg[start : start + 2] == b"\xff\xd8" and start + size <= len(jpeg):
+                    return jpeg[start : start + size]
+            return None
+        pos += 2 + length
+    return None
+
+
+def _mp_entries(tiff: bytes) -> list[tuple[int, int]]:
+    """(size, offset) of each MP entry of an MPF index (a TIFF structure, either byte order)."""
+    order = {b"MM": ">", b"II": "<"}.get(tiff[:2])
+    if order is None:
+        raise ValueError("MPF index without a byte-order mark")
+    (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+    (count,) = struct.unpack_from(order + "H", tiff, ifd)
+    for n in range(count):
+        tag, _kind, length, value = struct.unpack_from(order + "HHII", tiff, ifd + 2 + 12 * n)
+        if tag == 0xB002:
+            return [
+                (int(size), int(offset))
+                for size, offset in (
+                    struct.unpack_from(order + "4xII", tiff, value + 16 * k) for k in range(length // 16)
+                )
+            ]
+    return []
+
+
+def _by_directory(jpeg: bytes, xmp: bytes) -> bytes | None:
+    """The gain map a ``Container:Directory`` places at the end of the file, by its ``Item:Length``."""
+    found = re.search(rb'Item:Semantic="GainMap"[^>]*?Item:Length="(\d+)"', xmp)
+    if found is None:
+        return None
+    length = int(found.group(1))
+    start = len(jpeg) - length
+    return jpeg[start:] if 0 < length < len(jpeg) and jpeg[start : start + 2] == b"\xff\xd8" else None
+
+
+def segments(jpeg: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The marker segments of a JPEG before its first SOS, as ``(marker, payload)``, and the rest (SOS to EOI).
+
+    >>> segs, rest = segments(b"\\xff\\xd8\\xff\\xe0\\x00\\x04ab\\xff\\xda\\x00\\x02\\xff\\xd9")
+    >>> segs, rest
+    ([(224, b'ab')], b'\\xff\\xda\\x00\\x02\\xff\\xd9')
+    """
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI marker)")
+    pos, out = 2, list[tuple[int, bytes]]()
+    while pos + 4 <= len(jpeg):
+        if jpeg[pos] != 0xFF:
+            raise ValueError(f"JPEG marker expected at byte {pos}")
+        marker = jpeg[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return out, jpeg[pos:]
+        (length,) = struct.unpack_from(">H", jpeg, pos + 2)
+        if length < 2 or pos + 2 + length > len(jpeg):
+            raise ValueError(f"JPEG segment at byte {pos} runs past the end")
+        out.append((marker, jpeg[pos + 4 : pos + 2 + length]))
+        pos += 2 + length
+    raise ValueError("JPEG without a scan (no SOS marker)")

@@ -7,7 +7,8 @@ import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import completeness, formats, isobmff, mini
+from . import completeness, formats, gainmap, isobmff, mini
+from . import xmp as xmp_tools
 from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
 from .options import Limits
 
@@ -114,10 +115,8 @@ def read_source(
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
-    if limits is not None and len(data) > limits.max_input_bytes:
-        raise LimitExceededError(
-            f"the input is {len(data):,} bytes, over the limit of {limits.max_input_bytes:,} (max_input_bytes)"
-        )
+    if limits is not None:
+        limits.check_input_bytes(len(data))
     fmt = formats.detect(data)
     try:
         source = (
@@ -145,6 +144,22 @@ def check_limits(width: int, height: int, limits: Limits) -> None:
             f"the image is {width}x{height} = {width * height:,} pixels, "
             f"over the limit of {limits.max_pixels:,} (max_pixels)"
         )
+
+
+#: What libavif decodes at most (its default image size and dimension limits), per item and in total. heicconv
+#: applies them to AVIF on every backend, before any decoder runs, so that all refuse the same files the same way.
+AVIF_MAX_PIXELS = 16384 * 16384
+AVIF_MAX_SIDE = 32768
+
+
+def _check_avif_ceiling(c: isobmff.Container, item: isobmff.Item) -> None:
+    for part in (c.items[i] for i in c.parts_of(item.id)):
+        w, h = part.width, part.height
+        if w * h > AVIF_MAX_PIXELS or max(w, h) > AVIF_MAX_SIDE:
+            raise LimitExceededError(
+                f"the AVIF image is {w}x{h} = {w * h:,} pixels, over libavif's limits of {AVIF_MAX_PIXELS:,} pixels "
+                f"and {AVIF_MAX_SIDE:,} a side, which heicconv applies to AVIF on every backend"
+            )
 
 
 def _select(index: int | None, default: int, count: int) -> int:
@@ -199,6 +214,8 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
     width, height = item.display_size
     if limits is not None:  # the size first: a bomb is refused as one, before its parts are examined
         check_limits(width, height, limits)
+        if fmt == "avif":
+            _check_avif_ceiling(c, item)
     isobmff.check_image(c, item)
     alpha_item = c.alpha_of(item.id)
     alpha = alpha_item is not None
@@ -213,6 +230,10 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
     thumbs = [t for t in c.thumbnails_of(item.id) if _sound(c, t, item)]
     if whole:  # everything a decoder will read must be in the file (size-0 'mdat' boxes say nothing)
         c.check_data(data, c.parts_of(item.id) + [i for t in thumbs for i in c.parts_of(t.id)])
+        # Data that is all there can still be damaged inside (zeros where units must be, a unit longer than
+        # its item): some decoders turn that into a picture with grey or green regions, so it is refused here.
+        c.check_coded(data, c.parts_of(item.id), fmt)
+        thumbs = [t for t in thumbs if not any(c.damage(data, c.items[i]) for i in c.parts_of(t.id))]
     orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
     pw, ph = primary.display_size
     info = ImageInfo(
@@ -251,8 +272,6 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         thumbnails=thumbs,
     )
     if item.id == primary.id:  # ImageInfo describes the primary image
-        from . import gainmap
-
         found = gainmap.find(source)
         if found is not None:
             source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
@@ -310,6 +329,8 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
     w, h = im.size
     if limits is not None and w * h > limits.max_pixels:  # before getexif(), which decodes a PNG to find eXIf
         check_limits(w, h, limits)
+    if whole and fmt == "jpeg":
+        completeness.check_jpeg_data(data)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
     orientation = 1
@@ -322,6 +343,13 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     width, height = (h, w) if orientation >= 5 else (w, h)
+    ultra_hdr = fmt == "jpeg" and gainmap.read_ultra_hdr(data) is not None
+    if ultra_hdr and isinstance(xmp, bytes):
+        # Its XMP says where its gain map is: heicconv carries the map itself, and writes that again if it keeps it.
+        try:
+            xmp = xmp_tools.rewrite(xmp, strip_location=False, drop=xmp_tools.GAIN_MAP)
+        except xmp_tools.XmpError:
+            xmp = None
     alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
     depth = (
         16 if im.mode in ("I;16", "I;16B", "I;16L", "I", "RGB;16") or "16" in str(im.info.get("bitdepth", "")) else 8
@@ -344,7 +372,7 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         orientation=orientation,
         image_sizes=((width, height),) if frames == 1 else (),
     )
-    return Source(
+    source = Source(
         data,
         info,
         index,
@@ -358,3 +386,8 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         xmp=xmp if isinstance(xmp, bytes) else None,
         orientation=orientation,
     )
+    if ultra_hdr:
+        found = gainmap.find(source)
+        if found is not None:
+            source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
+    return source

@@ -10,16 +10,20 @@ raises ``DecodeError``.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 
-from .bitstream import hevc_picture_size
+from .bitstream import av1_damage, av1_select_layer, hevc_damage, hevc_picture_size
 from .errors import DecodeError
 
 __all__ = ["Container", "Item", "NewItem", "check_image", "cut_short", "parse", "sequence_only", "write"]
 
 _TRANSFORMS = frozenset({b"clap", b"irot", b"imir"})  # transformative properties, applied in this order
+# What selects and describes an AV1 image's layers; the data heicconv hands over holds the selected layer only.
+_LAYER_PROPERTIES = frozenset({b"a1op", b"lsel", b"a1lx"})
 _IMAGE_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci", b"j2k1", b"vvc1"})
 _ALPHA_URNS = ("urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha")
 _DEPTH_URNS = ("urn:mpeg:hevc:2015:auxid:2", "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
@@ -40,6 +44,7 @@ class Item:
     width: int = 0
     height: int = 0
     crop: tuple[int, int] | None = None  # clean-aperture size, from 'clap'
+    crop_offset: tuple[Fraction, Fraction] = (Fraction(0), Fraction(0))  # its centre's offset from the picture's
     rotation: int = 0  # degrees anticlockwise, from 'irot'
     mirror: int | None = None  # 'imir' mode: 0 exchanges top and bottom, 1 left and right (HEIF Amd 2)
     icc: bytes | None = None
@@ -49,9 +54,22 @@ class Item:
     chroma: int = 1  # chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4
     grid: tuple[int, int, int, int] | None = None  # rows, columns, width, height of a 'grid' item
     coded_size: tuple[int, int] | None = None  # what the HEVC stream's own SPS says it decodes to
+    nal_length_size: int = 4  # bytes before each NAL unit of an HEVC item's data, from 'hvcC'
     aux_type: str = ""
+    operating_point: int = 0  # AV1 operating point to decode, from 'a1op'
+    layer: int | None = None  # AV1 spatial layer to output, from 'lsel' (None: the operating point's highest)
     refs: dict[bytes, list[int]] = field(default_factory=dict)  # type -> ids this item refers to
     props: list[tuple[int, bool]] = field(default_factory=list)  # 'ipma': 1-based property index, essential
+
+    def crop_box(self) -> tuple[int, int, int, int] | None:
+        """The clean aperture as (left, top, right, bottom) in the coded picture, rounded as libheif rounds it."""
+        if self.crop is None:
+            return None
+        (cw, ch), (dx, dy) = self.crop, self.crop_offset
+        left = math.floor(dx + Fraction(self.width - 1, 2) - Fraction(cw - 1, 2))
+        top = math.floor(dy + Fraction(self.height - 1, 2) - Fraction(ch - 1, 2))
+        left, top = min(max(left, 0), max(0, self.width - cw)), min(max(top, 0), max(0, self.height - ch))
+        return left, top, left + cw, top + ch
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -136,6 +154,37 @@ class Container:
                 raise DecodeError(f"item {item.id} points outside {where} (bytes {start}-{end} of {len(source)})")
             yield start, end
 
+    def damage(self, data: bytes, item: Item) -> str:
+        """What breaks the framing of a coded item's data (HEVC NAL units, AV1 OBUs), or ``""``.
+
+        Call :meth:`check_data` first: the data must be in the file. Other item types are not read here.
+        """
+        if item.type == b"hvc1":
+            return hevc_damage(self.item_data(item, data, limit=len(data) + len(self.idat)), item.nal_length_size)
+        if item.type == b"av01":
+            return av1_damage(self.item_data(item, data, limit=len(data) + len(self.idat)))
+        return ""
+
+    def check_coded(self, data: bytes, ids: list[int], fmt: str) -> None:
+        """Raise ``DecodeError`` if the coded data of any of these items (an image and its parts, as
+        :meth:`parts_of` lists them) is damaged (see :meth:`damage`)."""
+        for i in ids:
+            why = self.damage(data, self.items[i]) if i in self.items else ""
+            if why:
+                role = self._role(i, ids)
+                raise DecodeError(f"the {fmt.upper()} file is damaged: {role}'s coded data is broken: {why}")
+
+    def _role(self, item_id: int, ids: list[int]) -> str:
+        if item_id == ids[0]:
+            return "the image"
+        for grid in ids:
+            tiles = self.items[grid].refs.get(b"dimg", []) if grid in self.items else []
+            if item_id in tiles:
+                return f"tile {tiles.index(item_id) + 1} of {len(tiles)} (item {item_id})"
+        if self.items[item_id].aux_type in _ALPHA_URNS:
+            return f"the alpha plane (item {item_id})"
+        return f"item {item_id}"
+
     def parts_of(self, item_id: int) -> list[int]:
         """``item_id`` and every item a decoder needs to produce it, in that order.
 
@@ -155,29 +204,40 @@ class Container:
                 wanted.append(alpha_item.id)
         return seen
 
-    def extract(self, data: bytes, item_id: int) -> bytes:
+    def extract(self, data: bytes, item_id: int, *, drop: frozenset[bytes] = frozenset()) -> bytes:
         """A new HEIF file that holds only ``item_id`` (as its primary image), its parts and its alpha planes.
 
         Decoders then see one image and the properties it needs, none of the auxiliary images,
         metadata, groups or derived items (gain maps, mattes, 'tmap') that older libheif versions
         refuse; the image may have been hidden, a thumbnail or an alpha plane. Every part's data
-        is bounds-checked, so a truncated file fails here, before any decoder runs.
+        is bounds-checked, so a truncated file fails here, before any decoder runs. Properties of a type in
+        ``drop`` (``imir``, for a decoder that cannot apply it) are left out, for the caller to apply.
         """
-        return write(self.copy_items(data, item_id), item_id)
+        return write(self.copy_items(data, item_id, drop=drop), item_id)
 
-    def copy_items(self, data: bytes, item_id: int) -> list[NewItem]:
-        """``item_id`` and its parts (:meth:`parts_of`) as items to :func:`write`, their data read from ``data``."""
+    def copy_items(self, data: bytes, item_id: int, *, drop: frozenset[bytes] = frozenset()) -> list[NewItem]:
+        """``item_id`` and its parts (:meth:`parts_of`) as items to :func:`write`, their data read from ``data``,
+        without properties of the types in ``drop``."""
         ids = self.parts_of(item_id)
         keep = set(ids)
         parts = []
         for i in ids:
             item = self.items[i]
+            coded = self.item_data(item, data, limit=len(data) + len(self.idat))
+            left_out = drop
+            if item.type == b"av01":
+                coded = self._selected_layer(item, coded)
+                left_out = drop | _LAYER_PROPERTIES
             parts.append(
                 NewItem(
                     i,
                     item.type,
-                    self.item_data(item, data, limit=len(data) + len(self.idat)),
-                    [(bytes(data[a:b]), essential) for a, b, essential in self._property_boxes(item, data)],
+                    coded,
+                    [
+                        (bytes(data[a:b]), essential)
+                        for a, b, essential in self._property_boxes(item, data)
+                        if bytes(data[a + 4 : a + 8]) not in left_out
+                    ],
                     parts=item.refs.get(b"dimg", []),
                     aux_of=[t for t in item.refs.get(b"auxl", []) if t in keep],  # an alpha plane of a kept image
                     # Only the new primary is shown, so it is the one top-level image whatever a decoder
@@ -186,6 +246,15 @@ class Container:
                 )
             )
         return parts
+
+    @staticmethod
+    def _selected_layer(item: Item, coded: bytes) -> bytes:
+        """A layered AV1 image's data cut to the layer its 'a1op'/'lsel' select (``bitstream.av1_select_layer``):
+        libheif 1.15 ignores both and outputs the top layer, larger than the image's 'ispe' says."""
+        try:
+            return av1_select_layer(coded, item.operating_point, item.layer)
+        except ValueError as exc:
+            raise DecodeError(f"item {item.id}'s AV1 layers do not hold together: {exc}") from exc
 
     def _property_boxes(self, item: Item, data: bytes) -> list[tuple[int, int, bool]]:
         """Where ``item``'s property boxes are, with ``essential``; an alpha plane coded at its image's size
@@ -246,7 +315,7 @@ def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | Non
                 index[raw] = len(boxes)
     big_index = len(boxes) > 127
     entries = []
-    for item in items:
+    for item in sorted(items, key=lambda i: i.id):  # 'ipma' lists items by increasing id (libavif insists)
         cells = b"".join(
             struct.pack(">H", index[raw] | (0x8000 if essential else 0))
             if big_index
@@ -617,6 +686,14 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         if not (wd and hd) or wn // wd < 1 or hn // hd < 1:
             raise DecodeError(f"item {item.id} has an invalid clean aperture")
         item.crop = (wn // wd, hn // hd)
+        if prop.end - prop.pos >= 16:  # the offsets are signed
+            xn, xd, yn, yd = (
+                struct.unpack(">i", prop.raw(4))[0],
+                prop.u32(),
+                struct.unpack(">i", prop.raw(4))[0],
+                prop.u32(),
+            )
+            item.crop_offset = (Fraction(xn, xd or 1), Fraction(yn, yd or 1))
     elif kind == b"irot":
         item.rotation = (prop.u8() & 3) * 90
     elif kind == b"imir":
@@ -640,13 +717,21 @@ def _apply_property(item: Item, kind: bytes, prop: _Reader) -> None:
         except ValueError as exc:
             raise DecodeError(f"item {item.id}'s HEVC configuration is malformed: {exc}") from exc
         item.chroma = prop.buf[prop.pos + 16] & 3
+        item.nal_length_size = (prop.buf[prop.pos + 21] & 3) + 1 if prop.end - prop.pos > 21 else 4
         item.monochrome = item.chroma == 0
         item.bit_depth = item.bit_depth or (prop.buf[prop.pos + 17] & 7) + 8
     elif kind == b"av1C":
         prop.need(3)
         flags = prop.buf[prop.pos + 2]
         item.monochrome = bool(flags & 0x10)
+        subsampling = (flags >> 2) & 3  # chroma_subsampling_x, chroma_subsampling_y
+        item.chroma = 0 if item.monochrome else {3: 1, 2: 2}.get(subsampling, 3)
         item.bit_depth = item.bit_depth or (12 if flags & 0x20 else 10 if flags & 0x40 else 8)
+    elif kind == b"a1op":
+        item.operating_point = prop.u8()
+    elif kind == b"lsel":
+        layer = prop.u16()
+        item.layer = None if layer == 0xFFFF else layer
     elif kind == b"auxC":
         prop.full_box()
         item.aux_type = prop.cstring()
@@ -714,9 +799,15 @@ def check_image(c: Container, item: Item, role: str = "image") -> None:
 
 
 def _top_level(c: Container) -> list[int]:
-    """Visible images that are neither thumbnails nor auxiliary images, by item id (as libheif lists them)."""
+    """Visible images that are neither thumbnails, auxiliary images nor grid tiles, by item id (as libheif lists
+    them). A tile some writers leave visible is still only a part of its grid."""
+    tiles = {t for i in c.items.values() if i.type == b"grid" for t in i.refs.get(b"dimg", [])}
     return sorted(
         i.id
         for i in c.items.values()
-        if i.type in _IMAGE_TYPES and not i.hidden and b"thmb" not in i.refs and b"auxl" not in i.refs
+        if i.type in _IMAGE_TYPES
+        and not i.hidden
+        and b"thmb" not in i.refs
+        and b"auxl" not in i.refs
+        and i.id not in tiles
     )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
-from .errors import ConfigError
+from .errors import ConfigError, LimitExceededError
 
 __all__ = ["Limits", "Options", "field_from_text", "field_to_text", "parse_bool", "parse_colour", "parse_size"]
 
@@ -282,6 +282,22 @@ class Limits(_Explicit):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise _fail(f.name, f"must be a positive integer, got {v!r}", source)
+
+    def check_input_bytes(self, size: int, *, at_least: bool = False) -> None:
+        """Raise ``LimitExceededError`` if an input of ``size`` bytes is over ``max_input_bytes``.
+
+        ``at_least``: ``size`` is what was read of a stream stopped there, not its whole length.
+
+        >>> Limits(max_input_bytes=1000).check_input_bytes(1001, at_least=True)
+        Traceback (most recent call last):
+        ...
+        heicconv.errors.LimitExceededError: the input is at least 1,001 bytes, over the limit of 1,000 (max_input_bytes)
+        """
+        if size > self.max_input_bytes:
+            many = f"at least {size:,}" if at_least else f"{size:,}"
+            raise LimitExceededError(
+                f"the input is {many} bytes, over the limit of {self.max_input_bytes:,} (max_input_bytes)"
+            )
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -21,42 +21,12 @@ import re
 import struct
 from fractions import Fraction
 
-from .gainmap import Metadata
+from .gainmap import _MPF, ISO_NAMESPACE, XMP_NAMESPACE, Metadata, segments
 
 __all__ = ["ISO_NAMESPACE", "XMP_NAMESPACE", "assemble", "iso_payload", "segments"]
 
-XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"
-ISO_NAMESPACE = b"urn:iso:std:iso:ts:21496:-1\0"
-_MPF = b"MPF\0"
 _SEGMENT_MAX = 65_533  # payload of one marker segment: 65,535 less the two length bytes
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-
-
-def segments(jpeg: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """The marker segments of a JPEG before its first SOS, as ``(marker, payload)``, and the rest (SOS to EOI).
-
-    >>> segs, rest = segments(b"\\xff\\xd8\\xff\\xe0\\x00\\x04ab\\xff\\xda\\x00\\x02\\xff\\xd9")
-    >>> segs, rest
-    ([(224, b'ab')], b'\\xff\\xda\\x00\\x02\\xff\\xd9')
-    """
-    if jpeg[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG (no SOI marker)")
-    pos, out = 2, list[tuple[int, bytes]]()
-    while pos + 4 <= len(jpeg):
-        if jpeg[pos] != 0xFF:
-            raise ValueError(f"JPEG marker expected at byte {pos}")
-        marker = jpeg[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xDA:
-            return out, jpeg[pos:]
-        (length,) = struct.unpack_from(">H", jpeg, pos + 2)
-        if length < 2 or pos + 2 + length > len(jpeg):
-            raise ValueError(f"JPEG segment at byte {pos} runs past the end")
-        out.append((marker, jpeg[pos + 4 : pos + 2 + length]))
-        pos += 2 + length
-    raise ValueError("JPEG without a scan (no SOS marker)")
 
 
 def _segment(marker: int, payload: bytes) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-__all__ = ["LOCATION", "XmpError", "rewrite"]
+__all__ = ["GAIN_MAP", "LOCATION", "XmpError", "rewrite"]
 
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _TIFF = "http://ns.adobe.com/tiff/1.0/"
@@ -35,6 +35,11 @@ LOCATION: dict[str, tuple[str, ...]] = {
     "http://ns.google.com/photos/1.0/camera/": ("Location*",),
     "http://purl.org/dc/elements/1.1/": ("coverage",),
 }
+
+
+#: The namespaces in which an Ultra HDR JPEG's XMP says it has a gain map, and where it is: heicconv reads the map
+#: itself, and writes these again for the output that keeps it (``heicconv.ultrahdr``).
+GAIN_MAP = ("http://ns.adobe.com/hdr-gain-map/1.0/", "http://ns.google.com/photos/1.0/container/")
 
 
 class XmpError(ValueError):
@@ -66,8 +71,9 @@ def _root_span(text: str) -> tuple[int, int]:
     return start, end
 
 
-def rewrite(packet: bytes, *, strip_location: bool) -> bytes:
-    """``packet`` with ``tiff:Orientation`` set to 1 and, with ``strip_location``, every location property removed.
+def rewrite(packet: bytes, *, strip_location: bool, drop: tuple[str, ...] = ()) -> bytes:
+    """``packet`` with ``tiff:Orientation`` set to 1 and, with ``strip_location``, every location property removed;
+    and every property in the namespaces ``drop`` lists (:data:`GAIN_MAP`).
 
     Raises :class:`XmpError` if the packet declares a DTD or entities, or is not well-formed XML.
     """
@@ -85,8 +91,10 @@ def rewrite(packet: bytes, *, strip_location: bool) -> bytes:
         root = ET.fromstring(text[start:end])
     except ET.ParseError as exc:
         raise XmpError(f"the XMP packet is not well-formed XML ({exc})") from exc
-    if not _edit(root, strip_location):
-        return packet  # nothing to change: the packet stays byte for byte as the camera wrote it
+    if not _edit(root, strip_location, drop):
+        return packet
+    for uri in drop:  # not declared either: what is left says nothing of it
+        prefixes.pop(uri, None)  # nothing to change: the packet stays byte for byte as the camera wrote it
     body = _serialise(root, prefixes)
     return (text[:start] + body + text[end:]).encode("utf-8")
 
@@ -104,9 +112,18 @@ class _Source:
         return chunk
 
 
-def _edit(element: ET.Element, strip_location: bool) -> bool:
-    """Reset the orientation and (``strip_location``) remove location below ``element``; whether anything changed."""
+def _edit(element: ET.Element, strip_location: bool, drop: tuple[str, ...] = ()) -> bool:
+    """Reset the orientation, (``strip_location``) remove location and the namespaces ``drop`` below ``element``;
+    whether anything changed."""
     changed = False
+    if drop:
+        prefixes = tuple(f"{{{uri}}}" for uri in drop)
+        for key in [k for k in element.attrib if k.startswith(prefixes)]:
+            del element.attrib[key]
+            changed = True
+        for child in [c for c in element if c.tag.startswith(prefixes)]:
+            element.remove(child)
+            changed = True
     orientation = f"{{{_TIFF}}}Orientation"
     if element.attrib.get(orientation, "1").strip() != "1":
         element.set(orientation, "1")
@@ -122,7 +139,7 @@ def _edit(element: ET.Element, strip_location: bool) -> bool:
             element.remove(child)
             changed = True
     for child in element:
-        changed = _edit(child, strip_location) or changed
+        changed = _edit(child, strip_location, drop) or changed
     return changed
 
 

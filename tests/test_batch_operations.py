@@ -19,13 +19,13 @@ from urllib.parse import quote_plus
 
 import pytest
 from PIL import Image
-from test_lambda import _bucket, clean_config, s3, s3_endpoint
+from test_lambda import S3Requests, _bucket, clean_config, s3, s3_endpoint, s3_requests
 
 from heicconv.aws_lambda import handler
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
-__all__ = ["clean_config", "s3", "s3_endpoint"]  # fixtures used by name
+__all__ = ["clean_config", "s3", "s3_endpoint", "s3_requests"]  # fixtures used by name
 
 require_module("boto3", "test")  # CI must run these: HEICCONV_REQUIRE_EXTRAS makes a missing one fail
 require_module("moto.server", "test")
@@ -106,20 +106,32 @@ def test_schema_2_without_arguments_writes_what_a_notification_writes(s3: Any) -
     s3.put_object(Bucket=bucket, Key="p.heic", Body=make_heic(size=(96, 64)))
     assert codes(handler(batch_event(bucket, "p.heic", version="2.0", arguments={}), None)) == {"task-0": "Succeeded"}
     from_batch = s3.get_object(Bucket=bucket, Key="converted/p.jpg")["Body"].read()
-    answer = handler(
-        {
-            "Records": [
-                {
-                    "eventSource": "aws:s3",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {"bucket": {"name": bucket}, "object": {"key": "p.heic", "size": 1}},
-                }
-            ]
-        },
-        None,
-    )
-    assert answer["results"][0]["status"] == "converted"
+    notification = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": "p.heic", "size": 1}},
+            }
+        ]
+    }
+    # The same source, format and options: the notification finds the output written, and skips it ...
+    answer = handler(notification, None)
+    assert answer["results"][0]["status"] == "skipped" and "already converted" in answer["results"][0]["reason"]
+    # ... and, the output gone, writes the same bytes.
+    s3.delete_object(Bucket=bucket, Key="converted/p.jpg")
+    assert handler(notification, None)["results"][0]["status"] == "converted"
     assert s3.get_object(Bucket=bucket, Key="converted/p.jpg")["Body"].read() == from_batch
+
+
+def test_a_job_run_again_skips_what_it_wrote_unless_its_arguments_changed(s3: Any, s3_requests: S3Requests) -> None:
+    bucket = _bucket(s3, "backfill-again")
+    s3.put_object(Bucket=bucket, Key="p.heic", Body=make_heic(size=(96, 64)))
+    for arguments, status in [({}, "converted"), ({}, "skipped"), ({"quality": "50"}, "converted")]:
+        answer = handler(batch_event(bucket, "p.heic", version="2.0", arguments=arguments), None)
+        assert codes(answer) == {"task-0": "Succeeded"}
+        assert json.loads(answer["results"][0]["resultString"])["status"] == status
+    assert s3_requests.of("GetObject") == ["p.heic", "p.heic"]
 
 
 @pytest.mark.parametrize(
@@ -147,7 +159,7 @@ def test_unknown_schema_version_fails_every_task() -> None:
 
 
 class _SlowDown(http.server.BaseHTTPRequestHandler):
-    """An S3 endpoint under load: every request is answered 503 SlowDown, as S3 throttles."""
+    """An S3 endpoint under load: every request is answered 503 SlowDown, as S3 throttles (a HEAD without a body)."""
 
     def do_GET(self) -> None:
         body = b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -156,7 +168,10 @@ class _SlowDown(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -177,7 +192,35 @@ def throttling_s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> Iterator
 def test_throttling_is_a_temporary_failure(throttling_s3: str) -> None:
     answer = handler(batch_event("photos", "a.heic", version="2.0", arguments={}), None)
     assert codes(answer) == {"task-0": "TemporaryFailure"}
+    assert "(503)" in json.loads(answer["results"][0]["resultString"])["error"]["message"]  # the HEAD: no body
+
+
+def test_throttled_write_is_a_temporary_failure(s3: Any, s3_requests: S3Requests) -> None:
+    bucket = _bucket(s3, "backfill-throttled")
+    s3.put_object(Bucket=bucket, Key="a.heic", Body=make_heic())
+    s3_requests.fail.add(("PutObject", "converted/a.jpg"))
+    answer = handler(batch_event(bucket, "a.heic", version="2.0", arguments={}), None)
+    assert codes(answer) == {"task-0": "TemporaryFailure"}
     assert "SlowDown" in json.loads(answer["results"][0]["resultString"])["error"]["message"]
+
+
+def test_an_object_over_max_input_bytes_is_refused_before_it_is_read(
+    s3: Any, s3_requests: S3Requests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task names no size: the HEAD gives it, and a 400 MB object is never downloaded to be refused."""
+    bucket = _bucket(s3, "backfill-large")
+    heic = make_heic(size=(128, 96))
+    s3.put_object(Bucket=bucket, Key="large.heic", Body=heic)
+    monkeypatch.setenv("HEICCONV_MAX_INPUT_BYTES", "1000")
+    answer = handler(batch_event(bucket, "large.heic"), None)
+    assert codes(answer) == {"task-0": "PermanentFailure"}
+    error = json.loads(answer["results"][0]["resultString"])["error"]
+    assert error == {
+        "error": "too_large",
+        "message": f"the object is {len(heic):,} bytes, over the limit of 1,000 (max_input_bytes)",
+        "status": 413,
+    }
+    assert s3_requests.sent == [("HeadObject", "large.heic")]
 
 
 def test_unreachable_s3_is_a_temporary_failure(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> None:

@@ -255,4 +255,4 @@ def test_every_built_in_backend_has_its_lambda_package_in_the_report() -> None:
         assert 0 < mb < limits.package_unzipped_mb and f"{mb:.0f} MB on {arch}" in ffmpeg
     assert "deploy it from S3" not in package_note("pillow", limits)
     assert package_note("vips", limits).startswith("Package, vips: a container image")
-    assert package_note("some_plugin", limits) == ""
+    assert package_note("some_plugin", limits).startswith("Package, some_plugin: unknown.")

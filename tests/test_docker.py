@@ -16,8 +16,11 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,13 +244,15 @@ def test_copied_files_exist_and_are_in_the_build_context(name: str) -> None:
                 assert inside, f"{source} is excluded by the .dockerignore"
 
 
-def _env_and_cmd(name: str) -> tuple[dict[str, str], list[str]]:
+def _env_and_cmd(name: str, keep_preload: bool = False) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     final = parse(dockerfile(name))[-1]
     for args in final.all("ENV"):
         for word in shlex.split(args):
             key, _, value = word.partition("=")
             env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+    if not keep_preload:  # a library of the image's, absent here
+        env.pop("LD_PRELOAD", None)
     (cmd,) = final.all("CMD")
     return env, json.loads(cmd)
 
@@ -272,6 +277,7 @@ def test_image_env_and_cmd_start_a_service_its_healthcheck_accepts(name: str) ->
     )
     server = Server("127.0.0.1", port, proc)
     check = [sys.executable, str(DOCKER / "healthcheck.py")]
+    run_env["HEICCONV_HEALTHCHECK_PID"] = str(proc.pid)  # in the image it is PID 1; here, this test's service
     try:
         for _ in range(300):
             if subprocess.run(check, env=run_env, capture_output=True, timeout=30).returncode == 0:
@@ -286,6 +292,122 @@ def test_image_env_and_cmd_start_a_service_its_healthcheck_accepts(name: str) ->
     assert subprocess.run(check, env=run_env, capture_output=True, timeout=30).returncode == 1
 
 
+def _healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(DOCKER / "healthcheck.py")], env=env, capture_output=True, text=True)
+
+
+def test_healthcheck_follows_the_port_the_service_listens_on() -> None:
+    # `heicconv serve --port N` in an image whose environment says 8000: the check must ask N. It finds the port
+    # from the sockets the main process listens on; `sh -c '...; true'` stays the parent, as an init would.
+    require_backend("pillow")
+    port, wrong = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEICCONV_")}
+    env.update(HEICCONV_BACKEND="pillow", HEICCONV_SERVER_HOST="127.0.0.1", HEICCONV_SERVER_PORT=str(wrong))
+    command = f"{shlex.quote(sys.executable)} -m heicconv serve --port {port} --workers 1 --pool thread; true"
+    proc = subprocess.Popen(["sh", "-c", command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    server = Server("127.0.0.1", port, proc)
+    env["HEICCONV_HEALTHCHECK_PID"] = str(proc.pid)
+    try:
+        for _ in range(300):
+            try:
+                if server.request("GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[0]
+                time.sleep(0.1)
+        else:
+            pytest.fail("the service never answered")
+        checked = _healthcheck(env)
+        assert checked.returncode == 0, checked.stderr
+        # What the check did before: ask HEICCONV_SERVER_PORT, where nothing listens.
+        fallback = _healthcheck({**env, "HEICCONV_HEALTHCHECK_PID": "999999999"})
+        assert fallback.returncode == 1 and f"127.0.0.1:{wrong}/health" in fallback.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_healthcheck_reads_listening_sockets_of_both_families() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("healthcheck", DOCKER / "healthcheck.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with socket.socket(socket.AF_INET6) as six, socket.socket() as four:
+        six.bind(("::1", 0))
+        six.listen()
+        four.bind(("127.0.0.1", 0))
+        four.listen()
+        found = module.listening(os.getpid())
+        assert ("::1", six.getsockname()[1]) in found
+        assert ("127.0.0.1", four.getsockname()[1]) in found
+    # A wildcard address (what the images listen on) is asked on loopback.
+    assert module._address("00000000", socket.AF_INET) == "127.0.0.1"
+    assert module._address("0100007F", socket.AF_INET) == "127.0.0.1"
+    assert module._address("0" * 32, socket.AF_INET6) == "::1"
+
+
+def test_healthcheck_reports_healthy_within_seconds_of_readiness() -> None:
+    # Docker runs the first check one interval after the start: with 30 s, Compose's `service_healthy` waited 30 s.
+    for name in SERVICE_IMAGES:
+        (check,) = parse(dockerfile(name))[-1].all("HEALTHCHECK")
+        flags = dict(re.findall(r"--([a-z-]+)=(\d+)s?", check))
+        assert int(flags["interval"]) <= 5 and int(flags["timeout"]) < int(flags["interval"]) + 1, check
+        assert int(flags["start-period"]) >= 20, check  # a slow start (vips under load) is not counted as a failure
+        assert int(flags["retries"]) >= 3, check
+
+
+QUIET_NUMA = "/usr/local/lib/heicconv/libheicconv-quiet-numa.so"
+# libnuma's policy call, made to fail (a node this machine lacks) where no seccomp profile refuses it.
+_NUMA_CALL = """
+import ctypes
+numa = ctypes.CDLL("libnuma.so.1")
+numa.numa_allocate_nodemask.restype = ctypes.c_void_p
+numa.numa_bitmask_setbit.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+numa.numa_set_interleave_mask.argtypes = [ctypes.c_void_p]
+mask = numa.numa_allocate_nodemask()
+numa.numa_bitmask_setbit(mask, 63)
+numa.numa_set_interleave_mask(mask)
+"""
+
+
+@pytest.mark.parametrize("name", [name for name in ALL_IMAGES if "libheif1" in NEEDED[name]])
+def test_images_with_libheif_preload_the_quiet_numa_hooks(name: str) -> None:
+    # Debian's libheif writes HEIC through x265, which links libnuma (the cause of the set_mempolicy lines).
+    stages = parse(dockerfile(name))
+    (hooks,) = [stage for stage in stages if stage.name == "quiet-numa"]
+    assert set(apt_packages(" ".join(hooks.all("RUN")))) == {"gcc"}
+    final = stages[-1]
+    assert f"--from=quiet-numa /src/libheicconv-quiet-numa.so {QUIET_NUMA}" in final.all("COPY")
+    env, _ = _env_and_cmd(name, keep_preload=True)
+    assert env["LD_PRELOAD"] == QUIET_NUMA
+    assert not set(apt_packages(" ".join(final.all("RUN")))) & COMPILER
+
+
+def test_quiet_numa_hooks_silence_libnuma(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc to build docker/quiet_numa.c")
+    try:
+        import ctypes
+
+        ctypes.CDLL("libnuma.so.1")
+    except OSError:
+        pytest.skip("no libnuma.so.1 here (apt-get install libnuma1)")
+    (compile_line,) = [run for run in parse(dockerfile("vips"))[-2].all("RUN") if run.startswith("gcc")]
+    library = tmp_path / "libquiet.so"
+    words = [str(library) if w.endswith(".so") else str(DOCKER / "quiet_numa.c") if w.endswith(".c") else w
+             for w in shlex.split(compile_line)]  # fmt: skip
+    subprocess.run(words, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    loud = subprocess.run([sys.executable, "-c", _NUMA_CALL], env=env, capture_output=True, text=True, timeout=60)
+    assert loud.returncode == 0 and "set_mempolicy: " in loud.stderr, loud.stderr  # libnuma's own perror()
+    env["LD_PRELOAD"] = str(library)
+    quiet = subprocess.run([sys.executable, "-c", _NUMA_CALL], env=env, capture_output=True, text=True, timeout=60)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
 def test_package_parsing_and_a_missing_name_is_caught() -> None:
     run = "apt-get update && apt-get install -y --no-install-recommends libvips42 libheif1 && rm -rf /x"
     assert apt_packages(run) == ["libvips42", "libheif1"]
@@ -298,3 +420,44 @@ def test_package_parsing_and_a_missing_name_is_caught() -> None:
         text=True,
     )
     assert set(re.findall(r"^Package: (\S+)$", shown.stdout, re.MULTILINE)) == {"libheif1"}
+
+
+def _fake_tool(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!{sys.executable}\nimport sys, os\n{body}\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_debian_base_prints_only_its_json_summary(tmp_path: Path) -> None:
+    # debootstrap and `docker import` talk on standard output; a fresh engine (no base image yet) ran both, and
+    # their lines came before the summary that tests/test_docker_engine.py parses. These stand-ins talk the same way.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_tool(
+        bin_dir,
+        "debootstrap",
+        "root = sys.argv[-2]\n"
+        "for d in ('etc/apt/apt.conf.d', 'etc/dpkg/dpkg.cfg.d', 'usr/share/doc/x'):\n"
+        "    os.makedirs(os.path.join(root, d), exist_ok=True)\n"
+        "print('I: Retrieving InRelease'); print('I: Base system installed successfully.')",
+    )
+    _fake_tool(
+        bin_dir,
+        "docker",
+        "if sys.argv[1] == 'import':\n"
+        "    sys.stdin.buffer.read(); print('sha256:' + '0' * 64)\n"
+        "elif sys.argv[1:3] == ['image', 'inspect']:\n"
+        "    print('12345' if '--format' in sys.argv else '[]'); sys.exit(0 if '--format' in sys.argv else 1)",
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    made = subprocess.run(
+        [sys.executable, str(DOCKER / "debian_base.py"), "--tag", "t:1", "--if-missing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    summary = json.loads(made.stdout)  # the whole of standard output is the one JSON document
+    assert (summary["tag"], summary["bytes"], summary["made"]) == ("t:1", 12345, True)
+    assert "I: Base system installed successfully." in made.stderr and "sha256:" in made.stderr

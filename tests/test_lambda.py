@@ -12,14 +12,17 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote, urlsplit
 
 import pytest
 from PIL import Image
 
 import heicconv
-from heicconv.aws_lambda import handler
+from heicconv.aws_lambda import aws, handler
+from heicconv.aws_lambda.s3_events import FailedRecords
+from heicconv.aws_lambda.s3_objects import SOURCE_ETAG
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
@@ -68,6 +71,52 @@ def s3(s3_endpoint: str) -> Any:
 
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     return client
+
+
+@dataclass
+class S3Requests:
+    """The requests heicconv's S3 client sends, as ``(operation, key)``; those in ``fail`` are answered
+    ``503 SlowDown``, S3's answer under load (botocore parses it as it would S3's own)."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    fail: set[tuple[str, str]] = field(default_factory=set)
+
+    def of(self, operation: str) -> list[str]:
+        return [key for op, key in self.sent if op == operation]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+@pytest.fixture
+def s3_requests(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Requests]:
+    """Watches (and can fail) the requests of a fresh heicconv S3 client, without botocore's retries."""
+    from botocore.awsrequest import AWSResponse
+
+    monkeypatch.setattr(aws, "_clients", {})
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    requests = S3Requests()
+
+    def before_send(request: Any, event_name: str, **kwargs: Any) -> Any:
+        path = unquote(urlsplit(request.url).path)
+        call = (event_name.rpartition(".")[2], path.split("/", 2)[2] if path.count("/") >= 2 else "")
+        requests.sent.append(call)
+        if call in requests.fail:
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Body(body))
+        return None
+
+    client = aws.s3()
+    client.meta.events.register("before-send.s3", before_send)
+    try:
+        yield requests
+    finally:
+        client.meta.events.unregister("before-send.s3", before_send)
 
 
 @pytest.fixture(autouse=True)
@@ -169,7 +218,11 @@ def test_one_bad_record_does_not_lose_the_others(s3: Any) -> None:
         (bucket, "cut.heic", 200),
         (bucket, "gone.heic", 1),
     )
-    answer = handler(event, None)
+    # Permanent failures fail a direct invocation too: Lambda retries it (at most twice), then hands it
+    # to the on-failure destination, where the damaged uploads can be found.
+    with pytest.raises(FailedRecords, match=r"^3 of 4 object\(s\) failed") as failed:
+        handler(event, None)
+    answer = failed.value.answer
     statuses = {r["key"]: r["status"] for r in answer["results"]}
     assert statuses == {
         "notes.txt.heic": "failed",
@@ -185,10 +238,58 @@ def test_one_bad_record_does_not_lose_the_others(s3: Any) -> None:
     assert s3.head_object(Bucket=bucket, Key="converted/good one.jpg")["ContentType"] == "image/jpeg"
 
 
-def test_size_from_the_event_is_checked_before_download(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_from_the_event_is_checked_before_any_request(
+    s3_requests: S3Requests, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEICCONV_MAX_INPUT_BYTES", "1000")
-    answer = handler(s3_event(("photos-absent", "huge.heic", 10**9)), None)
-    assert answer["results"][0]["error"]["status"] == 413
+    with pytest.raises(FailedRecords, match=r"over the limit of 1,000 \(max_input_bytes\)") as failed:
+        handler(s3_event(("photos-absent", "huge.heic", 10**9)), None)
+    assert failed.value.answer["results"][0]["error"]["status"] == 413
+    assert s3_requests.sent == []
+
+
+def test_a_failed_write_fails_a_direct_invocation_and_the_retry_converts_only_what_is_missing(
+    s3: Any, s3_requests: S3Requests
+) -> None:
+    bucket = _bucket(s3, "photos-retry")
+    s3.put_object(Bucket=bucket, Key="a.heic", Body=make_heic(size=(64, 48)))
+    s3.put_object(Bucket=bucket, Key="b.heic", Body=make_heic(size=(48, 64)))
+    event = s3_event((bucket, "a.heic", 1), (bucket, "b.heic", 1))
+    s3_requests.fail.add(("PutObject", "converted/b.jpg"))
+    # S3 invokes the function asynchronously and ignores its answer: only a failed invocation is retried.
+    with pytest.raises(FailedRecords, match=r"1 of 2 .* s3://photos-retry/b.heic: .*SlowDown.*transient") as failed:
+        handler(event, None)
+    assert [r["status"] for r in failed.value.answer["results"]] == ["converted", "failed"]
+    assert "SlowDown" in repr(failed.value.__cause__)
+    etag = s3.head_object(Bucket=bucket, Key="a.heic")["ETag"].strip('"')
+    assert s3.head_object(Bucket=bucket, Key="converted/a.jpg")["Metadata"][SOURCE_ETAG] == etag
+
+    s3_requests.fail.clear()
+    s3_requests.sent.clear()
+    answer = handler(event, None)  # Lambda's retry: the same event
+    (a, b) = answer["results"]
+    assert a["status"] == "skipped" and a["reason"].startswith(f"already converted from this source (ETag {etag})")
+    assert b["status"] == "converted"
+    assert s3_requests.of("GetObject") == ["b.heic"] and s3_requests.of("PutObject") == ["converted/b.jpg"]
+    assert s3.head_object(Bucket=bucket, Key="converted/b.jpg")["ContentType"] == "image/jpeg"
+
+
+def test_an_output_is_written_again_for_a_new_source_or_other_options(
+    s3: Any, s3_requests: S3Requests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = _bucket(s3, "photos-stamp")
+    s3.put_object(Bucket=bucket, Key="a.heic", Body=make_heic(size=(64, 48)))
+    event = s3_event((bucket, "a.heic", 1))
+    assert handler(event)["results"][0]["status"] == "converted"
+    assert handler(event)["results"][0]["status"] == "skipped"
+    s3.put_object(Bucket=bucket, Key="a.heic", Body=make_heic(size=(32, 24)))  # a new upload, a new ETag
+    assert handler(event)["results"][0]["status"] == "converted"
+    monkeypatch.setenv("HEICCONV_QUALITY", "60")
+    assert handler(event)["results"][0]["status"] == "converted"
+    assert handler(event)["results"][0]["status"] == "skipped"
+    assert s3_requests.of("PutObject") == ["converted/a.jpg"] * 3
+    with Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key="converted/a.jpg")["Body"].read())) as img:
+        assert img.size == (32, 24)
 
 
 def test_sqs_batch_reports_failures_by_message_id(s3: Any) -> None:

@@ -13,13 +13,14 @@ import json
 from typing import Any
 
 import pytest
-from test_lambda import _bucket, clean_config, s3, s3_endpoint, s3_event
+from test_lambda import S3Requests, _bucket, clean_config, s3, s3_endpoint, s3_event, s3_requests
 
 import heicconv
 from heicconv.aws_lambda import handler
+from heicconv.aws_lambda.s3_events import FailedRecords
 from heicconv.testing.fixtures import make_heic
 
-__all__ = ["clean_config", "s3", "s3_endpoint"]  # fixtures used by name
+__all__ = ["clean_config", "s3", "s3_endpoint", "s3_requests"]  # fixtures used by name
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:photo-uploads"
 _buckets = itertools.count()
@@ -150,6 +151,26 @@ def test_s3_through_eventbridge_and_through_eventbridge_and_sqs(uploads: tuple[A
         handler({"source": "aws.s3", "detail-type": "Object Created"})  # no detail
 
 
+@pytest.mark.parametrize("route", ["sns", "eventbridge"])
+def test_a_failed_write_fails_the_invocation_on_every_asynchronous_route(
+    uploads: tuple[Any, str], s3_requests: S3Requests, route: str
+) -> None:
+    """SNS and EventBridge invoke the function asynchronously, as S3 does: a failure must fail the invocation."""
+    s3, bucket = uploads
+    event = (
+        sns_event(s3_event((bucket, "IMG 0001.HEIC", 100)))
+        if route == "sns"
+        else eventbridge_event(bucket, "IMG 0001.HEIC", 100)
+    )
+    s3_requests.fail.add(("PutObject", "converted/IMG 0001.jpg"))
+    with pytest.raises(FailedRecords, match="SlowDown"):
+        handler(event)
+    s3_requests.fail.clear()
+    assert [r["status"] for r in handler(event)["results"]] == ["converted"]  # Lambda's retry
+    assert [r["status"] for r in handler(event)["results"]] == ["skipped"]  # a duplicate delivery
+    assert converted(s3, bucket) == "image/jpeg"
+
+
 def test_eventbridge_events_other_than_created_are_skipped_with_a_reason() -> None:
     answer = handler(eventbridge_event("photos", "IMG 0001.HEIC", 100, detail_type="Object Deleted"))
     (result,) = answer["results"]
@@ -170,3 +191,25 @@ def test_unreadable_sqs_messages_are_retried_not_deleted(uploads: tuple[Any, str
     failed = {r["item"]: r["error"]["message"] for r in answer["results"] if r["status"] == "failed"}
     assert "not JSON" in failed["m-text"] and "unrecognised message" in failed["m-other"]
     assert [r["status"] for r in answer["results"] if "item" not in r] == ["converted"]
+
+
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-11-26T10:00:00.000Z",
+    "Bucket": "photos",
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+}
+
+
+def test_s3_test_event_is_ignored_with_one_log_line_straight_or_through_sqs(caplog: pytest.LogCaptureFixture) -> None:
+    """S3 sends s3:TestEvent when a notification is set up: straight to the function, or as an SQS message body."""
+    with caplog.at_level("INFO", logger="heicconv.aws_lambda"):
+        assert handler(dict(S3_TEST_EVENT)) == {"batchItemFailures": [], "results": []}
+    assert [r.getMessage() for r in caplog.records] == ["s3:TestEvent for bucket photos: ignored (names no object)"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="heicconv.aws_lambda"):
+        answer = handler(sqs_event(("m-test", json.dumps(S3_TEST_EVENT))))
+    assert answer == {"batchItemFailures": [], "results": []}
+    assert [r.getMessage() for r in caplog.records] == ["s3:TestEvent for bucket photos: ignored (names no object)"]

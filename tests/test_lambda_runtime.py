@@ -168,6 +168,7 @@ def test_handler_runs_in_the_real_runtime_client(runtime_api: RuntimeAPI, s3_end
     }
     invocations: list[tuple[str, dict[str, Any]]] = [
         ("req-s3", {"Records": [s3_record]}),
+        ("req-s3-gone", {"Records": [{**s3_record, "s3": {"bucket": {"name": "uploads"}, "object": {"key": "gone"}}}]}),
         ("req-http", http_event),
         ("req-bad", {"what": "ever"}),
     ]
@@ -197,7 +198,7 @@ def test_handler_runs_in_the_real_runtime_client(runtime_api: RuntimeAPI, s3_end
         output = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
     assert runtime_api.init_error is None, (runtime_api.init_error, output)
     answers = runtime_api.answers
-    assert set(answers) == {"req-s3", "req-http", "req-bad"}, output
+    assert set(answers) == {"req-s3", "req-s3-gone", "req-http", "req-bad"}, output
 
     kind, s3_answer = answers["req-s3"]
     assert kind == "response" and s3_answer["batchItemFailures"] == [], s3_answer
@@ -205,6 +206,11 @@ def test_handler_runs_in_the_real_runtime_client(runtime_api: RuntimeAPI, s3_end
     assert got["ContentType"] == "image/jpeg"
     with Image.open(io.BytesIO(got["Body"].read())) as img:
         assert img.size == (64, 48)
+
+    # A failed object fails the invocation, which is what makes Lambda retry an asynchronous event.
+    kind, error = answers["req-s3-gone"]
+    assert kind == "error" and error["errorType"] == "FailedRecords", error
+    assert "s3://uploads/gone: NoSuchKey" in error["errorMessage"]
 
     kind, http_answer = answers["req-http"]
     assert kind == "response" and http_answer["statusCode"] == 200

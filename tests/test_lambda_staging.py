@@ -125,13 +125,16 @@ def test_small_images_still_travel_in_the_event(staged: Any, monkeypatch: pytest
     real = heicconv.backends.wire.exchange
 
     def watched(endpoint: Any, method: str, target: str, *rest: Any) -> Any:
-        seen.append(method)
+        seen.append(f"{method} {target.partition('?')[0]}")
         return real(endpoint, method, target, *rest)
 
-    monkeypatch.setattr("heicconv.backends.lambda_invoke.exchange", watched)
+    monkeypatch.setattr("heicconv.backends.wire.exchange", watched)  # every exchange of the conversion
+    monkeypatch.setattr("heicconv.backends.lambda_invoke.exchange", watched)  # the deletions afterwards
     photo = fixtures.make_heic((64, 48))
+    assert heicconv.registry.get("lambda").capabilities  # the function's /health: asked once, before
+    seen.clear()
     assert heicconv.convert(photo, "jpeg", backend="lambda") == heicconv.convert(photo, "jpeg", backend="pillow")
-    assert seen == [] and _keys(staged) == []
+    assert seen == ["POST /2015-03-31/functions/heicconv/invocations"] and _keys(staged) == []
 
 
 def test_without_a_bucket_the_error_names_the_setting(function: str, s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +164,7 @@ def test_the_handler_reads_only_http_urls() -> None:
 
 
 def test_a_throttled_function_is_retried_then_reported(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocking, botocore retries TooManyRequestsException; under asyncio, the backend's own retries do."""
+    """The backend's own retries try TooManyRequestsException again, blocking or under asyncio."""
     require_module("boto3", "lambda")
     throttles = tmp_path / "throttles"
     proc, url = lambda_endpoint.start({"HEICCONV_BACKEND": "pillow", "LAMBDA_ENDPOINT_THROTTLE_FILE": str(throttles)})

@@ -29,6 +29,7 @@ from PIL import Image
 from plugin_backends import faulty_backend_env
 from test_lambda import moto_server
 
+from heicconv.errors import ConfigError
 from heicconv.testing.fixtures import make_heic
 
 _names = itertools.count()
@@ -155,6 +156,21 @@ def test_drain_converts_deletes_and_leaves_the_bad_for_the_dead_letter_queue(aws
     bodies = sorted((m["Body"] for m in dead), key=len)
     assert len(bodies) == 2 and bodies[0] == "this is not a notification"
     assert json.loads(bodies[1])["Records"][0]["s3"]["object"]["key"] == quote_plus("up/cut.heic")
+
+
+def test_a_notification_delivered_twice_is_converted_once(aws: tuple[Any, Any]) -> None:
+    """SQS delivers at least once: the second delivery finds the output written from the same source and skips it."""
+    s3, sqs = aws
+    queue, _ = make_queue(sqs)
+    bucket = make_bucket(s3, sqs)
+    s3.put_object(Bucket=bucket, Key="twice.heic", Body=make_heic(size=(64, 48)))
+    for _ in range(2):
+        sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, "twice.heic"))
+    code, err = finish(worker(queue, "--drain", "-j", "1"))
+    assert code == 0, err
+    assert err.count("skipped: already converted from this source") == 1, err
+    assert "2 message(s) received, 2 deleted, 0 left for redelivery" in err and counts(sqs, queue) == (0, 0)
+    assert jpeg_size(s3, bucket, "converted/twice.jpg") == (64, 48)
 
 
 def test_the_heartbeat_keeps_a_slow_conversion_hidden(aws: tuple[Any, Any], tmp_path: Path) -> None:
@@ -306,3 +322,122 @@ def test_a_queue_it_cannot_read_stops_the_start(aws: tuple[Any, Any], endpoint: 
     assert "cannot read the queue" in err and "no-such-queue" in err
     code, err = finish(worker("", "--drain"))
     assert code == 2 and "the SQS queue URL is required" in err
+
+
+def test_the_region_comes_from_aws_region_alone_or_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore reads AWS_DEFAULT_REGION only; a container platform may set AWS_REGION alone."""
+    from heicconv.aws_lambda import aws
+
+    monkeypatch.setattr(aws, "_clients", {})
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert aws.sqs().meta.region_name == "eu-west-3"
+    monkeypatch.setattr(aws, "_clients", {})
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigError, match="AWS_DEFAULT_REGION"):
+        aws.sqs()
+
+
+def _metrics(port: int) -> tuple[str, str]:
+    """``GET /metrics`` of the worker's health port: (Content-Type, text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        return resp.getheader("Content-Type", ""), resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_metrics_count_messages_objects_and_conversions(aws: tuple[Any, Any]) -> None:
+    """One count: what /health says as JSON, /metrics says to Prometheus, with the service's conversion figures."""
+    from test_server_observability import metric
+
+    import heicconv
+    from heicconv.aws_lambda.settings import load as load_output
+    from heicconv.queue_worker import load
+    from heicconv.queue_worker.worker import QueueWorker
+
+    s3, sqs = aws
+    queue, _ = make_queue(sqs, visibility=3)
+    bucket = make_bucket(s3, sqs)  # no notifications from S3: the test sends exactly these three
+    heic = make_heic(size=(64, 48))
+    s3.put_object(Bucket=bucket, Key="good.heic", Body=heic)
+    s3.put_object(Bucket=bucket, Key="cut.heic", Body=heic[:300])
+    for key in ("good.heic", "cut.heic"):
+        sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, key))
+    sqs.send_message(QueueUrl=queue, MessageBody="this is not a notification")
+
+    settings = load(queue=queue, jobs=1, wait_time=1, visibility_timeout=3)
+    worker = QueueWorker(settings, load_output(), drain=True)
+    assert worker.run() == 1  # two messages left for redelivery
+    text = worker.metrics.exposition().decode()
+
+    assert metric(text, "heicconv_queue_messages_received_total") == 3
+    assert metric(text, "heicconv_queue_messages_deleted_total") == 1
+    assert metric(text, "heicconv_queue_messages_failed_total") == 2
+    assert metric(text, "heicconv_queue_objects_converted_total") == 1
+    assert metric(text, "heicconv_queue_objects_failed_total") == 1
+    assert metric(text, "heicconv_queue_messages_in_flight") == 0
+    ok = {"backend": "pillow", "input_format": "heic", "output_format": "jpeg"}
+    assert metric(text, "heicconv_conversions_total", outcome="ok", **ok) == 1
+    assert metric(text, "heicconv_conversions_total", outcome="DecodeError", input_format="heic") == 1
+    assert metric(text, "heicconv_conversion_seconds_count", backend="pillow", output_format="jpeg") == 2  # both
+    assert metric(text, "heicconv_input_bytes_total") == len(heic) + 300
+    written = s3.get_object(Bucket=bucket, Key="converted/good.jpg")["ContentLength"]
+    assert metric(text, "heicconv_output_bytes_total") == written
+    assert metric(text, "heicconv_build_info", version=heicconv.__version__, backend="pillow") == 1
+
+
+def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tuple[Any, Any], tmp_path: Path) -> None:
+    """/metrics beside /health; and JSON log lines, each about a message carrying its id as request_id."""
+    s3, sqs = aws
+    queue, _ = make_queue(sqs, visibility=3)  # renewed every second while the conversion runs
+    bucket = make_bucket(s3, sqs)
+    s3.put_object(Bucket=bucket, Key="slow.heic", Body=make_heic(size=(1200, 900)))
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, "slow.heic"))["MessageId"]
+    port = _free_port()
+    env = faulty_backend_env(tmp_path, "30")  # far beyond --timeout: the worker process is stopped
+    args = (
+        "-j",
+        "1",
+        "--health-port",
+        str(port),
+        "--timeout",
+        "2",
+        "--visibility-timeout",
+        "3",
+        "--log-format",
+        "json",
+    )
+    proc = worker(queue, *args, env=env)
+    from test_server_observability import metric
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            try:
+                content_type, text = _metrics(port)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if metric(text, "heicconv_worker_restarts_total", cause="timeout") >= 1:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+    assert code == 0, err
+    assert content_type.startswith("text/plain; version=")
+    assert metric(text, "heicconv_conversions_total", backend="faulty", outcome="TimeoutError") == 1
+    assert metric(text, "heicconv_queue_visibility_extensions_total") >= 1  # 2 s of conversion: renewed at 1 s
+    assert metric(text, "heicconv_queue_messages_received_total") == 1
+    assert metric(text, "heicconv_build_info", backend="faulty") == 1
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines[-1]["message"].startswith("worker stopped: ") and "request_id" not in lines[-1]
+    failed = [line for line in lines if line["level"] == "error" and "slow.heic failed" in line["message"]]
+    assert failed and {line["request_id"] for line in failed} == {message_id}

@@ -265,10 +265,13 @@ def test_burst_beyond_the_queue_answers_429_and_never_blocks_health(big_heic: by
             time.sleep(0.01)
         for t in threads:
             t.join(60)
+        metrics = srv.request("GET", "/metrics")[2].decode()
     finally:
         stop_server(srv)
     statuses = sorted(r[0] for r in results)
     assert set(statuses) <= {200, 429} and statuses.count(200) >= 1 and 429 in statuses, statuses
+    refused = f'heicconv_uploads_refused_total{{reason="workers_busy"}} {statuses.count(429)}.0'
+    assert refused in metrics and 'heicconv_conversions_total{backend="pillow"' in metrics
     for status, headers, body in results:
         if status == 429:
             assert headers["retry-after"] == "1" and json.loads(body)["error"] == "busy"

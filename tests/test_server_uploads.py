@@ -117,7 +117,9 @@ def test_a_body_past_the_limit_is_refused_while_it_arrives() -> None:
 
 
 def test_uploads_beyond_the_limit_are_refused_and_readiness_says_so() -> None:
-    srv = start_server({"HEICCONV_BACKEND": "pillow"}, "--uploads", "2", "--body-timeout", "2")
+    # No minimum rate: the stalled bodies would otherwise give their slots up to the third (test_server_slow_clients).
+    flags = ("--uploads", "2", "--body-timeout", "2", "--min-upload-rate", "0")
+    srv = start_server({"HEICCONV_BACKEND": "pillow"}, *flags)
     try:
         stalled = [stall(srv) for _ in range(2)]
         wait_for_uploads(srv, 2)

@@ -59,3 +59,12 @@ def test_without_a_terminal_there_is_no_bar() -> None:
     report = Reporter(total=2, out=io.StringIO(), err=err)
     report.add(Record("a.heic", "a.jpg", "converted", seconds=0.1))
     assert "\r" not in err.getvalue() and "converted a.heic -> a.jpg" in err.getvalue()
+
+
+def test_a_name_cannot_break_the_status_line_or_drive_the_terminal() -> None:
+    err = Terminal()
+    StatusLine(err).show("[1/2] vips IMG\n0001\x1b[2J.heic jpeg")
+    assert err.getvalue() == "\r[1/2] vips IMG\\n0001\\x1b[2J.heic jpeg"
+    report = Reporter(total=2, out=Terminal(), err=err)
+    report.add(Record("b\r.heic", None, "failed", error="DecodeError: the file is truncated"))
+    assert "failed b\\r.heic: DecodeError" in err.getvalue()

@@ -4,6 +4,8 @@ One function answers four kinds of event:
 
 - S3 "object created" notifications, straight from S3 or through SNS, SQS or
   EventBridge: each object is converted and written under ``HEICCONV_LAMBDA_OUTPUT_PREFIX``;
+  a failed object is listed in ``batchItemFailures`` (SQS) or fails the invocation (any other
+  sender), so that it is retried, and a retry skips the outputs already written;
 - S3 Batch Operations tasks (schema 1.0 and 2.0): the same conversion for every object of a
   manifest, answered with a ``resultCode`` per task for the job's completion report;
 - API Gateway REST, HTTP API and Function URL requests with the image as the
@@ -24,6 +26,7 @@ from typing import Any
 from ..config import settings as core_settings
 from ..errors import BackendUnavailableError, HeicconvError
 from .batch_operations import handle_batch, is_batch_event
+from .invocation import handling
 from .package import build_mismatch
 from .s3_events import handle_records, is_notification_event
 from .settings import LambdaSettings, load
@@ -40,9 +43,22 @@ if BUILD_MISMATCH:
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Lambda entry point (set the function's handler to ``heicconv.aws_lambda.handler``).
 
+    Every line logged meanwhile carries ``context.aws_request_id`` as its ``request_id``; once the
+    invocation has converted, its figures are printed as CloudWatch EMF (:mod:`.invocation`).
+
     >>> handler({"httpMethod": "POST", "queryStringParameters": {"format": "bmp"}})["statusCode"]
     400
     """
+    with handling(context, _metrics_settings):
+        return _handle(event)
+
+
+def _metrics_settings() -> tuple[bool, str]:
+    cfg = load()
+    return cfg.metrics, cfg.metrics_namespace
+
+
+def _handle(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise HeicconvError(f"unrecognised event: expected a JSON object, got {type(event).__name__}")
     if is_http_event(event):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, ConfigError
 
 __all__ = ["s3", "sqs"]
 
@@ -36,5 +36,14 @@ def _client(service: str) -> Any:
             raise BackendUnavailableError(
                 f"{service.upper()} needs boto3; the Lambda runtime has it, elsewhere pip install 'heicconv[lambda]'"
             ) from exc
-        client = _clients[(service, endpoint)] = boto3.client(service)
+        # botocore reads AWS_DEFAULT_REGION only; Lambda sets both, some container platforms AWS_REGION alone.
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None
+        try:
+            client = _clients[(service, endpoint)] = boto3.client(service, region_name=region)
+        except Exception as exc:
+            if type(exc).__name__ != "NoRegionError":
+                raise
+            raise ConfigError(
+                f"{service.upper()} needs a region: set AWS_DEFAULT_REGION (or AWS_REGION, or a profile's region)"
+            ) from exc
     return client

@@ -31,6 +31,8 @@ class LambdaSettings:
     oversize_prefix: str = "oversize/"
     url_expires: int = 900  # seconds a presigned URL stays valid
     max_response_bytes: int = LAMBDA_RESPONSE_LIMIT  # the whole JSON response, base64 body included
+    metrics: bool = True  # one CloudWatch Embedded Metric Format line per invocation that converted
+    metrics_namespace: str = "heicconv"  # the CloudWatch namespace of those metrics
 
 
 _KEYS = (
@@ -42,6 +44,8 @@ _KEYS = (
     "oversize_prefix",
     "url_expires",
     "max_response_bytes",
+    "metrics",
+    "metrics_namespace",
 )
 
 
@@ -59,6 +63,8 @@ def load() -> LambdaSettings:
         oversize_prefix=s.string("oversize_prefix", d.oversize_prefix).lstrip("/"),
         url_expires=s.integer("url_expires", d.url_expires, 1),
         max_response_bytes=s.integer("max_response_bytes", d.max_response_bytes, 1024),
+        metrics=s.flag("metrics", d.metrics),
+        metrics_namespace=s.string("metrics_namespace", d.metrics_namespace).strip() or d.metrics_namespace,
     )
     if cfg.oversize == "s3" and not (cfg.oversize_bucket or cfg.output_bucket):
         raise ConfigError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from typing import Any
 
 from .. import formats
@@ -23,9 +24,12 @@ from .. import webapi as api
 from ..backends.remote import STAGING_KEY
 from ..core import list_backends
 from .aws import s3
+from .invocation import convert, log_fields
 from .settings import LambdaSettings
 
 __all__ = ["handle_http", "is_http_event"]
+
+log = logging.getLogger("heicconv.aws_lambda")
 
 STAGED_IO_TIMEOUT = 60.0  # seconds for reading a staged input or writing a staged output
 
@@ -35,23 +39,33 @@ def is_http_event(event: dict[str, Any]) -> bool:
 
 
 def handle_http(event: dict[str, Any], cfg: LambdaSettings) -> dict[str, Any]:
-    """Answer one proxy request; never raises, errors are JSON replies."""
+    """Answer one proxy request; never raises, errors are JSON replies. Logs one line, as the service does."""
+    method, path = _method_path(event)
     try:
-        return _respond(_route(event, cfg), cfg)
+        reply = _route(event, cfg, method, path)
     except api.RequestRejected as exc:
-        return _respond(exc.reply, cfg)
+        reply = exc.reply
     except Exception as exc:
-        return _respond(api.reply_for_error(exc), cfg)
+        reply = api.reply_for_error(exc)
+    fields = {"method": method, "path": path, **log_fields(), "status": reply.status}
+    if reply.status == 200 and "bytes_out" in fields:
+        fields["image_size"] = reply.headers.get("X-Image-Size")
+    level = logging.ERROR if reply.status >= 500 else logging.INFO
+    log.log(level, "%s %s %d", method, path, reply.status, extra={"fields": fields})
+    return _respond(reply, cfg)
 
 
-def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
+def _method_path(event: dict[str, Any]) -> tuple[str, str]:
     if event.get("version") == "2.0":
         method = str(event.get("requestContext", {}).get("http", {}).get("method", ""))
         path = str(event.get("rawPath") or "/")
     else:
         method = str(event.get("httpMethod", ""))
         path = str(event.get("path") or "/")
-    method = method.upper()
+    return method.upper(), path
+
+
+def _route(event: dict[str, Any], cfg: LambdaSettings, method: str, path: str) -> api.Reply:
     if method == "GET" and path.rstrip("/").endswith("/health"):
         return api.json_reply(200, api.health())
     if method == "GET" and path.rstrip("/").endswith("/backends"):
@@ -72,7 +86,17 @@ def _route(event: dict[str, Any], cfg: LambdaSettings) -> api.Reply:
     else:
         # Without binaryMediaTypes, API Gateway passes text: an image sent this way is already damaged.
         data = body.encode("utf-8") if isinstance(body, str) else b""
-    reply = api.convert_request(query, headers, data, default_format=cfg.format)
+    try:
+        request = api.parse_request(query, headers, data, default_format=cfg.format)
+    except api.RequestRejected as exc:
+        return exc.reply
+    except Exception as exc:  # a bad option value (ConfigError: 400)
+        return api.reply_for_error(exc)
+    try:
+        result = convert(request.data, request.fmt, request.options, request.limits)
+    except Exception as exc:
+        return api.reply_for_error(exc)
+    reply = api.reply_for_result(result, request)
     if reply.status == 200 and _size(reply) > cfg.max_response_bytes:
         if "output" in staging:
             return _staged_output(reply, staging["output"])
@@ -94,7 +118,7 @@ def _staging(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _staged_input(url: str) -> bytes:
-    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request pays for http.client
+    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request imports the HTTP client
 
     answer = exchange(Endpoint.of(url), "GET", target_of(url), None, {}, STAGED_IO_TIMEOUT)
     if answer.status != 200:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
+from ..tracing import span
 from . import _damage
 
 if TYPE_CHECKING:
@@ -177,18 +178,27 @@ class Job:
     def note(self, kind: str, text: str) -> None:
         self.notes.append(Note(kind, text))
 
-    def heif_input(self, item: Item | None = None) -> bytes:
+    def heif_input(self, item: Item | None = None, *, mirror: bool = True) -> bytes:
         """The HEIF/AVIF file a decoder reads: only the image to decode (``item``, else the thumbnail or
         the selected image), as its primary, with its parts and alpha plane (``isobmff.Container.extract``).
 
         Every backend decodes this rather than the upload, so all see the same single image, and
         library versions that refuse today's phone files (auxiliary images, gain maps) read them.
+        Without ``mirror``, the file has no ``imir``: the caller mirrors the decoded picture (see ``mirror_apart``).
         """
         c = self.source.container
         target = item if item is not None else self.thumbnail if self.thumbnail is not None else self.source.item
         if c is None or target is None:
             raise TypeError("heif_input: the source is not a HEIF/AVIF file")
-        return c.extract(self.source.data, target.id)
+        return c.extract(self.source.data, target.id, drop=frozenset() if mirror else frozenset({b"imir"}))
+
+    def mirror_apart(self) -> int | None:
+        """The ``imir`` mode of a 10/12-bit image to decode (0: top and bottom exchanged, 1: left and right).
+
+        libheif 1.15 (Debian 12's, under vips and wand) refuses to apply it ("can only mirror 8-bit images"):
+        such a backend reads ``heif_input(mirror=False)`` and mirrors the decoded picture itself, last."""
+        target = self.thumbnail if self.thumbnail is not None else self.source.item
+        return target.mirror if target is not None and target.bit_depth > 8 else None
 
     def result(self, data: bytes, backend: str) -> Result:
         """The :class:`Result` of this job, once a backend has written ``data``."""
@@ -244,20 +254,24 @@ class PipelineBackend(Generic[Img]):
         return {}
 
     def run(self, job: Job) -> Result:
+        # The spans (heicconv.tracing) are no-ops unless the application traces.
         try:
-            img = self._load_preferring_thumbnail(job)
-            if self.size_of(img) != job.size:
-                img = self.resize(img, job.size)
-            if job.to_srgb:
-                img = self.to_srgb(img, job)
-            if job.flatten:
-                img = self.flatten(img, job.options.background_rgb)
+            with span("heicconv.decode", {"heicconv.backend": self.name}):
+                img = self._load_preferring_thumbnail(job)
+            with span("heicconv.transform", {"heicconv.backend": self.name}):
+                if self.size_of(img) != job.size:
+                    img = self.resize(img, job.size)
+                if job.to_srgb:
+                    img = self.to_srgb(img, job)
+                if job.flatten:
+                    img = self.flatten(img, job.options.background_rgb)
         except HeicconvError:
             raise
         except Exception as exc:
             raise self._library_error(exc, job, decoding=True) from exc
         try:
-            out = self.save(img, job)
+            with span("heicconv.encode", {"heicconv.backend": self.name, "heicconv.output_format": job.fmt}):
+                out = self.save(img, job)
         except HeicconvError:
             raise
         except Exception as exc:

@@ -14,9 +14,11 @@ done, whatever the outcome. The URLs are signed with the caller's credentials, s
 no access to the bucket. Without a bucket, an input too large raises ``LimitExceededError`` before
 anything is sent.
 
-Under ``heicconv.convert_async`` nothing waits in a thread: botocore signs the Invoke request (and
-the presigned URLs) in a worker thread, a few milliseconds, and the request, the uploads and the
-downloads go through asyncio streams (:mod:`.wire`).
+botocore signs the Invoke request (and the presigned URLs); heicconv sends it (:mod:`.wire`), so that
+``lambda.timeout`` bounds the whole call, uploads, the Invoke and downloads together, however the
+endpoint fails. One description of a conversion's exchanges (:meth:`LambdaBackend._exchanges`) runs
+on a blocking socket or, under ``heicconv.convert_async``, on asyncio streams: there nothing waits in a
+thread but the signing, a few milliseconds.
 """
 
 from __future__ import annotations
@@ -26,20 +28,28 @@ import base64
 import binascii
 import contextlib
 import json
+import ssl
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, LimitExceededError, TimeoutError
-from .remote import STAGING_KEY, Answer, RemoteBackend
-from .wire import Endpoint, exchange, exchange_async, target_of
+from .remote import STAGING_KEY, RemoteBackend
+from .wire import Answer, Endpoint, Request, drive, drive_async, exchange, exchange_async, target_of, time_left
 
 __all__ = ["INVOKE_PAYLOAD_LIMIT", "LambdaBackend", "LambdaSettings"]
 
 #: Lambda's cap on a synchronous invocation's request payload (Invoke API reference): 6 MB.
 INVOKE_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+#: Seconds the staged objects' deletion may take after a call whose time ran out (else: the lifecycle rule).
+CLEANUP_SECONDS = 1.0
+
+#: The Invoke API's answers worth another try, as botocore's standard retry mode tries them again.
+_API_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,8 @@ class LambdaSettings:
     function: str = ""  # name, ARN, or name:alias
     qualifier: str = ""  # a version or alias, when the name does not carry one
     region: str = ""  # "" lets boto3 find it (AWS_REGION, the profile)
-    timeout: float = 120.0  # seconds to wait for the function's answer; then heicconv.TimeoutError
-    retries: int = 3  # more tries on throttling, 429 and 503
+    timeout: float = 120.0  # seconds for each call (uploads, Invoke, download, retries); then heicconv.TimeoutError
+    retries: int = 3  # more tries on throttling, the Invoke API's 5xx, and the function's 429 and 503
     staging_bucket: str = ""  # S3 bucket for inputs and outputs over the 6 MB Invoke payload; "" refuses them
     staging_prefix: str = "heicconv-staging/"  # where staged objects go in it (give it a lifecycle rule)
 
@@ -77,13 +87,13 @@ class _Staged:
         return urls
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Call:
-    """One conversion's Invoke, ready to send: the event, the staged objects, and (async) the signed request."""
+    """One conversion's Invoke, ready to send: the signed request, the staged objects; then the function's answer."""
 
-    event: bytes
+    invoke: Request
     staged: _Staged | None
-    request: tuple[str, dict[str, str]] | None = None  # the Invoke API's URL and signed headers
+    answer: Answer | None = None  # what the function answered, once it has
 
 
 class _Captured(Exception):
@@ -107,19 +117,15 @@ class LambdaBackend(RemoteBackend):
         if not settings.function:
             raise ConfigError("lambda.function: set HEICCONV_LAMBDA_FUNCTION (a name, ARN or name:alias)")
         self.settings = settings
+        self.timeout = settings.timeout
+        self.tls_hint = " (see AWS_CA_BUNDLE)"
         self.retries = settings.retries
         self.where = f"Lambda function {settings.function}" + (f":{settings.qualifier}" if settings.qualifier else "")
-        config = Config(
-            read_timeout=settings.timeout,
-            connect_timeout=min(10.0, settings.timeout),
-            # botocore's max_attempts counts retries only; total_max_attempts counts the first try too
-            retries={"total_max_attempts": settings.retries + 1, "mode": "standard"},  # throttling, with backoff
-        )
         region = settings.region or None
-        self._client: Any = boto3.client("lambda", region_name=region, config=config)
-        # A second client only signs: its requests are captured before they are sent (convert_async sends them).
-        self._signer: Any = boto3.client("lambda", region_name=region, config=config)
+        # This client only signs: its requests are captured before botocore sends them, and heicconv sends them.
+        self._signer: Any = boto3.client("lambda", region_name=region, config=Config(retries={"total_max_attempts": 1}))
         self._signer.meta.events.register("before-send.lambda.Invoke", _capture)
+        self._tls = _tls_context()
         self._s3: Any = (
             boto3.client("s3", region_name=region, config=Config(signature_version="s3v4"))
             if settings.staging_bucket
@@ -127,64 +133,55 @@ class LambdaBackend(RemoteBackend):
         )
 
     # -- blocking --------------------------------------------------------------------------------
-    def send(self, query: Mapping[str, str], body: bytes) -> Answer:
-        call = self._plan(query, body, signed=False)
-        answer = None
+    def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        call = self._plan(query, body)
         try:
-            if call.staged is not None and call.staged.input_put:
-                self._check(exchange(*_request("PUT", call.staged.input_put, body), self.settings.timeout), "input")
-            answer = self._invoke(call.event)
-            link = self._download_link(answer, call.staged)
-            if link is None:
-                return answer
-            return self._downloaded(answer, exchange(*_request("GET", link), self.settings.timeout))
-        except HeicconvError:
-            raise
+            return drive(self._exchanges(call, body), deadline)
         except Exception as exc:
-            raise self._transport_error(exc) from exc
+            raise self.transport_error(exc) from exc
         finally:
-            for url in call.staged.leftovers(answer) if call.staged is not None else ():
+            until = _cleanup_deadline(deadline)
+            for request in self._leftovers(call):
                 with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
-                    exchange(*_request("DELETE", url), self.settings.timeout)
+                    exchange(*request, time_left(until))
 
-    def ask_health(self) -> Answer:
-        return self._invoke(_event("GET", "/health", {}, b""))
-
-    def _invoke(self, event: bytes) -> Answer:
-        kwargs: dict[str, Any] = {"FunctionName": self.settings.function, "Payload": event}
-        if self.settings.qualifier:
-            kwargs["Qualifier"] = self.settings.qualifier
+    def ask_health(self, deadline: float) -> Answer:
         try:
-            response = self._client.invoke(**kwargs)
-            payload = response["Payload"].read()
+            return self._invoke_answer(exchange(*self._signed(_event("GET", "/health", {}, b"")), time_left(deadline)))
         except Exception as exc:
-            raise self._transport_error(exc) from exc
-        return self._proxy_answer(payload, bool(response.get("FunctionError")))
+            raise self.transport_error(exc) from exc
 
     # -- non-blocking ----------------------------------------------------------------------------
-    async def send_async(self, query: Mapping[str, str], body: bytes) -> Answer:
-        call = await asyncio.to_thread(self._plan, query, body, signed=True)  # signing: CPU, and a credentials refresh
-        answer = None
-        timeout = self.settings.timeout
+    async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        call = await asyncio.to_thread(self._plan, query, body)  # signing: CPU, and a credentials refresh
         try:
-            if call.staged is not None and call.staged.input_put:
-                self._check(await exchange_async(*_request("PUT", call.staged.input_put, body), timeout), "input")
-            assert call.request is not None
-            url, headers = call.request
-            api = await exchange_async(Endpoint.of(url), "POST", target_of(url), call.event, headers, timeout)
-            answer = self._invoke_answer(api)
-            link = self._download_link(answer, call.staged)
-            if link is None:
-                return answer
-            return self._downloaded(answer, await exchange_async(*_request("GET", link), timeout))
-        except HeicconvError:
-            raise
+            return await drive_async(self._exchanges(call, body), deadline)
         except Exception as exc:
-            raise self._transport_error(exc) from exc
+            raise self.transport_error(exc) from exc
         finally:
-            for url in call.staged.leftovers(answer) if call.staged is not None else ():
+            until = _cleanup_deadline(deadline)
+            for request in self._leftovers(call):
                 with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
-                    await exchange_async(*_request("DELETE", url), timeout)
+                    await exchange_async(*request, time_left(until))
+
+    # -- one conversion's exchanges, whichever way they are sent ----------------------------------
+    def _exchanges(self, call: _Call, body: bytes) -> Generator[Request, Answer, Answer]:
+        """Upload a staged input, Invoke, download a staged or oversize output: yields each request, is sent
+        its answer, and returns the function's answer with the image in it."""
+        if call.staged is not None and call.staged.input_put:
+            self._check((yield self._presigned_request("PUT", call.staged.input_put, body)), "input")
+        call.answer = answer = self._invoke_answer((yield call.invoke))
+        link = self._download_link(answer, call.staged)
+        if link is None:
+            return answer
+        return self._downloaded(answer, (yield self._presigned_request("GET", link)))
+
+    def _leftovers(self, call: _Call) -> list[Request]:
+        urls = call.staged.leftovers(call.answer) if call.staged is not None else []
+        return [self._presigned_request("DELETE", url) for url in urls]
+
+    def _presigned_request(self, method: str, url: str, body: bytes | None = None) -> Request:
+        return Endpoint.of(url, self._tls), method, target_of(url), body, {}
 
     def _invoke_answer(self, api: Answer) -> Answer:
         """The function's answer from the Invoke API's HTTP answer, as botocore would read it."""
@@ -196,14 +193,16 @@ class LambdaBackend(RemoteBackend):
             message = str(detail.get("message") or detail.get("Message") or "")
         except (ValueError, AttributeError):
             message = api.body[:200].decode("utf-8", "replace")
-        if api.status == 429:  # throttled: retried with backoff, as botocore retries it on the blocking path
-            busy = {"error": "busy", "message": f"Lambda throttled the invocation ({kind}: {message})", "status": 429}
-            return Answer(429, {"content-type": "application/json"}, json.dumps(busy).encode())
+        if api.status in _API_RETRY_STATUSES:  # throttled, or Lambda's own trouble: retried with backoff
+            said = "throttled the invocation" if api.status == 429 else f"answered {api.status}"
+            busy = {"error": "busy", "message": f"Lambda {said} ({kind}: {message})", "status": api.status}
+            status = api.status if api.status == 429 else 503
+            return Answer(status, {"content-type": "application/json"}, json.dumps(busy).encode())
         raise self._api_error(kind, f"An error occurred ({kind}) when calling the Invoke operation: {message}")
 
     # -- the call --------------------------------------------------------------------------------
-    def _plan(self, query: Mapping[str, str], body: bytes, *, signed: bool) -> _Call:
-        """The event, with the input in it or staged in S3, and the presigned URLs; signed for asyncio if asked."""
+    def _plan(self, query: Mapping[str, str], body: bytes) -> _Call:
+        """The event, with the input in it or staged in S3, and the presigned URLs; the Invoke request signed."""
         staged = None
         event = _event("POST", "/convert", query, body)
         if self._s3 is None:
@@ -220,24 +219,25 @@ class LambdaBackend(RemoteBackend):
             if len(event) > INVOKE_PAYLOAD_LIMIT:
                 staged = self._presigned(inline=False)
                 event = _event("POST", "/convert", query, b"", staged.for_function())
-        request = None
-        if signed:
-            kwargs: dict[str, Any] = {"FunctionName": self.settings.function, "Payload": event}
-            if self.settings.qualifier:
-                kwargs["Qualifier"] = self.settings.qualifier
-            try:
-                self._signer.invoke(**kwargs)
-            except _Captured as captured:
-                prepared = captured.request
-                headers = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in prepared.headers.items()}
-                request = (str(prepared.url), headers)
-            except Exception as exc:
-                raise self._transport_error(exc) from exc
-            if request is None:
-                raise BackendUnavailableError(
-                    "backend 'lambda': botocore sent the Invoke request instead of signing it"
-                )
-        return _Call(event, staged, request)
+        return _Call(self._signed(event), staged)
+
+    def _signed(self, event: bytes) -> Request:
+        """The Invoke request of ``event``, signed by botocore with the caller's credentials."""
+        kwargs: dict[str, Any] = {"FunctionName": self.settings.function, "Payload": event}
+        if self.settings.qualifier:
+            kwargs["Qualifier"] = self.settings.qualifier
+        try:
+            self._signer.invoke(**kwargs)
+        except _Captured as captured:
+            prepared = captured.request
+            headers = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in prepared.headers.items()}
+            url = str(prepared.url)
+            return Endpoint.of(url, self._tls), "POST", target_of(url), event, headers
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"backend 'lambda': cannot sign the Invoke request for {self.where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise BackendUnavailableError("backend 'lambda': botocore sent the Invoke request instead of signing it")
 
     def _presigned(self, *, inline: bool) -> _Staged:
         import uuid  # here: it imports `platform`, which the Lambda handler's cold start need not pay
@@ -247,7 +247,12 @@ class LambdaBackend(RemoteBackend):
 
         def url(method: str, name: str) -> str:
             params = {"Bucket": bucket, "Key": f"{key}/{name}"}
-            return str(self._s3.generate_presigned_url(method, Params=params, ExpiresIn=expires))
+            try:
+                return str(self._s3.generate_presigned_url(method, Params=params, ExpiresIn=expires))
+            except Exception as exc:  # no credentials, most likely
+                raise BackendUnavailableError(
+                    f"backend 'lambda': cannot sign the staging URLs for s3://{bucket}: {type(exc).__name__}: {exc}"
+                ) from exc
 
         if inline:
             return _Staged(
@@ -311,15 +316,6 @@ class LambdaBackend(RemoteBackend):
             cls = TimeoutError
         return cls(f"{message} ({self.where} failed: {kind or 'error'})")
 
-    def _transport_error(self, exc: BaseException) -> HeicconvError:
-        if isinstance(exc, HeicconvError):
-            return exc
-        name = type(exc).__name__
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
-        if "Timeout" in name or "timed out" in str(exc):
-            return TimeoutError(f"backend 'lambda': {self.where} did not answer within {self.settings.timeout:g} s")
-        return self._api_error(code, f"{name}: {exc}")
-
     def _api_error(self, code: str, text: str) -> HeicconvError:
         """The heicconv error of a failed Invoke API call (``code``: its error type)."""
         if code == "RequestEntityTooLargeException":
@@ -333,11 +329,17 @@ def _capture(request: Any, **_: Any) -> None:
     raise _Captured(request)
 
 
-def _request(
-    method: str, url: str, body: bytes | None = None
-) -> tuple[Endpoint, str, str, bytes | None, dict[str, str]]:
-    """The arguments of :func:`.wire.exchange` for a presigned URL."""
-    return Endpoint.of(url), method, target_of(url), body, {}
+def _cleanup_deadline(deadline: float) -> float:
+    """When deleting staged objects ends: with the call's time, or :data:`CLEANUP_SECONDS` from now if it is up."""
+    return max(deadline, time.monotonic() + CLEANUP_SECONDS)
+
+
+def _tls_context() -> ssl.SSLContext | None:
+    """The CA bundle botocore would verify with (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``); None: the system's."""
+    import botocore.session
+
+    bundle = botocore.session.Session().get_config_variable("ca_bundle")
+    return ssl.create_default_context(cafile=bundle) if bundle else None
 
 
 def _staged_output(answer: Answer) -> bool:

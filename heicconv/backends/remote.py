@@ -7,26 +7,33 @@ change the result), and reads back the image and the headers that say what was d
 header and checked the limits here (``pipeline.plan``) before anything is sent. An error answer
 ``{"error": code, "message", "status"}`` becomes the class the remote raised
 (:func:`heicconv.errors.from_http`, the inverse of the one table); 429 and 503 are retried with
-backoff; a remote that does not answer in time raises :class:`heicconv.TimeoutError`.
+backoff. ``timeout`` bounds each call to the remote, its retries included: a remote that has not answered
+by then raises :class:`heicconv.TimeoutError`, whatever it was doing (not accepting the connection, not
+answering, or sending slowly). Every other failure of the exchange (refused, reset, TLS, an answer that
+breaks off or an image cut short) raises :class:`heicconv.BackendUnavailableError`, the cause chained.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import json
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BackendUnavailableError, HeicconvError, from_http
+from .. import completeness, isobmff
+from ..errors import BackendUnavailableError, DecodeError, HeicconvError, TimeoutError, from_http
 from ..options import Options, field_to_text
 from .contract import Capabilities, Feature, Job, Note, Result
+from .wire import Answer, BrokenAnswer
 
-__all__ = ["RETRY_STATUSES", "STAGING_KEY", "Answer", "RemoteBackend", "query_for"]
+__all__ = ["RETRY_STATUSES", "STAGING_KEY", "RemoteBackend", "query_for"]
 
 #: Answers worth another try: the remote is busy (429) or briefly unavailable (503).
 RETRY_STATUSES = frozenset({429, 503})
@@ -35,15 +42,6 @@ RETRY_STATUSES = frozenset({429, 503})
 #: PUT URL}``. API Gateway and Function URLs never put it at the top of an event, so only a direct Invoke can.
 #: Here, not in ``lambda_invoke``, so that the Lambda handler reads it without importing the backend.
 STAGING_KEY = "heicconvStaging"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP answer from the remote: status, lower-case headers, body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 def query_for(job: Job) -> dict[str, str]:
@@ -67,12 +65,15 @@ class RemoteBackend:
     """A backend that runs the whole conversion elsewhere; subclasses implement :meth:`send` and :meth:`ask_health`.
 
     ``capabilities`` and ``versions()`` come from the remote's ``GET /health`` (fetched on first use and
-    kept once it answers), so ``heicconv backends`` says whether the remote answers.
+    kept once it answers), so ``heicconv backends`` says whether the remote answers. Each call to the remote
+    (the conversion, or ``/health``), with its retries, ends by ``timeout`` seconds after it began.
     """
 
     name = ""
     remote = True
     where = ""  # the remote, in words: "http://10.0.0.5:8000", "Lambda function heicconv:live"
+    timeout = 60.0  # seconds for each call to the remote, retries included
+    tls_hint = ""  # where a TLS failure's fix is: " (see http.ca_file)"
     retries = 3
     backoff = 0.2  # seconds before the first retry; doubled each time, Retry-After honoured, capped below
     backoff_max = 5.0
@@ -82,17 +83,18 @@ class RemoteBackend:
         self._lock = threading.Lock()
 
     # -- what subclasses implement ---------------------------------------------------------------
-    def send(self, query: Mapping[str, str], body: bytes) -> Answer:
-        """One ``POST /convert`` attempt; a transport failure raises ``TimeoutError`` or ``BackendUnavailableError``."""
+    def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        """One ``POST /convert`` attempt, over by ``deadline`` (a :func:`time.monotonic` time); a transport failure
+        raises :meth:`transport_error`."""
         raise NotImplementedError
 
-    def ask_health(self) -> Answer:
-        """One ``GET /health`` attempt."""
+    def ask_health(self, deadline: float) -> Answer:
+        """One ``GET /health`` attempt, over by ``deadline``."""
         raise NotImplementedError
 
-    async def send_async(self, query: Mapping[str, str], body: bytes) -> Answer:
+    async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
         """:meth:`send` without blocking the event loop (by default: in a thread)."""
-        return await asyncio.to_thread(self.send, query, body)
+        return await asyncio.to_thread(self.send, query, body, deadline)
 
     # -- the contract ----------------------------------------------------------------------------
     @property
@@ -128,12 +130,12 @@ class RemoteBackend:
 
     def run(self, job: Job) -> Result:
         query = query_for(job)
-        return self.result(job, self._retrying(lambda: self.send(query, job.source.data)))
+        return self.result(job, self._retrying(lambda deadline: self.send(query, job.source.data, deadline)))
 
     async def run_async(self, job: Job) -> Result:
         """:meth:`run` for an event loop: the same request, retries and errors, without blocking it."""
         query = query_for(job)
-        answer = await self._retrying_async(lambda: self.send_async(query, job.source.data))
+        answer = await self._retrying_async(lambda deadline: self.send_async(query, job.source.data, deadline))
         return self.result(job, answer)
 
     # -- answers ---------------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class RemoteBackend:
             w, _, h = size.partition("x")
             if w.isdigit() and h.isdigit():
                 width, height = int(w), int(h)
+        self._check_image(job.fmt, answer.body)
         notes = _notes(answer.headers.get("x-heicconv-notes", "")) or list(job.notes)
         versions = _strings(_loads(answer.headers.get("x-heicconv-versions", "")))
         remote_backend = answer.headers.get("x-heicconv-backend", "?")
@@ -165,8 +168,12 @@ class RemoteBackend:
             text = answer.body[:200].decode("utf-8", "replace").strip()
             return self._not_heicconv(f"it answered {answer.status}: {text!r}")
         code, message = payload["error"], str(payload.get("message", ""))
-        tries = f" after {self.retries + 1} tries" if answer.status in RETRY_STATUSES else ""
+        tries = ""
+        if answer.status in RETRY_STATUSES:
+            tries = " after 1 try" if answer.tries == 1 else f" after {answer.tries} tries"
         said = f"{self.name} backend: {self.where} answered {answer.status} {code}{tries}"
+        if answer.headers.get("x-request-id"):  # the id of the service's log line for this answer
+            said += f", request id {answer.headers['x-request-id']}"
         return from_http(answer.status, code, f"{message} ({said})")
 
     def _json(self, answer: Answer, *, strict: bool = True) -> Any:
@@ -180,21 +187,52 @@ class RemoteBackend:
     def _not_heicconv(self, why: str) -> BackendUnavailableError:
         return BackendUnavailableError(f"backend {self.name!r}: {self.where} does not answer as heicconv: {why}")
 
+    def _check_image(self, fmt: str, data: bytes) -> None:
+        """An image cut short on its way here (its framing says so, whatever the Content-Length) is not a result."""
+        try:
+            cut = isobmff.cut_short(data) if fmt in ("heic", "avif") else ""
+            if not data or cut:
+                raise DecodeError(f"the {fmt.upper()} file is {'truncated: ' + cut if cut else 'empty'}")
+            completeness.check(data, fmt)
+        except DecodeError as exc:
+            raise self._not_heicconv(f"the image it answered is damaged: {exc}") from exc
+
+    def transport_error(self, exc: BaseException) -> HeicconvError:
+        """The heicconv error of an exchange with the remote that failed with ``exc`` (raise it ``from exc``)."""
+        if isinstance(exc, HeicconvError):
+            return exc
+        said = f"backend {self.name!r}:"
+        if isinstance(exc, (builtins.TimeoutError, asyncio.TimeoutError)):  # asyncio's is the builtin from 3.11
+            return TimeoutError(f"{said} {self.where} did not answer within {self.timeout:g} s ({self.name}.timeout)")
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            return BackendUnavailableError(f"{said} TLS with {self.where} failed: {exc}{self.tls_hint}")
+        if isinstance(exc, BrokenAnswer):
+            return BackendUnavailableError(f"{said} {self.where} sent an incomplete or malformed answer: {exc}")
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return BackendUnavailableError(f"{said} cannot reach {self.where}: {type(exc).__name__}: {exc}")
+        return BackendUnavailableError(f"{said} the exchange with {self.where} failed: {type(exc).__name__}: {exc}")
+
     # -- retries ---------------------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[], Answer]) -> Answer:
+    def _retrying(self, attempt: Callable[[float], Answer]) -> Answer:
+        """``attempt(deadline)`` until it is not busy, ``retries`` more times at most, and only while the backoff
+        ends before the deadline: the answer that ends it carries how many tries it took."""
+        deadline = time.monotonic() + self.timeout
         for n in range(self.retries + 1):
-            answer = attempt()
-            if answer.status not in RETRY_STATUSES or n == self.retries:
-                return answer
-            time.sleep(self._delay(n, answer))
+            answer = attempt(deadline)
+            delay = self._delay(n, answer)
+            if answer.status not in RETRY_STATUSES or n == self.retries or time.monotonic() + delay >= deadline:
+                return dataclasses.replace(answer, tries=n + 1)
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _retrying_async(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
+    async def _retrying_async(self, attempt: Callable[[float], Awaitable[Answer]]) -> Answer:
+        deadline = time.monotonic() + self.timeout
         for n in range(self.retries + 1):
-            answer = await attempt()
-            if answer.status not in RETRY_STATUSES or n == self.retries:
-                return answer
-            await asyncio.sleep(self._delay(n, answer))
+            answer = await attempt(deadline)
+            delay = self._delay(n, answer)
+            if answer.status not in RETRY_STATUSES or n == self.retries or time.monotonic() + delay >= deadline:
+                return dataclasses.replace(answer, tries=n + 1)
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     def _delay(self, n: int, answer: Answer) -> float:

@@ -87,9 +87,12 @@ class VipsBackend(PipelineBackend[Any]):
             # Random access: libheif decodes the whole picture at the first request either way, and the damage
             # check (contract.PipelineBackend) reads a few blocks of it before the save reads it all. The first
             # request is made here, so that libde265 decodes into zeroed memory (zeroed_allocations).
-            img = loader(job.heif_input(), **{**kwargs, "access": "random"})
+            mirror = job.mirror_apart()
+            img = loader(job.heif_input(mirror=mirror is None), **{**kwargs, "access": "random"})
             with zeroed_allocations():
                 img.crop(0, 0, 1, 1).avg()
+            if mirror is not None:
+                img = img.flipver() if mirror == 0 else img.fliphor()
             if job.thumbnail is not None:
                 img = img.copy_memory()  # small; decoding now lets a broken thumbnail fall back to the image
         else:

@@ -178,14 +178,19 @@ class WandBackend(PipelineBackend[Any]):
         if src.container is not None and src.item is not None:
             c = src.container
             target = job.thumbnail if job.thumbnail is not None else src.item
-            img = self._read(job.heif_input(), "heic")
+            mirror = job.mirror_apart()
+            img = self._read(job.heif_input(mirror=mirror is None), "heic")
             self._check_size(img, target.display_size)
             alpha_item = c.alpha_of(target.id) if job.thumbnail is None else None
             if alpha_item is not None:
                 # ImageMagick 6 decodes no alpha plane: decode it as an image of its own (heif_input gives
                 # it the image's crop, rotation and mirror, as libheif applies them to a decoded alpha).
-                with self._read(job.heif_input(alpha_item), "heic") as decoded:
+                with self._read(job.heif_input(alpha_item, mirror=mirror is None), "heic") as decoded:
                     self._apply_alpha(img, decoded)
+            if mirror == 0:
+                img.flip()
+            elif mirror == 1:
+                img.flop()
         else:
             img = self._read(src.data, _CODERS[src.info.format])
             if src.index:

@@ -20,6 +20,7 @@ from ..errors import ConfigError, HeicconvError
 from ..terminal import StatusLine
 from .cost import ARCHS, CostModel
 from .measure import Bench, run
+from .month import Month, month_verdict, simulate_month
 from .prices import PRICE_FACTS, PRICES_DATE, Prices, parse_price
 from .report import (
     MEASUREMENT_HEADERS,
@@ -32,8 +33,10 @@ from .report import (
     verdict,
     write_report,
 )
+from .simulate import SCALE_ON, Fleet
+from .traffic import SHAPES, Traffic, parse_spec
 
-__all__ = ["add_parser", "build_parser", "main", "model_from", "run_command"]
+__all__ = ["add_parser", "build_parser", "fleet_from", "main", "model_from", "run_command", "traffics_from"]
 
 T = TypeVar("T")
 DEFAULT_OUT = "bench-report"
@@ -68,6 +71,34 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--from-json", metavar="BENCH_JSON", help="re-project the measurements of an earlier bench.json instead"
+    )
+    month = parser.add_argument_group(
+        "a month of traffic",
+        "Simulate a month, minute by minute, on every route: cost, time to the converted object, cold starts, "
+        "queues. Shapes: " + ", ".join(SHAPES) + " (parameters as SHAPE:KEY=VALUE,...), or a CSV of requests "
+        "per minute or per hour (columns timestamp,requests). See docs/bench.md.",
+    )
+    month.add_argument(
+        "--traffic", action="append", default=None, metavar="SHAPE|CSV", help="a traffic to simulate (repeatable)"
+    )
+    month.add_argument("--volume", metavar="N", help="requests a month for named shapes (default 1000000; 5e6 works)")
+    month.add_argument(
+        "--keep-warm-min", type=int, metavar="MIN", help="minutes an idle Lambda environment stays warm (10)"
+    )
+    month.add_argument("--concurrency-limit", type=int, metavar="N", help="Lambda concurrency limit (1000)")
+    month.add_argument("--provisioned", type=int, metavar="N", help="Lambda provisioned concurrency (0)")
+    month.add_argument(
+        "--workers", type=int, metavar="N", help="conversions a container task runs at once (one a vCPU)"
+    )
+    month.add_argument("--min-tasks", type=int, metavar="N", help="container tasks always running (1)")
+    month.add_argument("--max-tasks", type=int, metavar="N", help="most container tasks (1000)")
+    month.add_argument("--scale-on", choices=SCALE_ON, help="autoscale on cpu (ECS target tracking) or queue (cpu)")
+    month.add_argument(
+        "--scale-target", type=float, metavar="SHARE", help="CPU or capacity share the autoscaler aims at (0.7)"
+    )
+    month.add_argument("--scale-out-delay-min", type=int, metavar="MIN", help="minutes before a new task serves (3)")
+    month.add_argument(
+        "--scale-in-min", type=int, metavar="MIN", help="minutes of wanting fewer tasks before scaling in (15)"
     )
 
 
@@ -190,6 +221,69 @@ def model_from(args: argparse.Namespace, table: dict[str, Any] | None = None) ->
     )
 
 
+#: Fleet settings: the option (and [bench] key) -> the Fleet field.
+_FLEET_KEYS = (
+    "keep_warm_min",
+    "concurrency_limit",
+    "provisioned",
+    "workers",
+    "min_tasks",
+    "max_tasks",
+    "scale_on",
+    "scale_target",
+    "scale_out_delay_min",
+    "scale_in_min",
+)
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _bad(where, "a whole number", value)
+    try:
+        return int(value)
+    except ValueError:
+        raise _bad(where, "a whole number", value) from None
+
+
+def _scale_on(value: Any, where: str) -> str:
+    if value not in SCALE_ON:
+        raise _bad(where, f"one of {', '.join(SCALE_ON)}", value)
+    return str(value)
+
+
+def fleet_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> Fleet:
+    """The simulation's fleet settings from the command line, then the ``[bench]`` table, then the defaults."""
+    table = section("bench") if table is None else table
+    values: dict[str, Any] = {}
+    for key in _FLEET_KEYS:
+        convert: Callable[[Any, str], Any] = (
+            _scale_on if key == "scale_on" else _number(0, 1, True) if key == "scale_target" else _whole
+        )
+        value = _setting(args, table, key, convert, None)
+        if value is not None:
+            values[key] = value
+    try:
+        return Fleet(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (from the command line or the [bench] table)") from None
+
+
+def _volume(value: Any, where: str) -> float:
+    return _number(1, 1e12)(value, where)
+
+
+def traffics_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> list[Traffic]:
+    """Each ``--traffic`` (or the ``[bench]`` table's ``traffic``) as a :class:`Traffic`."""
+    table = section("bench") if table is None else table
+    specs: tuple[str, ...] = ()
+    if args.traffic:
+        specs = tuple(args.traffic)
+    elif "traffic" in table:
+        specs = _names(table["traffic"], f"traffic (in {_where('traffic')})")
+    volume = _setting(args, table, "volume", _volume, 1_000_000.0)
+    return [parse_spec(spec, volume) for spec in specs]
+
+
 _KNOWN_KEYS = frozenset(
     {
         "backends",
@@ -204,6 +298,9 @@ _KNOWN_KEYS = frozenset(
         "container_vcpu",
         "container_memory_gb",
         "timeout",
+        "traffic",
+        "volume",
+        *_FLEET_KEYS,
         *PRICE_FACTS,
     }
 )
@@ -232,6 +329,8 @@ def run_command(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{key}: unknown key (in {_where(key)}); known keys: {known}")
         model = model_from(args, table)
         out = Path(_setting(args, table, "out", _text, DEFAULT_OUT))
+        traffics = traffics_from(args, table)
+        fleet = fleet_from(args, table)
         if args.from_json:
             bench = _load(Path(args.from_json))
         else:
@@ -245,11 +344,13 @@ def run_command(args: argparse.Namespace) -> int:
                 timeout=_setting(args, table, "timeout", _number(0, math.inf, True), 900.0),
                 progress=_Progress() if sys.stderr.isatty() else None,
             )
-        report = write_report(bench, model, out)
+        projs = projections(bench, model)
+        months = [simulate_month(projs, t, fleet, model) for t in traffics] if projs else []
+        report = write_report(bench, model, out, months)
     except (HeicconvError, OSError, ValueError) as exc:
         print(f"heicconv bench: error: {exc}", file=sys.stderr)
         return 2
-    _print_summary(bench, model, report)
+    _print_summary(bench, model, report, months)
     return 0 if bench.backends() else 1
 
 
@@ -262,7 +363,7 @@ def _load(path: Path) -> Bench:
         ) from exc
 
 
-def _print_summary(bench: Bench, model: CostModel, report: Path) -> None:
+def _print_summary(bench: Bench, model: CostModel, report: Path, months: Sequence[Month] = ()) -> None:
     rows = measurement_rows(bench.measurements)
     if rows:
         print(text_table(MEASUREMENT_HEADERS, rows))
@@ -283,6 +384,12 @@ def _print_summary(bench: Bench, model: CostModel, report: Path) -> None:
     print()
     for line in verdict(projs, model, list(bench.remotes())):
         print("- " + line.replace("**", ""))
+    for month in months:
+        print(
+            f"\nA month of {month.traffic.label} traffic ({month.traffic.source}; simulated in {month.seconds:.1f} s):"
+        )
+        for line in month_verdict(month):
+            print("- " + line.replace("**", ""))
     print(f"\nreport: {report}")
 
 

@@ -42,11 +42,27 @@ class Price:
     source: str
 
 
+# Provisioned concurrency is not in the team's 2026-11 facts sheet: these are the AWS pricing page's
+# us-east-1 figures, used only when --provisioned is set. Check them before relying on them.
+_PC_SOURCE = "AWS Lambda pricing page, provisioned concurrency (us-east-1; not re-checked 2026-11)"
+
 #: Every default price, by the key used to override it. Region us-east-2, first pricing tier.
 PRICE_FACTS: dict[str, Price] = {
     "lambda_requests_per_million": Price(0.20, "USD per 1M requests", "AWS price list (us-east-2, 2026-08)"),
     "lambda_x86_gb_s": Price(0.0000166667, "USD per GB-second, x86_64", "AWS price list (first 6B GB-s a month)"),
     "lambda_arm64_gb_s": Price(0.0000133334, "USD per GB-second, arm64", "AWS price list (first 7.5B GB-s a month)"),
+    "lambda_x86_provisioned_gb_s": Price(
+        0.0000041667, "USD per GB-second of provisioned concurrency kept, x86_64", _PC_SOURCE
+    ),
+    "lambda_x86_provisioned_duration_gb_s": Price(
+        0.0000097222, "USD per GB-second of duration on provisioned concurrency, x86_64", _PC_SOURCE
+    ),
+    "lambda_arm64_provisioned_gb_s": Price(
+        0.0000033334, "USD per GB-second of provisioned concurrency kept, arm64", _PC_SOURCE
+    ),
+    "lambda_arm64_provisioned_duration_gb_s": Price(
+        0.0000077778, "USD per GB-second of duration on provisioned concurrency, arm64", _PC_SOURCE
+    ),
     "fargate_x86_vcpu_hour": Price(0.04048, "USD per vCPU-hour, Linux x86", "AWS Fargate pricing (2026)"),
     "fargate_x86_gb_hour": Price(0.004445, "USD per GB-hour, Linux x86", "AWS Fargate pricing (2026)"),
     "fargate_arm64_vcpu_hour": Price(0.03238, "USD per vCPU-hour, Linux arm", "AWS Fargate pricing (2026)"),
@@ -61,6 +77,10 @@ class Prices:
     lambda_requests_per_million: float = PRICE_FACTS["lambda_requests_per_million"].value
     lambda_x86_gb_s: float = PRICE_FACTS["lambda_x86_gb_s"].value
     lambda_arm64_gb_s: float = PRICE_FACTS["lambda_arm64_gb_s"].value
+    lambda_x86_provisioned_gb_s: float = PRICE_FACTS["lambda_x86_provisioned_gb_s"].value
+    lambda_x86_provisioned_duration_gb_s: float = PRICE_FACTS["lambda_x86_provisioned_duration_gb_s"].value
+    lambda_arm64_provisioned_gb_s: float = PRICE_FACTS["lambda_arm64_provisioned_gb_s"].value
+    lambda_arm64_provisioned_duration_gb_s: float = PRICE_FACTS["lambda_arm64_provisioned_duration_gb_s"].value
     fargate_x86_vcpu_hour: float = PRICE_FACTS["fargate_x86_vcpu_hour"].value
     fargate_x86_gb_hour: float = PRICE_FACTS["fargate_x86_gb_hour"].value
     fargate_arm64_vcpu_hour: float = PRICE_FACTS["fargate_arm64_vcpu_hour"].value
@@ -80,6 +100,12 @@ class Prices:
 
     def gb_second(self, arch: str) -> float:
         return self.lambda_x86_gb_s if arch == "x86_64" else self.lambda_arm64_gb_s
+
+    def provisioned(self, arch: str) -> tuple[float, float]:
+        """(USD per GB-second kept provisioned, USD per GB-second of duration on it) for ``arch``."""
+        if arch == "x86_64":
+            return self.lambda_x86_provisioned_gb_s, self.lambda_x86_provisioned_duration_gb_s
+        return self.lambda_arm64_provisioned_gb_s, self.lambda_arm64_provisioned_duration_gb_s
 
     def fargate(self, arch: str) -> tuple[float, float]:
         """(USD per vCPU-hour, USD per GB-hour) for ``arch``."""
@@ -155,9 +181,10 @@ class LambdaPackage:
     zipped_mb: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-#: The built-in backends' Lambda packages as ``docker/build_lambda_zip.py`` built them on 2026-11-27 for
-#: python3.12 (PyAV 19.0.2, numpy 2.5.5, Pillow 13.0.0, pillow-heif 1.8.1). Newer wheels change the sizes;
-#: the builder prints them.
+#: The built-in backends' Lambda packages as ``docker/build_lambda_zip.py`` built them for python3.12: ffmpeg
+#: on 2026-11-27 (PyAV 19.0.2, numpy 2.5.5, Pillow 13.0.0, pillow-heif 1.8.1), pillow on 2026-12-07 (with
+#: simplejpeg 1.9.0 and numpy, which every install now has). Newer wheels change the sizes; the builder
+#: prints them.
 LAMBDA_PACKAGES: dict[str, LambdaPackage] = {
     "ffmpeg": LambdaPackage(
         "zip",
@@ -166,7 +193,7 @@ LAMBDA_PACKAGES: dict[str, LambdaPackage] = {
         {"x86_64": 59.0, "arm64": 56.7},
     ),
     "pillow": LambdaPackage(
-        "zip", "python docker/build_lambda_zip.py", {"x86_64": 46.2, "arm64": 36.6}, {"x86_64": 12.5, "arm64": 12.6}
+        "zip", "python docker/build_lambda_zip.py", {"x86_64": 89.6, "arm64": 78.4}, {"x86_64": 25.9, "arm64": 25.7}
     ),
     "vips": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),
     "wand": LambdaPackage("image", "docker/Dockerfile.lambda, since Amazon Linux 2023 has no libheif"),

@@ -12,7 +12,9 @@ from typing import Any
 from .charts import Bar, bar_chart
 from .cost import HOURS_PER_MONTH, CostModel, Projection, project
 from .measure import Bench, Measurement
+from .month import ASSUMPTIONS, Month, month_charts, month_markdown
 from .prices import LAMBDA_PACKAGES, PRICES_DATE, LambdaLimits
+from .simulate import lambda_package
 
 __all__ = [
     "MEASUREMENT_HEADERS",
@@ -126,6 +128,9 @@ def cost_table(projs: Sequence[Projection]) -> tuple[list[str], list[list[str]]]
     """Routes down, backends across: USD per 1M conversions, with a warning where a route would fail."""
     headers = ["route", *(p.workload.backend for p in projs)]
     rows = []
+    if projs:
+        for arch in dict.fromkeys(e.arch for e in projs[0].lambdas):
+            rows.append([f"Lambda {arch} package", *(lambda_package(p.workload.backend, arch) for p in projs)])
     for i, lam in enumerate(projs[0].lambdas if projs else ()):
         rows.append([lam.label, *(_cost_cell(p.lambdas[i].per_million, p.lambdas[i].flags) for p in projs)])
     for i, box in enumerate(projs[0].containers if projs else ()):
@@ -260,10 +265,14 @@ def limit_notes(bench: Bench, projs: Sequence[Projection], model: CostModel) -> 
 
 
 def package_note(backend: str, limits: LambdaLimits) -> str:
-    """How ``backend`` is deployed on Lambda and how its package compares with the size limits ("" if unknown)."""
+    """How ``backend`` is deployed on Lambda and how its package compares with the size limits."""
     package = LAMBDA_PACKAGES.get(backend)
     if package is None:
-        return ""
+        return (
+            f"Package, {backend}: unknown. heicconv does not know how this backend deploys on Lambda: a ZIP on the "
+            f"managed runtime only if it and its libraries fit {limits.package_unzipped_mb:.0f} MB unzipped, "
+            "otherwise a container image; measure its cold start from that package."
+        )
     if package.kind != "zip":
         return f"Package, {backend}: a container image ({package.how}); the ZIP route cannot run it."
     sizes = ", ".join(f"{package.unzipped_mb[a]:.0f} MB on {a}" for a in package.unzipped_mb)
@@ -360,8 +369,13 @@ SUMMARY_HEADERS = (
 )
 
 
-def _bar(backend: str, value: float, flags: Sequence[str]) -> Bar:
-    return (backend, value, "would fail: " + flags[0].split(":")[0]) if flags else (backend, value)
+def model_archs(projs: Sequence[Projection]) -> list[str]:
+    """The architectures projected, in order."""
+    return list(dict.fromkeys(e.arch for e in projs[0].lambdas)) if projs else []
+
+
+def _warning(flags: Sequence[str]) -> str:
+    return "would fail: " + flags[0].split(":")[0]
 
 
 def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
@@ -380,16 +394,28 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
             if peaks:
                 bars.append((b, max(peaks)))
         memory.append((image, bars))
+    # One group a backend: its cheapest Lambda size on each architecture, and the container; every size is in
+    # the table (a chart per memory size answers no question).
     cost = []
-    if projs:
-        for i, lam in enumerate(projs[0].lambdas):
-            cost.append(
-                (lam.label, [_bar(p.workload.backend, p.lambdas[i].per_million, p.lambdas[i].flags) for p in projs])
-            )
-        for i, c in enumerate(projs[0].containers):
-            cost.append(
-                (c.label, [_bar(p.workload.backend, p.containers[i].per_million, p.containers[i].flags) for p in projs])
-            )
+    for p in projs:
+        routes: list[Bar] = []
+        sizes: list[int] = []
+        for arch in dict.fromkeys(e.arch for e in p.lambdas):
+            candidates = [e for e in p.lambdas if e.arch == arch]
+            best = min([e for e in candidates if not e.flags] or candidates, key=lambda e: round(e.per_million, 6))
+            name = f"Lambda {arch}"
+            routes.append((name, best.per_million, _warning(best.flags)) if best.flags else (name, best.per_million))
+            sizes.append(best.memory_mb)
+        for c in p.containers:
+            name = f"container {c.arch}"
+            routes.append((name, c.per_million, _warning(c.flags)) if c.flags else (name, c.per_million))
+        box = p.containers[0] if p.containers else None
+        package = lambda_package(p.workload.backend, p.lambdas[0].arch) if p.lambdas else ""
+        mb = "/".join(str(m) for m in dict.fromkeys(sizes))
+        label = f"{p.workload.backend} (Lambda: {package}, {mb} MB" + (
+            f"; container: {box.vcpu:g} vCPU {box.memory_gb:g} GB, {box.utilisation:.0%} busy)" if box else ")"
+        )
+        cost.append((label, routes))
     return {
         "time_per_megapixel.svg": bar_chart(
             "Decode + encode time per megapixel" + (" (remote backends: the round trip)" if local != backends else ""),
@@ -398,12 +424,21 @@ def _charts(bench: Bench, projs: Sequence[Projection]) -> dict[str, str]:
             backends,
         ),
         "peak_memory.svg": bar_chart("Peak resident memory of a worker process", "MB", memory, backends),
-        "cost_per_million.svg": bar_chart("Cost per 1,000,000 conversions", "USD", cost, local),
+        "cost_per_million.svg": bar_chart(
+            "Cost per 1,000,000 conversions: cheapest Lambda size, always-on container",
+            "USD",
+            cost,
+            [f"{kind} {arch}" for kind in ("Lambda", "container") for arch in model_archs(projs)],
+            label_width=130,
+        ),
     }
 
 
-def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) -> str:
-    """The whole report as Markdown (``charts``: file names of the SVGs beside it)."""
+def render_markdown(
+    bench: Bench, model: CostModel, charts: Sequence[str] = (), months: Sequence[tuple[Month, Sequence[str]]] = ()
+) -> str:
+    """The whole report as Markdown (``charts``: file names of the SVGs beside it; ``months``: each simulated
+    traffic with its charts' file names)."""
     projs = projections(bench, model)
     env = bench.environment
     out = [
@@ -418,6 +453,12 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
         "",
         *[f"- {line}" for line in verdict(projs, model, list(bench.remotes()))],
         "",
+    ]
+    for month, names in months:
+        out += month_markdown(month, names, _md_table)
+    if months:
+        out += ["### What the simulation assumes", "", *[f"- {a}" for a in ASSUMPTIONS], ""]
+    out += [
         "## Where Lambda's limits bite",
         "",
         *[f"- {line}" for line in limit_notes(bench, projs, model)],
@@ -480,23 +521,34 @@ def render_markdown(bench: Bench, model: CostModel, charts: Sequence[str] = ()) 
     return "\n".join(out)
 
 
-def write_report(bench: Bench, model: CostModel, out_dir: str | Path) -> Path:
-    """Write ``report.md``, ``bench.json`` and the SVG charts into ``out_dir``; return the Markdown path."""
+def write_report(bench: Bench, model: CostModel, out_dir: str | Path, months: Sequence[Month] = ()) -> Path:
+    """Write ``report.md``, ``bench.json`` and the SVG charts into ``out_dir``; return the Markdown path.
+
+    ``months``: traffics simulated on the routes (:func:`heicconv.bench.month.simulate_month`), each with
+    its section and charts.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     projs = projections(bench, model)
     charts = _charts(bench, projs) if bench.backends() else {}
     for name, svg in charts.items():
         (out / name).write_text(svg, encoding="utf-8")
+    sections = []
+    for month in months:
+        drawn = month_charts(month)
+        for name, svg in drawn.items():
+            (out / name).write_text(svg, encoding="utf-8")
+        sections.append((month, list(drawn)))
     raw: dict[str, Any] = {
         **bench.to_dict(),
         "model": model.to_dict(),
         "projections": [p.to_dict() for p in projs],
+        "months": [m.to_dict() for m in months],
     }
     text = json.dumps(_finite(raw), indent=2, allow_nan=False, default=_json_default)
     (out / "bench.json").write_text(text + "\n", encoding="utf-8")
     path = out / "report.md"
-    path.write_text(render_markdown(bench, model, list(charts)), encoding="utf-8")
+    path.write_text(render_markdown(bench, model, list(charts), sections), encoding="utf-8")
     return path
 
 

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError
+from ..terminal import printable
 from . import convert, describe
 
 __all__ = ["main"]
@@ -122,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except (ConfigError, BackendUnavailableError) as exc:
-        sys.stderr.write(f"heicconv: error: {exc}\n")
+        sys.stderr.write(f"heicconv: error: {printable(str(exc))}\n")
         return 2
     except HeicconvError as exc:
-        sys.stderr.write(f"heicconv: error: {exc}\n")
+        sys.stderr.write(f"heicconv: error: {printable(str(exc))}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("heicconv: interrupted\n")

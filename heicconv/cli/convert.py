@@ -17,6 +17,7 @@ from ..core import convert_with_report, select
 from ..errors import ConfigError, HeicconvError
 from ..options import Options, parse_size
 from . import settings as cli_settings
+from .inputs import read_limited, read_named
 from .plan import ALL_IMAGES, DEFAULT_FROM, Existing, Plan, make_plan, name_max
 from .report import Record, Reporter, display
 from .run import Item, Outcome, execute, explain, place, temp_path
@@ -36,7 +37,9 @@ Which files a folder gives: those of the --from formats, by suffix in any case (
 heic: .heic .heif .hif), except hidden files and a file named like the output of another
 source in its folder (IMG_0001.jpg or IMG_0001-1.jpg next to IMG_0001.HEIC): that is an
 earlier run's output and never a source. Symbolic links to folders are followed only with
---follow-links. A file named on the command line is read whatever its name.
+--follow-links. A file named on the command line is read whatever its name. Only
+regular files are read: named pipes, sockets and devices are skipped with a note, and
+a file over max_input_bytes fails from its size, without being read.
 
 Existing outputs are never replaced unless --overwrite is given: by default they are
 reported as skipped and counted in the summary; --skip-existing skips them without a note.
@@ -296,6 +299,7 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
         from_formats=_flag(args, "from_formats", cli.from_formats) or DEFAULT_FROM,
         follow_links=bool(_flag(args, "follow_links", cli.follow_links)),
         image_index=_flag(args, "image_index", cli.image_index),
+        limits=limits,
     )
     reporter = Reporter(total=len(plan.tasks), json_lines=bool(getattr(args, "json", False)), quiet=quiet)
     extra = _ignored(plan, fmt)
@@ -432,7 +436,7 @@ def short_form(argv: list[str]) -> argparse.Namespace:
         usage="heicconv IN OUT [--to FORMAT] [--quality Q] [--max-size WxH] [--strip | --strip-location] [--srgb]\n"
         "                [--hdr keep|drop] [--image-index N|all] [--backend NAME] [--overwrite]",
         description="Convert one image; the output format comes from OUT's suffix. IN or OUT can be - for "
-        "standard input or output (then the format is --to, default jpeg). "
+        "standard input or output (then the format is --to, default jpeg); IN can be a named pipe too. "
         "For many files and folders use 'heicconv convert'.",
         epilog="examples:\n  heicconv IMG_0001.HEIC photo.jpg\n  cat IMG_0001.HEIC | heicconv - photo.webp\n"
         "  heicconv IMG_0001.HEIC - --to png > photo.png",
@@ -490,7 +494,8 @@ def main_short(argv: list[str]) -> int:
     args = short_form(argv)
     if Path(args.input).is_dir():
         raise ConfigError(f"{args.input} is a folder; to convert folders use 'heicconv convert {args.input} -o OUTDIR'")
-    if "-" in (args.input, args.output):
+    # A pipe or device named as IN ("heicconv <(curl -s URL) out.jpg") is read like standard input.
+    if "-" in (args.input, args.output) or (os.path.exists(args.input) and not os.path.isfile(args.input)):
         return run_stream(args)
     output = Path(args.output)
     if args.to is not None and args.to != _suffix_format(output):
@@ -499,7 +504,10 @@ def main_short(argv: list[str]) -> int:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    """``heicconv - OUT``, ``heicconv IN -``, ``heicconv - -``: one image through standard input or output."""
+    """``heicconv - OUT``, ``heicconv IN -``, ``heicconv - -``: one image through standard input or output.
+
+    Also ``heicconv PIPE OUT``: a named pipe or a device as IN is read like standard input.
+    """
     cli = cli_settings.load()
     to_stdout = args.output == "-"
     output = Path(args.output)
@@ -509,7 +517,9 @@ def run_stream(args: argparse.Namespace) -> int:
     if to_stdout and sys.stdout.isatty():
         raise ConfigError("not writing image bytes to a terminal; redirect standard output (heicconv IN - > out.jpg)")
     if _flag(args, "image_index", cli.image_index) == ALL_IMAGES:
-        raise ConfigError("--image-index all writes one file per image; name an output file instead of -")
+        if to_stdout:
+            raise ConfigError("--image-index all writes one file per image; name an output file instead of -")
+        raise ConfigError("--image-index all reads its input once per image; name a file as IN, not - or a pipe")
     options = _options(args, cli)
     backend = _select_backend(args, cli, fmt)
     overwrite = bool(args.overwrite or cli.overwrite)
@@ -525,8 +535,9 @@ def run_stream(args: argparse.Namespace) -> int:
         return fail(f"{output} exists; add --overwrite to replace it")
     start = time.perf_counter()
     try:
-        data = sys.stdin.buffer.read() if args.input == "-" else Path(args.input).read_bytes()
-        result = convert_with_report(data, fmt, options, backend=backend.name, limits=config.settings().limits)
+        limits = config.settings().limits
+        data = read_limited(sys.stdin.buffer, limits) if args.input == "-" else read_named(args.input, limits)
+        result = convert_with_report(data, fmt, options, backend=backend.name, limits=limits)
         if to_stdout:
             sys.stdout.buffer.write(result.data)
             sys.stdout.buffer.flush()

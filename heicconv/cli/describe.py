@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from .. import config
 from ..core import list_backends, probe, selected_backend
-from ..errors import ConfigError, HeicconvError
+from ..errors import ConfigError, HeicconvError, UnsupportedInputError
 from ..info import ImageInfo
+from ..terminal import printable
+from .inputs import not_regular, open_regular, read_limited
 from .run import explain
 
 __all__ = ["add_backends_parser", "add_info_parser"]
@@ -73,9 +75,13 @@ def _describe(info: ImageInfo) -> list[tuple[str, str]]:
 def run_info(args: argparse.Namespace) -> int:
     """Print what each file holds; exit 1 if any could not be read."""
     failed = shown = 0
+    limits = config.settings().limits
     for name in args.files:
         try:
-            info = probe(Path(name).read_bytes())
+            with open_regular(name) as (fh, st):
+                if fh is None:  # a pipe in "heicconv info *" would wait for a writer forever
+                    raise UnsupportedInputError(not_regular(st, "info"))
+                info = probe(read_limited(fh, limits, st.st_size))
         except (HeicconvError, OSError) as exc:
             failed += 1
             if isinstance(exc, HeicconvError):
@@ -85,7 +91,7 @@ def run_info(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"path": name, "error": message}), flush=True)
             else:
-                sys.stderr.write(f"heicconv info: {name}: {message}\n")
+                sys.stderr.write(printable(f"heicconv info: {name}: {message}") + "\n")
             continue
         if args.json:
             print(json.dumps({"path": name, **info.to_dict()}), flush=True)
@@ -93,7 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
         if shown:
             print()
         shown += 1
-        print(name)
+        print(printable(name))
         for label, value in _describe(info):
             print(f"  {label:<12} {value}")
     return 1 if failed else 0

@@ -20,7 +20,9 @@ from typing import Literal
 
 from .. import formats
 from ..core import probe
-from ..errors import HeicconvError
+from ..errors import HeicconvError, UnsupportedInputError
+from ..options import Limits
+from .inputs import not_regular, open_regular, read_limited
 
 __all__ = ["ALL_IMAGES", "DEFAULT_FROM", "Existing", "Plan", "Task", "image_suffix", "make_plan", "name_max"]
 
@@ -79,10 +81,18 @@ def image_suffix(path: Path) -> str | None:
     return fmt if fmt in formats.INPUT_FORMATS else None
 
 
+def _not_regular(path: Path) -> str:
+    """Why ``convert`` does not read ``path`` (a pipe, socket or device, through links too), or ""."""
+    try:
+        return not_regular(path.stat())
+    except OSError:  # gone, or a dangling link: its conversion says so
+        return ""
+
+
 def _looks_like_image(path: Path) -> bool:
     try:
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+        with open_regular(str(path)) as (fh, _):
+            head = fh.read(_SNIFF_BYTES) if fh is not None else b""
         formats.detect(head)
     except (OSError, HeicconvError):
         return False
@@ -170,12 +180,17 @@ def _sources(files: list[Path], wanted: tuple[str, ...], plan: Plan) -> list[Pat
     return sources
 
 
-def _outputs(source: Path, output: Path, image_index: int | str | None) -> list[tuple[Path, int | None]]:
+def _outputs(
+    source: Path, output: Path, image_index: int | str | None, limits: Limits
+) -> list[tuple[Path, int | None]]:
     """One output per image asked for: ``output`` itself, or ``NAME-N.ext`` for each image with ``all``."""
     if image_index != ALL_IMAGES:
         assert not isinstance(image_index, str)
         return [(output, image_index)]
-    count = probe(source.read_bytes()).images
+    with open_regular(str(source)) as (fh, st):
+        if fh is None:
+            raise UnsupportedInputError(not_regular(st))
+        count = probe(read_limited(fh, limits, st.st_size)).images
     width = len(str(count - 1))
     return [(output.with_name(f"{output.stem}-{i:0{width}d}{output.suffix}"), i) for i in range(count)]
 
@@ -191,9 +206,11 @@ def make_plan(
     from_formats: tuple[str, ...] = DEFAULT_FROM,
     follow_links: bool = False,
     image_index: int | str | None = None,
+    limits: Limits | None = None,
 ) -> Plan:
     """Find the inputs under ``paths`` and decide each one's output name and fate."""
     plan = Plan()
+    limits = limits or Limits()
     suffix = formats.SUFFIXES[fmt]
     seen: set[str] = set()
 
@@ -207,7 +224,7 @@ def make_plan(
             plan.tasks.append(Task(source, output, status, error, note))
             return
         try:
-            outputs = _outputs(source, output, image_index)
+            outputs = _outputs(source, output, image_index, limits)
         except (OSError, HeicconvError) as exc:
             plan.tasks.append(Task(source, output, "failed", f"cannot count its images: {exc}"))
             return
@@ -224,6 +241,10 @@ def make_plan(
                 by_folder.setdefault(source.parent, []).append(source)
             for folder_files in by_folder.values():
                 for source in _sources(folder_files, from_formats, plan):
+                    why = _not_regular(source)
+                    if why:  # a pipe would hang the run, a device never ends
+                        add(source, None, status="skipped", note=why)
+                        continue
                     rel = source.relative_to(path)
                     folder = (outdir / rel.parent) if outdir is not None else source.parent
                     output = folder / (source.stem + suffix)
@@ -244,7 +265,7 @@ def make_plan(
                 output = (outdir if outdir is not None else path.parent) / (path.stem + suffix)
             add(path, output)
         elif path.exists():
-            add(path, None, status="skipped", note="not a regular file or folder")
+            add(path, None, status="skipped", note=_not_regular(path))
         else:
             add(path, None, status="failed", error="no such file or folder")
 

@@ -1,7 +1,10 @@
 """What a ``convert`` run tells its user: a progress bar on a terminal, plain lines otherwise, JSON on request.
 
 Nothing here writes escape codes: the bar is redrawn with a carriage return, so
-logs and pipes never receive terminal control sequences.
+logs and pipes never receive terminal control sequences. Every line goes through
+``terminal.printable``, so a file name with a newline or an escape sequence in it
+is shown escaped (``IMG\\n1.heic``) and cannot split a line or drive the terminal;
+the JSON lines keep names exact (JSON escapes them itself).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..terminal import StatusLine
+from ..terminal import StatusLine, printable
 
 __all__ = ["Record", "Reporter"]
 
@@ -115,7 +118,7 @@ class Reporter:
     def say(self, message: str) -> None:
         """Print a line on stderr, above the progress bar if there is one."""
         self._clear()
-        self.err.write(message + "\n")
+        self.err.write(printable(message) + "\n")
         self.err.flush()
 
     def _clear(self) -> None:
@@ -156,15 +159,13 @@ class Reporter:
                 parts[0] += f" ({rate:.1f} files/s)"
         parts += [f"skipped {c['skipped']}", f"failed {c['failed']}"]
         head = "interrupted: " if interrupted else ""
-        self.err.write(f"{head}{', '.join(parts)} in {elapsed:.1f} s\n")
+        lines = [f"{head}{', '.join(parts)} in {elapsed:.1f} s"]
         if self.existing:
-            extra = [
+            lines.append(
                 f"{self.existing} output(s) existed and were kept: --overwrite replaces them, "
-                "--skip-existing skips them without this note",
-                *extra,
-            ]
-        for line in extra:
-            self.err.write(line + "\n")
+                "--skip-existing skips them without this note"
+            )
+        self.err.write("".join(printable(line) + "\n" for line in [*lines, *extra]))
         self.err.flush()
 
 

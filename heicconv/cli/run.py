@@ -12,22 +12,26 @@ a full disk, stops the whole run (``Outcome.stop``): every other file would fail
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import BinaryIO
 
 from ..core import convert_with_report, share_cpus
 from ..errors import DecodeError, HeicconvError
 from ..options import Limits, Options
+from .inputs import not_regular, open_regular, read_limited
 
 __all__ = ["Item", "Outcome", "OutputError", "convert_one", "execute", "explain", "place", "temp_path"]
 
@@ -168,9 +172,10 @@ def convert_one(item: Item) -> Outcome:
     output, temp = Path(item.output), Path(item.temp)
     try:
         with _open_temp(output, temp) as fh:  # first: a folder that cannot be written costs no decoding
-            with open(item.source, "rb") as src:
-                st = os.fstat(src.fileno())
-                data = src.read()
+            with open_regular(item.source) as (src, st):
+                if src is None:  # it was a regular file when the run was planned
+                    return Outcome("skipped", note=not_regular(st))
+                data = read_limited(src, item.limits, st.st_size)
             result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
             _write(fh, result.data, output)
         _finish(output, temp, item.overwrite, (st.st_atime_ns, st.st_mtime_ns) if item.keep_mtime else None)
@@ -215,7 +220,7 @@ def _start_worker(jobs: int) -> None:
     share_cpus(jobs)  # each worker's decoders start 2 * CPUs / jobs threads, not one per CPU each
 
 
-def _remove(paths: Iterator[str]) -> None:
+def _remove(paths: Iterable[str]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -231,58 +236,73 @@ def execute(
     """Run ``work`` on each of ``items``, calling ``on_done(index, outcome)`` as each finishes.
 
     On Ctrl-C, no new file is started; conversions already running finish (a second
-    Ctrl-C abandons them and removes their temporary files), then ``KeyboardInterrupt``
-    is raised again for the caller to report. After an outcome with ``stop`` set, no
-    new file is started either, and ``execute`` returns once the running ones finish.
-    """
-    if jobs <= 1 or len(items) <= 1:
-        for index, item in enumerate(items):
-            outcome = work(item)
-            on_done(index, outcome)
-            if outcome.stop:
-                return
-        return
+    Ctrl-C abandons them), then ``KeyboardInterrupt`` is raised again for the caller to
+    report. After an outcome with ``stop`` set, no new file is started either, and
+    ``execute`` returns once the running ones finish.
 
+    However the run ends (done, stopped, interrupted, a worker crashed or was killed, as
+    ``kill`` of the process group does), the temporary files of the items started are
+    removed once no worker is left that could still write one.
+    """
+    if jobs > 1 and len(items) > 1:
+        _in_workers(items, jobs, on_done, on_stopping, work)
+        return
+    for index, item in enumerate(items):
+        try:
+            outcome = work(item)
+        finally:
+            _remove([item.temp])
+        on_done(index, outcome)
+        if outcome.stop:
+            return
+
+
+def _in_workers(
+    items: list[Item],
+    jobs: int,
+    on_done: Callable[[int, Outcome], None],
+    on_stopping: Callable[[int], None],
+    work: Callable[[Item], Outcome],
+) -> None:
     context = multiprocessing.get_context("spawn")  # fork is unsafe with image libraries' threads
-    todo = iter(enumerate(items))
-    # No queue beyond one file per worker: Ctrl-C has nothing to cancel, and if a worker
-    # crashes, the files in flight are the ones that were really being converted.
-    window = jobs
+    todo = collections.deque(range(len(items)))
     halted = False
-    while True:
-        running: dict[Future[Outcome], int] = {}
+    while todo and not halted:
         executor = ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(jobs,)
         )
+        # No queue beyond one file per worker: Ctrl-C has nothing to cancel, and if a worker
+        # crashes, the files in flight are the ones that were really being converted.
+        running: dict[Future[Outcome], int] = {}
+        started: list[int] = []
         broken = False
         try:
             try:
-                for index, item in todo:
-                    running[executor.submit(work, item)] = index
-                    if len(running) >= window:
+                while True:
+                    while todo and not (broken or halted) and len(running) < jobs:
+                        try:
+                            future = executor.submit(work, items[todo[0]])
+                        except BrokenProcessPool:  # a worker died while idle: this file goes to the next pool
+                            broken = True
+                            break
+                        started.append(todo[0])
+                        running[future] = todo.popleft()
+                    if not running:
                         break
-                while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         index = running.pop(future)
                         try:
                             outcome = future.result()
                         except BrokenProcessPool:
-                            broken = True
+                            broken = True  # collect every running future, then start a new pool
                             outcome = Outcome(
                                 "failed",
                                 error="the worker process converting this file (or one converted at the same time) "
                                 "crashed; convert it alone with -j 1 to see which",
                             )
-                            _remove(iter([items[index].temp]))
                         on_done(index, outcome)
                         halted = halted or outcome.stop
-                    if broken or halted:
-                        continue  # collect every running future, then start a new pool or stop
-                    for index, item in todo:
-                        running[executor.submit(work, item)] = index
-                        if len(running) >= window:
-                            break
             except KeyboardInterrupt:
                 for future in running:
                     future.cancel()
@@ -290,15 +310,33 @@ def execute(
                 on_stopping(len(busy))
                 try:
                     for future in wait(busy).done:
-                        with contextlib.suppress(BrokenProcessPool):
+                        with contextlib.suppress(BrokenProcessPool):  # killed too (kill of the process group)
                             on_done(busy[future], future.result())
                 except KeyboardInterrupt:
-                    for process in list(getattr(executor, "_processes", {}).values()):
-                        process.terminate()
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    _remove(items[i].temp for i in busy.values())
+                    _abandon(executor)
                 raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if not broken or halted:
-            return
+            executor.shutdown(wait=True, cancel_futures=True)  # every worker has exited when this returns
+            _remove(items[i].temp for i in started)
+
+
+def _abandon(executor: ProcessPoolExecutor) -> None:
+    """Stop the workers now (SIGTERM, then SIGKILL for any still there after a few seconds) and wait for them."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    stuck = _running_after(processes, 5.0)
+    for process in stuck:
+        process.kill()
+    _running_after(stuck, 5.0)
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _running_after(processes: list[BaseProcess], seconds: float) -> list[BaseProcess]:
+    """The processes that have not exited after ``seconds`` (known from their sentinels, whoever reaps them)."""
+    deadline = time.monotonic() + seconds
+    left = {p.sentinel: p for p in processes}
+    while left and (remaining := deadline - time.monotonic()) > 0:
+        for sentinel in connection.wait(list(left), remaining):
+            del left[sentinel]  # type: ignore[arg-type]
+    return list(left.values())

@@ -48,6 +48,13 @@ def decode(source: Source, gm: GainMap) -> Any:
     from ..backends._native import load_pillow_heif
     from ..info import _TRANSFORM_TO_EXIF
 
+    if gm.item is None:  # an Ultra HDR JPEG's map: stored as the photo is, so its EXIF orientation turns it too
+        from ..info import open_pillow
+
+        img = open_pillow(gm.jpeg, "jpeg").convert("L")
+        for step in _TRANSPOSE.get(source.orientation, []):
+            img = img.transpose(Image.Transpose(step))
+        return img
     c, photo = source.container, source.item
     assert c is not None and photo is not None
     heif = load_pillow_heif()

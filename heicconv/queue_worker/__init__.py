@@ -23,11 +23,20 @@ def work(*, drain: bool = False, **overrides: object) -> int:
     """
     from ..aws_lambda.settings import load as load_output
     from ..config import settings as core_settings
+    from ..errors import BackendUnavailableError
     from ..isolated import cap_malloc_arenas
-    from .worker import QueueWorker
+    from ..telemetry import setup_logging
+
+    try:
+        from .worker import QueueWorker
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"the queue worker needs prometheus-client ({exc}); install it with pip install 'heicconv[worker]'"
+        ) from exc
 
     core_settings()  # a bad HEICCONV_* value or config file stops the start, naming the key
     settings = load(**overrides)
+    setup_logging(settings.log_level, settings.log_format)  # heicconv's lines; botocore's stay the root logger's
     output = load_output()
     cap_malloc_arenas()
     return QueueWorker(settings, output, drain=drain).run()

@@ -41,8 +41,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"after SIGTERM, seconds conversions may take before their messages are released ({d.stop_timeout:g})",
     )
     add("--health-host", help=f"address of GET /health (default {d.health_host})")
-    add("--health-port", type=int, help="serve GET /health (counters as JSON) on this port (default: none)")
+    add(
+        "--health-port",
+        type=int,
+        help="serve GET /health (counters as JSON) and GET /metrics (Prometheus) on this port (default: none)",
+    )
     add("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    add("--log-format", choices=("auto", "json", "text"), help="JSON lines, text, or auto: text on a terminal (auto)")
     parser.set_defaults(func=run)
     return parser
 

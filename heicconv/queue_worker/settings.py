@@ -35,8 +35,9 @@ class WorkerSettings:
     memory_mb: int = 1536  # resident memory a conversion's process may reach before it is stopped
     stop_timeout: float = 20.0  # after SIGTERM: seconds in-flight messages may take before they are released
     health_host: str = "127.0.0.1"
-    health_port: int = 0  # GET /health on this port; 0: no health endpoint
+    health_port: int = 0  # GET /health and GET /metrics on this port; 0: neither
     log_level: str = "info"
+    log_format: str = "auto"  # "json" lines, "text", or "auto": text on a terminal, JSON lines otherwise
 
 
 _KEYS = tuple(f.name for f in dataclasses.fields(WorkerSettings))
@@ -58,6 +59,7 @@ def load(**overrides: Any) -> WorkerSettings:
         health_host=s.string("health_host", d.health_host).strip(),
         health_port=s.integer("health_port", d.health_port, 0, 65535),
         log_level=s.choice("log_level", d.log_level, ("critical", "error", "warning", "info", "debug")),
+        log_format=s.choice("log_format", d.log_format, ("auto", "json", "text")),
     )
     if not cfg.queue:
         raise ConfigError("worker.queue: the SQS queue URL is required (--queue URL or HEICCONV_WORKER_QUEUE)")

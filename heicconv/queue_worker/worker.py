@@ -11,7 +11,8 @@ Threads, each with one job:
   queue's ``maxReceiveCount``, goes to the dead-letter queue;
 - the **heartbeat** renews the visibility timeout of every message being converted, every third
   of that timeout, so a slow conversion is never handed to a second worker;
-- an optional **health** server answers ``GET /health`` with the counters.
+- an optional **health** server answers ``GET /health`` with the counters, and ``GET /metrics`` with
+  them and the conversions' figures in Prometheus's text format (:class:`WorkerMetrics`).
 
 On SIGTERM or SIGINT the poller stops; conversions under way get ``stop_timeout`` seconds to end,
 and whatever is still in flight then is released (visibility timeout 0), so another worker takes it
@@ -31,16 +32,19 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .. import Limits, Options, Result
+from .. import Limits, Options, Result, formats, webapi
 from ..aws_lambda import aws
 from ..aws_lambda.s3_events import Unrecognised, objects_in_body
 from ..aws_lambda.s3_objects import convert_object, is_transient
 from ..aws_lambda.settings import LambdaSettings
-from ..errors import ConfigError
+from ..core import selected_backend
+from ..errors import ConfigError, HeicconvError
 from ..isolated import IsolatedConverter
+from ..metrics import CONTENT_TYPE, ConversionMetrics
+from ..telemetry import REQUEST_ID
 from .settings import WorkerSettings
 
-__all__ = ["Counters", "QueueWorker"]
+__all__ = ["Counters", "QueueWorker", "WorkerMetrics"]
 
 log = logging.getLogger("heicconv.queue_worker")
 
@@ -54,10 +58,61 @@ class Counters:
     deleted: int = 0  # messages whose every object was converted or skipped
     failed: int = 0  # messages left for redelivery
     released: int = 0  # messages handed back at shutdown
+    renewed: int = 0  # visibility timeouts extended (one a message each time)
+    receive_errors: int = 0  # receives from the queue that failed
     converted: int = 0  # objects
     skipped: int = 0
+    object_failures: int = 0  # objects that failed (their messages are left for redelivery)
     started: float = field(default_factory=time.time)
     last_poll: float = 0.0
+
+
+class WorkerMetrics(ConversionMetrics):
+    """``GET /metrics`` of the worker: the conversions' figures the service counts too, and the worker's
+    :class:`Counters`, read when Prometheus scrapes (one count, served as JSON and as metrics)."""
+
+    def __init__(self, worker: QueueWorker) -> None:
+        super().__init__()
+        c = worker.counters
+
+        def read(name: str) -> Any:
+            return lambda: getattr(c, name)
+
+        self.watch(
+            {
+                "heicconv_queue_messages_received": ("Messages received from the queue", read("received")),
+                "heicconv_queue_messages_deleted": (
+                    "Messages deleted: every object they name converted or skipped",
+                    read("deleted"),
+                ),
+                "heicconv_queue_messages_failed": (
+                    "Messages left for redelivery (then the dead-letter queue): an object failed, or unreadable",
+                    read("failed"),
+                ),
+                "heicconv_queue_messages_released": (
+                    "Messages handed back to the queue at shutdown (visibility timeout 0)",
+                    read("released"),
+                ),
+                "heicconv_queue_visibility_extensions": (
+                    "Visibility timeouts extended for messages being converted",
+                    read("renewed"),
+                ),
+                "heicconv_queue_receive_errors": ("Receives from the queue that failed", read("receive_errors")),
+                "heicconv_queue_objects_converted": ("S3 objects converted and written", read("converted")),
+                "heicconv_queue_objects_skipped": (
+                    "S3 objects skipped (the worker's own outputs, outputs already written)",
+                    read("skipped"),
+                ),
+                "heicconv_queue_objects_failed": ("S3 objects that failed", read("object_failures")),
+            },
+            counters=True,
+        )
+        self.watch(
+            {
+                "heicconv_queue_messages_in_flight": ("Messages received and not yet done", worker.in_flight),
+                "heicconv_queue_jobs": ("Conversions at once at most (--jobs)", lambda: worker.settings.jobs),
+            }
+        )
 
 
 @dataclass
@@ -86,6 +141,11 @@ class QueueWorker:
         self._finished = threading.Event()
         self._pool: IsolatedConverter | None = None
         self._health: ThreadingHTTPServer | None = None
+        self.metrics = WorkerMetrics(self)
+        try:
+            self._backend = selected_backend()[0]
+        except HeicconvError:  # the conversions fail and say why; the figures name no backend
+            self._backend = "unknown"
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -96,6 +156,7 @@ class QueueWorker:
         aws.s3()
         self._check_queue()
         self._pool = IsolatedConverter(s.jobs, timeout=s.timeout, memory_mb=s.memory_mb)
+        self._describe_build()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._start_health()
@@ -180,6 +241,8 @@ class QueueWorker:
                     )
                 except Exception as exc:  # the queue or the network: wait and try again; /health shows it
                     failures += 1
+                    with self._lock:
+                        self.counters.receive_errors += 1
                     log.error("worker: receiving from the queue failed (%s: %s)", type(exc).__name__, exc)
                     self._stop.wait(min(2.0**failures, 20.0))
                     continue
@@ -215,22 +278,29 @@ class QueueWorker:
             message = self._work.get()
             if message is None:
                 return
+            handling = REQUEST_ID.set(message.id)  # every line logged about it carries the message id
             try:
-                ok = self._convert(message)
-            except Exception:  # a bug here must not kill the thread, nor delete the message
-                log.exception("worker: message %s", message.id)
-                ok = False
+                self._handle(message)
+            finally:
+                REQUEST_ID.reset(handling)
+
+    def _handle(self, message: _Message) -> None:
+        try:
+            ok = self._convert(message)
+        except Exception:  # a bug here must not kill the thread, nor delete the message
+            log.exception("worker: message %s", message.id)
+            ok = False
+        with self._lock:
+            self._inflight.pop(message.id, None)
+            released = message.released
+            self._lock.notify_all()
+        if released:
+            return
+        if ok:
+            self._delete(message)
+        else:
             with self._lock:
-                self._inflight.pop(message.id, None)
-                released = message.released
-                self._lock.notify_all()
-            if released:
-                continue
-            if ok:
-                self._delete(message)
-            else:
-                with self._lock:
-                    self.counters.failed += 1
+                self.counters.failed += 1
 
     def _convert(self, message: _Message) -> bool:
         """Convert every object the message names; ``True`` when each was written or skipped."""
@@ -248,6 +318,8 @@ class QueueWorker:
                     self.counters.converted += 1
                 elif outcome.status == "skipped":
                     self.counters.skipped += 1
+                else:
+                    self.counters.object_failures += 1
             if outcome.status == "skipped":
                 log.info("message %s: s3://%s/%s skipped: %s", message.id, obj.bucket, obj.key, outcome.reason)
             elif outcome.failed:
@@ -260,8 +332,36 @@ class QueueWorker:
         return ok
 
     def _convert_isolated(self, data: bytes, fmt: str, options: Options, limits: Limits) -> Result:
+        """Convert in a worker process, and count it (as the service counts its own)."""
         assert self._pool is not None
-        return self._pool.convert_with_report(data, fmt, options, limits=limits)
+        try:
+            source = formats.detect(data)
+        except HeicconvError:
+            source = "unknown"
+        started = time.perf_counter()
+        try:
+            result = self._pool.convert_with_report(data, fmt, options, limits=limits)
+        except Exception as exc:
+            seconds = time.perf_counter() - started
+            self.metrics.count_conversion(self._backend, source, fmt, type(exc).__name__, seconds, len(data), None)
+            self.metrics.count_restart(exc)
+            raise
+        seconds = time.perf_counter() - started
+        self.metrics.count_conversion(result.backend, source, fmt, "ok", seconds, len(data), len(result.data))
+        return result
+
+    def in_flight(self) -> int:
+        """Messages received and not yet deleted, left or released."""
+        with self._lock:
+            return len(self._inflight)
+
+    def _describe_build(self) -> None:
+        try:
+            described = webapi.health()
+            backend, versions = str(described["backend"]), described["versions"]
+        except Exception:  # the conversions say what is wrong; the build info still names the version
+            backend, versions = self._backend, {}
+        self.metrics.describe_build(backend, versions)
 
     def _heartbeat(self) -> None:
         """Keep messages under conversion hidden: renew their visibility every third of the timeout."""
@@ -303,8 +403,12 @@ class QueueWorker:
         except Exception as exc:
             log.error("worker: changing the visibility of %d message(s) failed: %s", len(messages), exc)
             return
-        for failure in answer.get("Failed", []):
+        failed = answer.get("Failed", [])
+        for failure in failed:
             log.error("worker: changing a message's visibility failed: %s", failure.get("Message", failure))
+        if seconds:
+            with self._lock:
+                self.counters.renewed += len(messages) - len(failed)
 
     # --- health -----------------------------------------------------------------------------------------------
 
@@ -345,12 +449,15 @@ class QueueWorker:
 
         class Health(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, body = (
-                    worker.health() if self.path.rstrip("/") in ("/health", "") else (404, {"error": "not_found"})
-                )
-                data = json.dumps(body).encode()
+                path = self.path.split("?", 1)[0].rstrip("/")
+                content_type = "application/json"
+                if path == "/metrics":
+                    status, data, content_type = 200, worker.metrics.exposition(), CONTENT_TYPE
+                else:
+                    status, body = worker.health() if path in ("/health", "") else (404, {"error": "not_found"})
+                    data = json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -362,7 +469,7 @@ class QueueWorker:
         self._health.daemon_threads = True
         threading.Thread(target=self._health.serve_forever, name="heicconv-health", daemon=True).start()
         host, port = self._health.server_address[:2]
-        log.info("worker: health on http://%s:%s/health", host, port)
+        log.info("worker: health on http://%s:%s/health, metrics on /metrics", host, port)
 
 
 def _chunks(items: list[_Message], size: int) -> Iterator[list[_Message]]:

@@ -16,7 +16,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the HTTP conversion service",
-        description="Run the HTTP service (POST /convert, GET /health, GET /ready, GET /backends). Flags override "
+        description="Run the HTTP service (POST /convert, GET /health, GET /ready, GET /backends, GET /metrics). "
+        "Flags override "
         "the [server] table of the config file and HEICCONV_SERVER_* environment variables.",
     )
     d = ServerSettings()
@@ -33,6 +34,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--timeout", type=float, help=f"seconds a request waits for its conversion, else 504 ({d.timeout:g})")
     add("--format", help=f"output format when a request names none (default {d.format})")
     add("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    add("--log-format", choices=("auto", "json", "text"), help="JSON lines, text, or auto: text on a terminal (auto)")
+    add(
+        "--token",
+        help="token(s) a client must send, comma-separated; prefer HEICCONV_SERVER_TOKEN or --token-file, "
+        "since a flag shows in the process list",
+    )
+    add("--token-file", help="a file of tokens, one a line (a mounted secret), re-read when it changes")
+    add("--auth-header", help="a header that carries the token as it is (X-Api-Key), besides Authorization: Bearer")
+    add("--metrics", choices=("open", "token", "off"), help=f"GET /metrics: open, token, or off (default {d.metrics})")
+    add("--header-timeout", type=float, help=f"seconds the request headers may take, else 408 ({d.header_timeout:g})")
+    add(
+        "--min-upload-rate",
+        type=float,
+        help=f"KiB/s a body must keep up, --upload-grace seconds to spare, else 408; 0: off ({d.min_upload_rate:g})",
+    )
+    add("--upload-grace", type=float, help=f"seconds a body may be behind --min-upload-rate ({d.upload_grace:g})")
+    add(
+        "--uploads-per-client",
+        type=int,
+        help=f"bodies one client address may send at once, else 429; 0: no limit ({d.uploads_per_client})",
+    )
     parser.set_defaults(func=run)
     return parser
 

@@ -108,6 +108,44 @@ class ConformanceSuite:
         assert img.size == ((30, 40) if rotation else (40, 30))
         assert img.mode == "RGBA"
 
+    @pytest.mark.parametrize("shuffled", [False, True], ids=["grid", "grid-last-tiles-shown-two-images"])
+    def test_reads_avif_grids_whole(self, backend: str, shuffled: bool) -> None:
+        picture = fixtures.gradient((150, 100))
+        normal = not shuffled
+        data = fixtures.make_avif_grid(picture, grid_first=normal, tiles_hidden=normal, other_image=shuffled)
+        if "avif" not in heicconv.select(backend).capabilities.inputs:
+            return  # test_reads_avif_upright checks the refusal
+        img = decode(heicconv.convert(data, _first_output(backend), backend=backend))
+        assert img.size == (150, 100)
+
+    @pytest.mark.parametrize(("rotation", "mirror"), [(0, None), (90, 1)])
+    def test_avif_clean_aperture_is_applied(self, backend: str, rotation: int, mirror: int | None) -> None:
+        from PIL import Image
+
+        picture = fixtures.gradient((96, 64))
+        data = fixtures.set_heif_transform(fixtures.encode_avif(picture), rotation, mirror, crop=(80, 48, 4, -6))
+        if "avif" not in heicconv.select(backend).capabilities.inputs:
+            return
+        img = decode(heicconv.convert(data, _first_output(backend), backend=backend)).convert("RGB")
+        want = picture.crop((12, 2, 92, 50))
+        if rotation:
+            want = want.transpose(Image.Transpose.ROTATE_90).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        assert img.size == want.size
+        assert _psnr(img, want) > 30
+
+    @pytest.mark.parametrize("select", ["lsel", "a1op"])
+    def test_layered_avif_gives_the_selected_layer(self, backend: str, select: str) -> None:
+        data = fixtures.make_layered_avif(fixtures.gradient((128, 96)), select=select)
+        if "avif" not in heicconv.select(backend).capabilities.inputs:
+            return
+        img = decode(heicconv.convert(data, _first_output(backend), backend=backend))
+        assert img.size == (64, 48)
+
+    def test_avif_over_libavif_limits_is_refused_before_decoding(self, backend: str) -> None:
+        data = fixtures.set_ispe(fixtures.encode_avif(fixtures.gradient((64, 48))), 17000, 17000)
+        with pytest.raises(heicconv.LimitExceededError, match="17000x17000"):
+            heicconv.convert(data, "jpeg", backend=backend)
+
     def test_exif_orientation_of_a_jpeg_input_is_applied(self, backend: str) -> None:
         data = fixtures.make_image("jpeg", (60, 20), exif=fixtures.exif_block(orientation=6))
         out = heicconv.convert(data, "jpeg", backend=backend)

@@ -20,14 +20,18 @@ from typing import Any, cast
 __all__ = [
     "XMP_PACKET",
     "apple_exif",
+    "encode_avif",
+    "encode_avif_10bit",
     "encode_heic",
     "exif_block",
     "gradient",
+    "make_avif_grid",
     "make_hdr_heic",
     "make_heic",
     "make_image",
     "make_iphone_heic",
     "make_large_grid",
+    "make_layered_avif",
     "make_mini_heic",
     "set_heif_transform",
     "set_ispe",
@@ -194,6 +198,190 @@ def encode_heic(image: Any, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     cast(Any, pillow_heif).from_pillow(image).save(buf, quality=quality)
     return buf.getvalue()
+
+
+def encode_avif(image: Any, quality: int = 95, subsampling: str = "4:4:4") -> bytes:
+    """Encode a Pillow image (RGB or RGBA) as an AVIF with Pillow's plugin (libavif), nothing else added.
+
+    4:4:4 by default: libavif and libheif upsample 4:2:0 chroma differently (about 37 dB apart on the gradient's
+    red corner), which would hide what the comparisons of pictures look for.
+    """
+    buf = io.BytesIO()
+    image.save(buf, "AVIF", quality=quality, subsampling=subsampling)
+    return buf.getvalue()
+
+
+def encode_avif_10bit(image: Any) -> bytes:
+    """A 10-bit 4:2:0 AVIF of a Pillow RGB image, coded by SVT-AV1 through PyAV (libavif as Pillow ships it
+    writes 8 bits only, and Debian 12's libheif 1.15 with libaom 3.6 aborts on 10-bit AV1)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from .. import isobmff
+
+    frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24").reformat(format="yuv420p10le")
+    encoder: Any = av.CodecContext.create("libsvtav1", "w")
+    (encoder.width, encoder.height), encoder.pix_fmt = image.size, "yuv420p10le"
+    encoder.time_base, encoder.options = Fraction(1, 25), {"crf": "8", "preset": "8"}
+    stream = b"".join(bytes(p) for f in (frame, None) for p in encoder.encode(f))
+    units, pos = [], 0
+    while pos < len(stream):  # OBUs with size fields, as encoders write them
+        kind, start, size, shift = (stream[pos] >> 3) & 15, pos + 1 + ((stream[pos] >> 2) & 1), 0, 0
+        while True:
+            size |= (stream[start] & 0x7F) << shift
+            start, shift = start + 1, shift + 7
+            if not stream[start - 1] & 0x80:
+                break
+        units.append((kind, stream[pos : start + size]))
+        pos = start + size
+    sequence = next(unit for kind, unit in units if kind == 1)
+    # av1C: version 1, profile 0, level 0; 10 bits (high_bitdepth), 4:2:0; then the sequence header.
+    av1c = _box(b"av1C", bytes([0x81, 0x00, 0x4C, 0x00]) + sequence)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", *image.size))
+    pixi = isobmff._full_box(b"pixi", 0, 0, bytes([3, 10, 10, 10]))
+    coded = b"".join(unit for kind, unit in units if kind != 2)  # no temporal delimiters in an item
+    item = isobmff.NewItem(1, b"av01", coded, [(av1c, True), (ispe, False), (pixi, False)], hidden=False)
+    return isobmff.write([item], 1)
+
+
+def _libavif() -> Any:
+    """The libavif Pillow's AVIF plugin runs (its wheel bundles it), through ctypes: Pillow does not expose
+    libavif's layered encoding. Only fields of libavif's stable 1.0 structs are used."""
+    import ctypes
+
+    from PIL import AvifImagePlugin  # noqa: F401  (loads the library)
+
+    from ..backends._native import mapped_libraries
+
+    path = next((p for p in mapped_libraries() if "/libavif" in p), None)
+    if path is None:
+        raise ImportError("Pillow's libavif is not loaded in this process (Pillow without AVIF, or not Linux)")
+    lib = ctypes.CDLL(path)
+    lib.avifImageCreate.restype = lib.avifEncoderCreate.restype = ctypes.c_void_p
+    lib.avifImageCreate.argtypes = [ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int]
+    lib.avifImageAllocatePlanes.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.avifEncoderAddImage.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32]
+    lib.avifEncoderFinish.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.avifEncoderDestroy.argtypes = lib.avifImageDestroy.argtypes = lib.avifRWDataFree.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _encode_layered_av1(picture: Any) -> bytes:
+    """A two-layer AVIF of ``picture`` (even width and height) by libavif: spatial layer 0 at half the size, layer 1
+    at full size; operating point 0 decodes both, operating point 1 the first only."""
+    import ctypes
+
+    lib = _libavif()
+    width, height = picture.size
+    image = lib.avifImageCreate(width, height, 8, 1)  # AVIF_PIXEL_FORMAT_YUV444, full range by default
+    encoder = lib.avifEncoderCreate()
+    if not image or not encoder or lib.avifImageAllocatePlanes(image, 1):
+        raise MemoryError("libavif could not allocate an image or an encoder")
+
+    def field(struct_at: int, offset: int) -> Any:
+        return ctypes.c_int32.from_address(struct_at + offset)
+
+    class RWData(ctypes.Structure):
+        _fields_ = [("data", ctypes.c_void_p), ("size", ctypes.c_size_t)]
+
+    out = RWData()
+    try:
+        for plane, band in enumerate(picture.convert("YCbCr").split()):  # JPEG's YCbCr: BT.601, full range
+            start = ctypes.c_void_p.from_address(image + 24 + 8 * plane).value or 0  # avifImage.yuvPlanes
+            stride = ctypes.c_uint32.from_address(image + 48 + 4 * plane).value  # avifImage.yuvRowBytes
+            raw = band.tobytes()
+            for y in range(height):
+                ctypes.memmove(start + y * stride, raw[y * width : (y + 1) * width], width)
+        field(encoder, 28).value = 1  # avifEncoder.extraLayerCount
+        for scale, quality in ((2, 50), (1, 95)):
+            field(encoder, 32).value = quality  # avifEncoder.quality
+            for offset, value in ((68, 1), (72, scale), (76, 1), (80, scale)):  # avifEncoder.scalingMode
+                field(encoder, offset).value = value
+            if lib.avifEncoderAddImage(encoder, image, 1, 0):
+                raise RuntimeError("libavif could not encode a layer")
+        if lib.avifEncoderFinish(encoder, ctypes.byref(out)):
+            raise RuntimeError("libavif could not finish the layered image")
+        return ctypes.string_at(out.data, out.size)
+    finally:
+        lib.avifRWDataFree(ctypes.byref(out))
+        lib.avifEncoderDestroy(encoder)
+        lib.avifImageDestroy(image)
+
+
+def make_layered_avif(picture: Any, *, select: str = "lsel") -> bytes:
+    """An AVIF whose AV1 image has two spatial layers (half and full size) and whose header selects and declares
+    the half-size one, as Apple's multilayer conformance files do: with ``lsel`` = 0, or (``select="a1op"``) with
+    ``a1op`` = 1, the operating point holding the first layer only. ``select="both"``: two images of one stream,
+    the full-size one (``lsel`` = 1) and the half-size one (``lsel`` = 0). libheif 1.15 outputs the top layer."""
+    from .. import isobmff
+
+    data = _encode_layered_av1(picture)
+    c = isobmff.parse(data)
+    coded = c.items[c.primary_id]
+    payload = c.item_data(coded, data)
+    common = []
+    for index, essential in coded.props:
+        start, end = c.property_spans[index - 1]
+        if bytes(data[start + 4 : start + 8]) in (b"av1C", b"pixi", b"colr"):
+            common.append((bytes(data[start:end]), essential))
+
+    def image(item_id: int, size: tuple[int, int], selection: list[bytes]) -> isobmff.NewItem:
+        ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", *size))
+        props = [*common, (ispe, False), *((box, True) for box in selection)]
+        return isobmff.NewItem(item_id, b"av01", payload, props, hidden=False)
+
+    half = (picture.width // 2, picture.height // 2)
+    lsel = [_box(b"lsel", struct.pack(">H", 0))]
+    if select == "a1op":
+        return isobmff.write([image(1, half, [_box(b"a1op", b"\x01")])], 1)
+    if select == "both":
+        full = image(1, picture.size, [_box(b"lsel", struct.pack(">H", 1))])
+        return isobmff.write([full, image(2, half, lsel)], 1)
+    return isobmff.write([image(1, half, lsel)], 1)
+
+
+def make_avif_grid(
+    picture: Any,
+    tile: int = 64,
+    *,
+    grid_first: bool = True,
+    tiles_hidden: bool = True,
+    other_image: bool = False,
+    quality: int = 95,
+    subsampling: str = "4:2:0",
+) -> bytes:
+    """An AVIF of ``picture`` (a Pillow RGB image) coded as a grid of ``tile``-sized AV1 tiles, each coded on its
+    own by libavif, in the layouts real files have and libavif's parser refuses as written: the grid after its
+    tiles (``grid_first=False``), tiles that are not hidden, and ``other_image``, a second top-level image."""
+    from PIL import Image
+
+    from .. import isobmff
+
+    def coded(image: Any, item_id: int) -> isobmff.NewItem:
+        data = encode_avif(image, quality, subsampling)
+        c = isobmff.parse(data)
+        item = c.copy_items(data, c.primary_id)[0]
+        return isobmff.NewItem(item_id, item.type, item.data, item.properties, hidden=tiles_hidden)
+
+    width, height = picture.size
+    cols, rows = -(-width // tile), -(-height // tile)
+    tiles: list[isobmff.NewItem] = []
+    for r in range(rows):
+        for c in range(cols):
+            canvas = Image.new("RGB", (tile, tile))
+            canvas.paste(picture.crop((c * tile, r * tile, min(width, (c + 1) * tile), min(height, (r + 1) * tile))))
+            tiles.append(coded(canvas, len(tiles) + 1))
+    descriptor = bytes([0, 0, rows - 1, cols - 1]) + struct.pack(">HH", width, height)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
+    grid = isobmff.NewItem(len(tiles) + 1, b"grid", descriptor, [(ispe, False)], [t.id for t in tiles], hidden=False)
+    items = [grid, *tiles] if grid_first else [*tiles, grid]
+    if other_image:
+        extra = coded(gradient((48, 32)), len(tiles) + 2)
+        extra.hidden = False
+        items.append(extra)
+    return isobmff.write(items, grid.id)
 
 
 def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
@@ -424,12 +612,20 @@ def set_ispe(data: bytes, width: int, height: int) -> bytes:
     return bytes(out)
 
 
-def set_heif_transform(data: bytes, rotation: int = 0, mirror: int | None = None, *, on_alpha: bool = True) -> bytes:
-    """Add ``irot``/``imir`` properties to the primary image and (``on_alpha``) its alpha plane.
+def set_heif_transform(
+    data: bytes,
+    rotation: int = 0,
+    mirror: int | None = None,
+    *,
+    on_alpha: bool = True,
+    crop: tuple[int, int, int, int] | None = None,
+) -> bytes:
+    """Add ``clap``/``irot``/``imir`` properties to the primary image and (``on_alpha``) its alpha plane.
 
     ``rotation`` is in degrees anticlockwise (0, 90, 180, 270); ``mirror`` is the
     ``imir`` mode (0: top and bottom exchanged, 1: left and right) or None. Cameras write the transforms on
-    both; libheif's own encoder writes them on the primary image only.
+    both; libheif's own encoder writes them on the primary image only. ``crop`` (width, height, and the
+    offset of its centre from the picture's, each way) is written as a clean aperture (``clap``), applied first.
     """
     from heicconv import isobmff
 
@@ -438,6 +634,9 @@ def set_heif_transform(data: bytes, rotation: int = 0, mirror: int | None = None
     alpha = container.alpha_of(primary)
     targets = {primary} | ({alpha.id} if alpha is not None and on_alpha else set())
     props = []
+    if crop is not None:
+        w, h, dx, dy = crop
+        props.append(_box(b"clap", struct.pack(">IIIIiIiI", w, 1, h, 1, dx, 1, dy, 1)))
     if rotation:
         props.append(_box(b"irot", bytes([rotation // 90])))
     if mirror is not None:

@@ -3,8 +3,9 @@
     python -m heicconv.testing.fuzz --count 20000 --seed 1 --backends pillow,vips,wand [--corpus DIR]
 
 Inputs are generated fixtures (and small corpus files with ``--corpus``) mutated with bit flips,
-truncations, corrupted box sizes, swapped ``ftyp`` brands, lying ``ispe`` sizes and inserted
-bytes, from a fixed seed, so a run is repeatable. Each backend runs in the worker process of a
+truncations, corrupted box sizes, swapped ``ftyp`` brands, lying ``ispe`` sizes, inserted
+bytes, zero-filled tails of the same length and runs of zeros inside the data, from a fixed seed,
+so a run is repeatable. Each backend runs in the worker process of a
 :class:`heicconv.isolated.IsolatedConverter`, so a segfault is caught: the pool replaces the worker
 and the run records the input. Every input must give an image or a ``HeicconvError`` within
 ``--timeout`` seconds and 3 GB of memory; anything else (a crash, a hang, the memory cap, another
@@ -97,7 +98,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     """One random mutation (sometimes two) of ``data``."""
     buf = bytearray(data)
     for _ in range(rng.choice((1, 1, 1, 2))):
-        kind = rng.randrange(7)
+        kind = rng.randrange(9)
         if not buf:
             buf = bytearray(rng.randbytes(rng.randrange(1, 64)))
             continue
@@ -124,6 +125,13 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
                 if i + 16 <= len(buf) and rng.random() < 0.7:
                     w, h = rng.choice(((0, 0), (1, 1), (40000, 40000), (65535, 1), (rng.randrange(1 << 16),) * 2))
                     struct.pack_into(">II", buf, i + 8, w, h)
+        elif kind == 7:  # a zero-filled tail, the length unchanged (an upload that stopped early)
+            cut = rng.randrange(len(buf))
+            buf[cut:] = bytes(len(buf) - cut)
+        elif kind == 8:  # a run of zeros inside (a failed write)
+            i = rng.randrange(len(buf))
+            n = min(len(buf) - i, rng.randrange(1, 512))
+            buf[i : i + n] = bytes(n)
         else:  # inserted or overwritten bytes
             i = rng.randrange(len(buf))
             junk = rng.randbytes(rng.randrange(1, 32))

@@ -2,7 +2,7 @@
 
 ``HEICCONV_REQUIRE_BACKENDS=pillow,wand,vips`` makes a test that would skip
 because one of those backends is missing fail instead, and
-``HEICCONV_REQUIRE_EXTRAS=server,lambda,test`` does the same for a module of a
+``HEICCONV_REQUIRE_EXTRAS=server,lambda,test,deploy`` does the same for a module of a
 pip extra; so nothing passes by skipping where it must be present.
 """
 

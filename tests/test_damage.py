@@ -1,0 +1,198 @@
+"""Damage inside complete files is never published as a photo (issue 21).
+
+Structural damage (zeros where coded data must be, a unit longer than its tile, a JPEG cut short with
+its end marker put back) is refused with ``DecodeError`` on every backend, output format and resize,
+before any decoder runs, and by every adapter. Changed bytes inside tile data are refused or invisible
+in at least 95 % of seeded cases per backend.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+import heicconv
+from heicconv import isobmff
+from heicconv.testing import damage, fixtures
+from heicconv.testing.plugin import require_backend
+
+BACKENDS = ("ffmpeg", "pillow", "vips", "wand")
+OUTPUTS = {
+    "jpeg": ("jpeg", None),
+    "webp": ("webp", None),
+    "png": ("png", None),
+    "jpeg-resized": ("jpeg", heicconv.Options(max_size=96)),
+}
+
+
+def _picture(size: tuple[int, int] = (384, 256)) -> Any:
+    """Something like a photo: a gradient with shapes and texture, so damage changes what it shows."""
+    image = fixtures.gradient(size)
+    draw = ImageDraw.Draw(image)
+    rng = random.Random(7)
+    for _ in range(40):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        draw.ellipse((x, y, x + rng.randrange(8, 60), y + rng.randrange(8, 60)), fill=tuple(rng.randbytes(3)))
+    return image
+
+
+def _avif() -> bytes:
+    buf = io.BytesIO()
+    _picture().save(buf, "AVIF", quality=80)
+    return buf.getvalue()
+
+
+GRID = fixtures.make_grid(_picture(), tile=128)
+SINGLE = fixtures.encode_heic(_picture(), quality=90)
+AVIF = _avif()
+JPEG = fixtures.make_image("jpeg", (384, 256), quality=90)
+PROGRESSIVE = fixtures.make_image("jpeg", (384, 256), quality=90, progressive=True)
+
+
+def _structural() -> dict[str, bytes]:
+    rng = random.Random(21)
+    cases = {}
+    for fraction in (0.4, 0.1, 0.01):
+        cases[f"grid-zero-tail-{fraction}"] = damage.zero_tail(GRID, fraction)
+        cases[f"avif-zero-tail-{fraction}"] = damage.zero_tail(AVIF, fraction)
+    cases["single-zero-tail-0.4"] = damage.zero_tail(SINGLE, 0.4)
+    cases["grid-zero-hole"] = damage.zero_hole(GRID, rng)
+    cases["avif-zero-hole"] = damage.zero_hole(AVIF, rng)
+    cases["grid-unit-past-extent"] = damage.unit_past_extent(GRID, rng)
+    cases["single-unit-past-extent"] = damage.unit_past_extent(SINGLE, rng)
+    for fraction in (0.3, 0.9):
+        cases[f"jpeg-end-reappended-{fraction}"] = damage.reappended_end(JPEG, fraction)
+        cases[f"progressive-end-reappended-{fraction}"] = damage.reappended_end(PROGRESSIVE, fraction)
+    cases["jpeg-zero-tail"] = damage.zero_tail(JPEG, 0.4)
+    return cases
+
+
+STRUCTURAL = _structural()
+
+
+def test_the_undamaged_sources_convert() -> None:
+    """The cases below fail because of their damage, not because the sources are unreadable."""
+    for source in (GRID, SINGLE, AVIF, JPEG, PROGRESSIVE):
+        assert heicconv.convert(source, "png")[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
+@pytest.mark.parametrize("case", sorted(STRUCTURAL))
+def test_structural_damage_is_refused_on_every_backend_and_output(backend: str, output: str, case: str) -> None:
+    require_backend(backend)
+    fmt, options = OUTPUTS[output]
+    with pytest.raises(heicconv.DecodeError, match=r"damaged|truncated"):
+        heicconv.convert(STRUCTURAL[case], fmt, options, backend=backend)
+
+
+def test_the_error_names_the_tile_and_what_broke() -> None:
+    damaged = damage.unit_past_extent(GRID, random.Random(3))
+    assert heicconv.probe(damaged).width == 384  # the header is sound: probe reads no coded data
+    with pytest.raises(heicconv.DecodeError) as caught:
+        heicconv.convert(damaged, "jpeg")
+    assert "tile " in str(caught.value) and "32 bytes before it does" in str(caught.value)
+
+
+def test_a_damaged_thumbnail_is_ignored_not_used() -> None:
+    """A thumbnail is only a shortcut: damaged, it is not used, and the photo converts from the primary image."""
+    photo = fixtures.make_heic((384, 256), thumbnail=64)
+    c = isobmff.parse(photo)
+    thumb = next(i for i in c.items.values() if b"thmb" in i.refs)
+    offset, length = thumb.extents[0]
+    start = thumb.base_offset + offset
+    damaged = photo[: start + length // 2] + bytes(length - length // 2) + photo[start + length :]
+    small = heicconv.convert(damaged, "png", heicconv.Options(max_size=48, use_thumbnail=True), backend="pillow")
+    reference = heicconv.convert(photo, "png", heicconv.Options(max_size=48), backend="pillow")
+    assert damage.psnr(small, reference) == float("inf")  # made from the primary image, as without the thumbnail
+
+
+def test_a_damaged_gain_map_is_dropped_with_a_note() -> None:
+    photo = fixtures.make_hdr_heic((128, 96))
+    c = isobmff.parse(photo)
+    gain = next(i for i in c.items.values() if "hdrgainmap" in i.aux_type)
+    offset, length = gain.extents[0]
+    start = gain.base_offset + offset
+    damaged = photo[: start + length // 2] + bytes(length - length // 2) + photo[start + length :]
+    result = heicconv.convert_with_report(damaged, "jpeg", backend="pillow")
+    assert any("dropped the HDR gain map" in n and "damaged" in n for n in result.notes)
+    assert b"hdrgm" not in result.data  # not an Ultra HDR JPEG
+    assert "damaged" in (heicconv.probe(damaged).gain_map or "")
+
+
+# Changed bytes keep the framing: what is refused depends on what each decoder reports (see docs/hardening.md).
+CHANGED_CASES = int(os.environ.get("HEICCONV_DAMAGE_CASES", "40"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_changed_bytes_are_refused_or_invisible(backend: str) -> None:
+    require_backend(backend)
+    photo = fixtures.make_grid(_picture((768, 512)), tile=256)
+    rates = damage.changed_bytes_rates(photo, backend, CHANGED_CASES, seed=21)
+    fine = rates["refused"] + rates["invisible"]
+    assert fine >= 0.95 * CHANGED_CASES, f"{backend}: {dict(rates)}"
+    assert rates["error"] == 0, f"{backend}: damage must be a DecodeError: {dict(rates)}"
+
+
+# The adapters: the service answers 422, the Lambda handler fails the record, the command line exits 1.
+ZEROED = damage.zero_tail(GRID, 0.4)
+
+
+def test_the_service_answers_422_for_every_output_and_resize() -> None:
+    from test_server import start_server, stop_server
+
+    server = start_server({"HEICCONV_BACKEND": "pillow"})
+    try:
+        for query in ("format=jpeg", "format=webp", "format=jpeg&max_size=64", "format=png"):
+            status, _, body = server.post(f"/convert?{query}", ZEROED)
+            assert status == 422, (query, status, body[:200])
+            assert json.loads(body)["error"] == "undecodable"
+    finally:
+        stop_server(server)
+
+
+def test_the_lambda_handler_answers_422(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_lambda import SHAPES
+
+    from heicconv.aws_lambda import handler
+
+    monkeypatch.setenv("HEICCONV_BACKEND", "pillow")
+    answer = handler(SHAPES["function-url"](ZEROED, {"format": "webp"}), None)
+    assert answer["statusCode"] == 422
+    assert "damaged" in json.loads(answer["body"])["message"]
+
+
+def test_the_command_line_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.heic").write_bytes(ZEROED)
+    (tmp_path / "in" / "fine.heic").write_bytes(GRID)
+    env = {**os.environ, "HEICCONV_BACKEND": "pillow"}
+    done = subprocess.run(
+        [sys.executable, "-m", "heicconv", "convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "damaged" in done.stdout + done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fine.jpg"]
+    with Image.open(tmp_path / "out" / "fine.jpg") as im:
+        assert im.size == (384, 256)
+
+
+def test_fuzz_mutations_include_damage_inside_the_data() -> None:
+    from heicconv.testing import fuzz
+
+    rng = random.Random(5)
+    mutated = [fuzz.mutate(GRID, rng) for _ in range(300)]
+    assert any(len(m) == len(GRID) and m.endswith(bytes(64)) for m in mutated)  # zero-filled tails
