@@ -3,8 +3,8 @@
     HEICCONV_CORPUS=/work/shared/corpus python benchmarks/damage_rates.py [--cases 10] [--backends pillow,vips]
     python benchmarks/damage_rates.py --cost photo.heic [--runs 7]
 
-Each case XORs ``--bytes`` bytes (default 32) with 0xFF at a seeded random place in the middle half of one
-seeded random HEVC tile's data (found with ``heicconv.isobmff``), converts the file to JPEG on every backend
+Each case XORs ``--bytes`` bytes (default 32) with 0xFF at a seeded random place in the middle of one seeded
+random HEVC tile's data (``heicconv.testing.damage.changed_bytes``), converts the file to JPEG on every backend
 and compares the result with the undamaged file's conversion on the same backend: ``refused`` (a
 ``heicconv.DecodeError``), ``invisible`` (PSNR >= 30 dB) or ``VISIBLE`` (accepted, PSNR < 30 dB). Inputs: the
 corpus photos named by ``--files`` and a generated 1536x1024 grid of 512-pixel tiles (``fixtures.make_grid``).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import random
 import sys
@@ -23,44 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 import heicconv
-from heicconv import isobmff
-from heicconv.testing import fixtures
+from heicconv.testing import damage, fixtures
 
-THRESHOLD_DB = 30.0
-
-
-def tiles(data: bytes) -> list[isobmff.Item]:
-    """The HEVC items the primary image is coded in (its grid tiles, or itself)."""
-    c = isobmff.parse(data)
-    primary = c.items[c.primary_id]
-    if primary.type == b"grid":
-        return [c.items[t] for t in primary.refs.get(b"dimg", [])]
-    return [primary]
-
-
-def damaged(data: bytes, rng: random.Random, count: int) -> tuple[bytes, str]:
-    """``data`` with ``count`` bytes XORed 0xFF in the middle half of one tile's data, and where."""
-    items = tiles(data)
-    n = rng.randrange(len(items))
-    item = items[n]
-    start, length = item.base_offset + item.extents[0][0], item.extents[0][1]
-    at = start + length // 4 + rng.randrange(max(1, length // 2 - count))
-    out = bytearray(data)
-    for i in range(at, at + count):
-        out[i] ^= 0xFF
-    return bytes(out), f"tile {n + 1}/{len(items)} at +{at - start}/{length}"
-
-
-def psnr(a: bytes, b: bytes) -> float:
-    import numpy as np
-    from PIL import Image
-
-    x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float64)
-    y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.float64)
-    if x.shape != y.shape:
-        return 0.0
-    mse = float(((x - y) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
+THRESHOLD_DB = damage.INVISIBLE_DB
 
 
 def inputs(names: list[str]) -> dict[str, bytes]:
@@ -131,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = dict.fromkeys(backends, 0.0)
     for name, data in inputs(args.files.split(",")).items():
         rng = random.Random(f"{args.seed}:{name}")
-        cases = [damaged(data, rng, args.bytes) for _ in range(args.cases)]
+        cases = [(damage.changed_bytes(data, rng, args.bytes), f"case {n + 1}") for n in range(args.cases)]
         for backend in backends:
             reference = heicconv.convert(data, "jpeg", backend=backend)
             for bad, where in cases:
@@ -149,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name} {where} {backend}: {type(exc).__name__}: {str(exc)[:100]}")
                     continue
                 seconds[backend] += time.perf_counter() - t0
-                db = psnr(reference, out)
+                db = damage.psnr(reference, out)
                 kind = "invisible" if db >= THRESHOLD_DB else "VISIBLE"
                 totals[backend][kind] += 1
                 if kind == "VISIBLE":
