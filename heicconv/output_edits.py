@@ -8,7 +8,15 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["jpeg_add_metadata", "jpeg_drop_exif", "png_chunk", "png_set_icc", "png_set_xmp", "webp_set_xmp"]
+__all__ = [
+    "drop_exif",
+    "jpeg_add_metadata",
+    "jpeg_drop_exif",
+    "png_chunk",
+    "png_set_icc",
+    "png_set_xmp",
+    "webp_set_xmp",
+]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type xmp")
@@ -111,6 +119,60 @@ def jpeg_drop_exif(jpeg: bytes) -> bytes:
         pos += 2 + length
     out.append(jpeg[pos:])
     return b"".join(out)
+
+
+def drop_exif(data: bytes, fmt: str) -> bytes:
+    """``data`` (a file in ``fmt``) without its EXIF: libvips writes a block of its own (resolution and
+    orientation) into JPEG, WebP, AVIF and HEIC even when the image has none."""
+    if fmt == "jpeg":
+        return jpeg_drop_exif(data)
+    if fmt == "webp":
+        return _webp_drop_exif(data)
+    if fmt in ("avif", "heic"):
+        return _heif_drop_exif(data)
+    return data
+
+
+def _webp_drop_exif(webp: bytes) -> bytes:
+    if webp[:4] != b"RIFF" or webp[8:12] != b"WEBP":
+        raise ValueError("not a WebP")
+    out = []
+    pos = 12
+    while pos + 8 <= len(webp):
+        kind, length = webp[pos : pos + 4], struct.unpack_from("<I", webp, pos + 4)[0]
+        chunk = webp[pos : pos + 8 + length + (length & 1)]
+        if kind == b"VP8X":
+            header = bytearray(chunk)
+            header[8] &= ~0x08 & 0xFF  # the extended header's EXIF flag
+            chunk = bytes(header)
+        if kind != b"EXIF":
+            out.append(chunk)
+        pos += 8 + length + (length & 1)
+    body = b"".join(out)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def _heif_drop_exif(heif: bytes) -> bytes:
+    """The primary image, its parts and its metadata items but the Exif ones, rewritten as one file."""
+    from . import isobmff
+
+    c = isobmff.parse(heif)
+    if not any(i.type == b"Exif" for i in c.items.values()):
+        return heif
+    items = c.copy_items(heif, c.primary_id)
+    for meta in c.metadata_of(c.primary_id):
+        if meta.type != b"Exif":
+            items.append(
+                isobmff.NewItem(
+                    meta.id,
+                    meta.type,
+                    c.item_data(meta, heif, limit=len(heif)),
+                    [],
+                    describes=[c.primary_id],
+                    content_type=meta.content_type.encode(),
+                )
+            )
+    return isobmff.write(items, c.primary_id)
 
 
 _ICC_CHUNK = 65_519  # an APP2 segment's room after "ICC_PROFILE\0", its sequence number and count

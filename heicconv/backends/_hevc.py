@@ -8,12 +8,14 @@ its own threads, outside Python's lock.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DecodeError
 from ..isobmff import Container, Item
+from . import _damage
 
 __all__ = ["Geometry", "NotHandled", "Strip", "decode_strips", "geometry", "parameter_sets", "to_annex_b"]
 
@@ -142,6 +144,64 @@ def _plane(frame: Any, index: int, width: int, height: int) -> Any:
     return rows[:height, :width]
 
 
+def _untouched(frame: Any, size: tuple[int, int]) -> str | None:
+    """The decoder's tell-tale of damaged data in a tile's visible part (``_damage.untouched``), from its planes:
+    FFmpeg leaves what it did not decode at zero in all three."""
+    import numpy as np
+
+    w, h = size
+    planes = [
+        _plane(frame, 0, w, h),
+        _plane(frame, 1, (w + 1) // 2, (h + 1) // 2),
+        _plane(frame, 2, (w + 1) // 2, (h + 1) // 2),
+    ]
+
+    def fetch(box: tuple[int, int, int, int]) -> Any:
+        x0, y0, x1, y1 = box
+        chroma = [
+            np.repeat(np.repeat(p[y0 // 2 : (y1 + 1) // 2, x0 // 2 : (x1 + 1) // 2], 2, 0), 2, 1)[
+                y0 % 2 : y0 % 2 + y1 - y0, x0 % 2 : x0 % 2 + x1 - x0
+            ]
+            for p in planes[1:]
+        ]
+        return np.dstack([planes[0][y0:y1, x0:x1], *chroma])
+
+    return _damage.untouched(fetch, (0, 0, w, h), size, "ycbcr")
+
+
+class _Corners:
+    """The bottom-right corner block of each tile decoded so far, to see a tile left with another's pixels.
+
+    FFmpeg reuses the buffers of frames it has handed out, without clearing them: where a damaged tile stops
+    decoding, it keeps the pixels of the tile decoded in that buffer before (not zeros). The corner block lies
+    in that stale part (``_damage``); a textured block identical in all three planes to another tile's, whose
+    coded data differ, is such a leftover.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, tuple[int, int]] = {}  # corner block -> (tile index, CRC-32 of its coded data)
+
+    def stale(self, frame: Any, size: tuple[int, int], index: int, crc: int) -> str | None:
+        w, h = size
+        if w < 16 or h < 16:
+            return None
+        x, y = (w - 16) // 2 * 2, (h - 16) // 2 * 2
+        luma = _plane(frame, 0, w, h)[y : y + 16, x : x + 16]
+        if luma.min() == luma.max():
+            return None  # flat blocks (white sky, black borders) are alike in many tiles
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        block = b"".join(
+            [
+                luma.tobytes(),
+                *(_plane(frame, p, cw, ch)[y // 2 : y // 2 + 8, x // 2 : x // 2 + 8].tobytes() for p in (1, 2)),
+            ]
+        )
+        other = self.seen.setdefault(block, (index, crc))
+        if other[0] == index or other[1] == crc:
+            return None
+        return f"ends with the pixels of tile {other[0] + 1}, left in the decoder's buffer where it stopped decoding"
+
+
 def bands(geo: Geometry, orientation: int) -> list[list[int]]:
     """The tiles (indices) of each band of the upright picture, top band first.
 
@@ -170,9 +230,12 @@ def decode_strips(
     ctx.thread_count = threads
     ctx.options = {"err_detect": "explode"}  # a damaged tile is an error, not a concealed picture
 
+    coded_crc: dict[int, int] = {}  # tile index -> CRC-32 of its coded data, for _Corners
+
     def frames() -> Iterator[Any]:
         for n, index in enumerate(i for band in order for i in band):
             coded = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
+            coded_crc[index] = zlib.crc32(coded)
             # A packet FFmpeg owns: one wrapping Python bytes is released by FFmpeg's threads, which then need
             # Python's lock, and freeing the decoder after a damaged tile (holding that lock) would deadlock.
             packet = av.Packet(len(coded))
@@ -182,7 +245,7 @@ def decode_strips(
         yield from ctx.decode(None)
 
     try:
-        yield from _bands(frames(), image, geo, order, orientation)
+        yield from _bands(frames(), image, geo, order, orientation, coded_crc)
     finally:
         # Drain the decoder, so that nothing is in flight in its threads when it is freed.
         try:
@@ -193,7 +256,12 @@ def decode_strips(
 
 
 def _bands(
-    frames: Iterator[Any], image: Item, geo: Geometry, order: list[list[int]], orientation: int
+    frames: Iterator[Any],
+    image: Item,
+    geo: Geometry,
+    order: list[list[int]],
+    orientation: int,
+    coded_crc: dict[int, int],
 ) -> Iterator[Strip]:
     import numpy as np
 
@@ -204,12 +272,20 @@ def _bands(
     band: list[Any] = []
     top = 0
     count = done = 0
+    coded_order = [i for b in order for i in b]
+    corners = _Corners()
     for frame in frames:
         if frame.pts != count:
             raise DecodeError(f"tile {count + 1} of {len(geo.tiles)} did not decode")
         count += 1
         if (frame.width, frame.height) != (tw, th):
             raise DecodeError(f"tile {count} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
+        index = coded_order[count - 1]
+        visible = (min(tw, width - (index % geo.cols) * tw), min(th, height - (index // geo.cols) * th))
+        why = _untouched(frame, visible) or corners.stale(frame, visible, index, coded_crc[index])
+        if why is not None:
+            where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
+            raise DecodeError(f"the HEVC data is damaged: {where} {why}")
         if not checked:
             if frame.format.name not in _YUV420:
                 raise NotHandled(f"FFmpeg decodes it as {frame.format.name}")

@@ -13,10 +13,15 @@ binds to the wrong copy. :func:`import_bundled` loads an extension with
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import importlib
 import os
+import platform
 import re
 import sys
+import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +38,7 @@ __all__ = [
     "loaded_library_version",
     "mapped_libraries",
     "tiny_heic",
+    "zeroed_allocations",
 ]
 
 # A 16x16 HEVC-coded HEIC of one colour (200, 30, 30), written by pillow-heif 1.8.1: a constant, so
@@ -124,6 +130,45 @@ def hevc_decoder() -> str:
     if version != "unknown":
         return f"libde265 (soname {version})"
     return "present (decoding checked; library not identified)"
+
+
+_M_PERTURB = -6  # glibc's mallopt parameter: fill what malloc returns with this byte XOR 0xFF
+_zeroing = threading.Lock()
+_zeroing_users = 0
+
+
+@cache
+def _mallopt() -> Any:
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    return getattr(ctypes.CDLL(None), "mallopt", None)
+
+
+@contextlib.contextmanager
+def zeroed_allocations() -> Iterator[None]:
+    """While a decoder runs, glibc's malloc returns memory filled with zeros (``M_PERTURB``), process-wide.
+
+    libde265 leaves the part of a picture it did not decode as its buffer was: fresh memory (zeros, flat
+    green) or what an earlier picture left in it, another photo's pixels. Zeroed, it is always the tell-tale
+    ``_damage`` looks for, and no output can carry another picture's pixels. It costs a fill of each block
+    allocated meanwhile (any thread's); freed blocks are filled with 0xFF. Elsewhere than glibc it does nothing.
+    """
+    global _zeroing_users
+    mallopt = _mallopt()
+    if mallopt is None:
+        yield
+        return
+    with _zeroing:
+        _zeroing_users += 1
+        if _zeroing_users == 1:
+            mallopt(_M_PERTURB, 0xFF)
+    try:
+        yield
+    finally:
+        with _zeroing:
+            _zeroing_users -= 1
+            if _zeroing_users == 0:
+                mallopt(_M_PERTURB, 0)
 
 
 #: Pillow's extension modules that link libraries bundled in its wheel (pillow.libs), and that heicconv uses.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
 from ..tracing import span
+from . import _damage
 
 if TYPE_CHECKING:
     from ..gainmap import Metadata
@@ -308,7 +309,21 @@ class PipelineBackend(Generic[Img]):
             raise DecodeError(
                 "the picture decodes to {}x{}, not the {}x{} its header declares".format(*decoded, *declared)
             )
+        if job.thumbnail is None:
+            self._check_damage(img, job)
         return img
+
+    def _check_damage(self, img: Img, job: Job) -> None:
+        """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``)."""
+        src = job.source
+        if src.container is None or src.item is None or job.depth != 8 or src.grayscale:
+            return
+        kind = self.pixels_kind(img)
+        grid = _damage.layout(src.container, src.item) if kind else None
+        if kind is None or grid is None or (kind == "rgb" and grid.nclx is not None and grid.nclx[2] == 0):
+            return  # nothing to look at, or an RGB-coded (identity matrix) image, where zero chroma is black
+        fetch = _damage.coded(lambda box: self.region(img, box), grid.size, src.orientation)
+        _damage.refuse(_damage.find(fetch, grid, kind))
 
     # The primitives.
     def load(self, job: Job) -> Img:
@@ -337,6 +352,16 @@ class PipelineBackend(Generic[Img]):
     def decode_failed(self, exc: BaseException) -> bool:
         """Whether an error raised while saving came from decoding (libraries that decode lazily say so)."""
         return False
+
+    def pixels_kind(self, img: Img) -> str | None:
+        """What :meth:`region` gives of a loaded 8-bit picture: ``"rgb"``, ``"ycbcr"`` (the decoder's own planes),
+        or None if this backend does not show pixels; then heicconv cannot look for damage it left unreported."""
+        return None
+
+    def region(self, img: Img, box: tuple[int, int, int, int]) -> Any:
+        """The pixels of ``box`` (left, top, right, bottom) of the loaded picture, as a numpy array of rows x
+        columns x bands (uint8), for the damage check; called for a few small boxes per tile."""
+        raise NotImplementedError
 
 
 def missing_from_contract(backend: object) -> list[str]:

@@ -9,7 +9,7 @@ from .. import sixteen_bit
 from ..colour import srgb_profile
 from ..formats import INPUT_FORMATS, OUTPUT_FORMATS
 from ..info import open_pillow
-from ._native import load_pillow_heif
+from ._native import load_pillow_heif, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["PillowBackend"]
@@ -66,6 +66,8 @@ class PillowBackend(PipelineBackend[Any]):
         bands: list[Any] = []
         if src.container is not None and src.info.format == "heic":
             frame = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
+            with zeroed_allocations():
+                frame.load()
             n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
             if n:
                 (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
@@ -95,7 +97,8 @@ class PillowBackend(PipelineBackend[Any]):
                 img = img.transpose(Image.Transpose(method))
         elif src.container is not None:
             heif = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=job.depth == 8)
-            img = heif[0].to_pillow()
+            with zeroed_allocations():
+                img = heif[0].to_pillow()
             img.info.clear()
         else:
             img = open_pillow(src.data, src.info.format)
@@ -149,6 +152,14 @@ class PillowBackend(PipelineBackend[Any]):
         if img.mode != want:
             img = img.convert(want)
         return img
+
+    def pixels_kind(self, img: Any) -> str | None:
+        return "rgb" if not isinstance(img, list) and img.mode in ("RGB", "RGBA") else None
+
+    def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
+        import numpy as np
+
+        return np.asarray(img.crop(box))
 
     def size_of(self, img: Any) -> tuple[int, int]:
         w, h = img[0].size if isinstance(img, list) else img.size

@@ -8,7 +8,7 @@ from typing import Any
 from .. import completeness, output_edits
 from ..errors import BackendUnavailableError
 from ..formats import INPUT_FORMATS
-from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic
+from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["VipsBackend"]
@@ -84,8 +84,13 @@ class VipsBackend(PipelineBackend[Any]):
         # damaged PNG as a picture); "warning" would also refuse JPEGs that every other decoder reads.
         kwargs: dict[str, Any] = {"access": "sequential", "fail_on": "error"}
         if src.container is not None:
+            # Random access: libheif decodes the whole picture at the first request either way, and the damage
+            # check (contract.PipelineBackend) reads a few blocks of it before the save reads it all. The first
+            # request is made here, so that libde265 decodes into zeroed memory (zeroed_allocations).
             mirror = job.mirror_apart()
-            img = loader(job.heif_input(mirror=mirror is None), **kwargs)
+            img = loader(job.heif_input(mirror=mirror is None), **{**kwargs, "access": "random"})
+            with zeroed_allocations():
+                img.crop(0, 0, 1, 1).avg()
             if mirror is not None:
                 img = img.flipver() if mirror == 0 else img.fliphor()
             if job.thumbnail is not None:
@@ -132,6 +137,13 @@ class VipsBackend(PipelineBackend[Any]):
         # libvips decodes on demand, so a damaged input fails inside the save; the loaders' messages
         # name them ("tiff2vips: read error", "vipspng: libpng read error", "VipsJpeg: ...").
         return any(marker in str(exc) for marker in _DECODER_MARKERS)
+
+    def pixels_kind(self, img: Any) -> str | None:
+        return "rgb" if img.format == "uchar" and img.bands >= 3 else None
+
+    def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
+        x0, y0, x1, y1 = box
+        return img.crop(x0, y0, x1 - x0, y1 - y0).numpy()
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)
@@ -185,8 +197,6 @@ class VipsBackend(PipelineBackend[Any]):
         out: bytes
         if fmt == "jpeg":
             out = img.jpegsave_buffer(Q=opts.quality, subsample_mode="off" if opts.quality >= 90 else "on")
-            if not job.exif:
-                out = output_edits.jpeg_drop_exif(out)
         elif fmt == "png":
             out = img.pngsave_buffer(compression=6, bitdepth=job.depth)
         elif fmt == "webp":
@@ -195,4 +205,6 @@ class VipsBackend(PipelineBackend[Any]):
             out = img.tiffsave_buffer(compression="deflate")
         else:
             out = img.heifsave_buffer(Q=opts.quality, compression="av1" if fmt == "avif" else "hevc")
+        if not job.exif:  # libvips writes an EXIF block of its own (resolution, orientation) when there is none
+            out = output_edits.drop_exif(out, fmt)
         return out

@@ -23,7 +23,7 @@ from ..colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
 from ..formats import INPUT_FORMATS
 from . import imagemagick
-from ._native import hevc_decoder, loaded_library_version, tiny_heic
+from ._native import hevc_decoder, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["WandBackend"]
@@ -148,8 +148,10 @@ class WandBackend(PipelineBackend[Any]):
         try:
             for key, value in _READ_OPTIONS.get(coder, {}).items():
                 img.options[key] = value
-            # An explicit coder: ImageMagick never guesses the format from the bytes.
-            img.read(blob=data, format=coder)
+            # An explicit coder: ImageMagick never guesses the format from the bytes. HEIF pictures are decoded
+            # into zeroed memory, so that what libde265 leaves undecoded shows (backends._damage).
+            with zeroed_allocations() if coder == "heic" else contextlib.nullcontext():
+                img.read(blob=data, format=coder)
             # As Wand's own constructor does: a format left on the wand would also be the one written.
             self._library.MagickSetFormat(img.wand, b"")
         except WandRuntimeError as exc:  # no image and no exception: Wand's guess ("a delegate is missing") is wrong
@@ -243,6 +245,19 @@ class WandBackend(PipelineBackend[Any]):
             img.type = "truecolor"
         img.depth = job.depth
         return img
+
+    def pixels_kind(self, img: Any) -> str | None:
+        return "rgb" if img.depth == 8 and img.colorspace in ("ycbcr", "srgb", "rgb") else None
+
+    def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
+        import numpy as np
+
+        x0, y0, x1, y1 = box
+        with img[x0:x1, y0:y1] as part:  # a copy
+            if part.colorspace == "ycbcr":  # ImageMagick's YCbCr of libheif's RGB (JPEG output): back, in 16 bits
+                part.transform_colorspace("srgb")
+            values = part.export_pixels(channel_map="RGB", storage="char")
+        return np.asarray(values, np.uint8).reshape(y1 - y0, x1 - x0, 3)
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

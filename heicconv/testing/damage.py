@@ -14,11 +14,9 @@ byte count right and damage the data inside, as real uploads do:
 The first four are structural damage: heicconv refuses them on every backend with ``DecodeError``,
 before any decoder runs. Changed bytes keep the framing; heicconv refuses them where a decoder reports
 them or leaves its tell-tale, and :func:`verdict` tells the cases that still come out as a picture
-apart from those whose change no one can see (PSNR against the undamaged conversion)::
-
-    python -m heicconv.testing.damage --backends pillow,vips --cases 200 PHOTO.heic ...
-
-prints, per backend, how many changed-bytes cases were refused, invisible and visible.
+apart from those whose change no one can see (PSNR against the undamaged conversion).
+:func:`changed_bytes_rates` counts the three for one photo and backend; the project's
+``benchmarks/damage_rates.py`` runs it over corpus photos and every backend.
 
 >>> from heicconv.testing.fixtures import make_grid, gradient
 >>> photo = make_grid(gradient((256, 128)), tile=128)
@@ -32,14 +30,11 @@ the HEIC file is damaged: tile 2 of
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import random
-import sys
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import isobmff
@@ -171,29 +166,3 @@ def changed_bytes_rates(photo: bytes, backend: str, cases: int, seed: int = 1) -
     rng = random.Random(f"{seed}:{backend}")
     damaged = (changed_bytes(photo, rng) for _ in range(cases))
     return Counter(verdict(d, reference, "jpeg", options, backend=backend).kind for d in damaged)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("photos", nargs="+", type=Path)
-    parser.add_argument("--backends", default="pillow,vips,wand,ffmpeg")
-    parser.add_argument("--cases", type=int, default=100, help="changed-bytes cases per photo and backend")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    worst = 100.0
-    for backend in args.backends.split(","):
-        total: Counter[str] = Counter()
-        for photo in args.photos:
-            total += changed_bytes_rates(photo.read_bytes(), backend, args.cases, args.seed)
-        n = sum(total.values())
-        fine = 100 * (total["refused"] + total["invisible"]) / n
-        worst = min(worst, fine)
-        print(
-            f"{backend}: {n} cases: refused {total['refused']}, invisible {total['invisible']}, "
-            f"visible {total['visible']}, other errors {total['error']}: {fine:.1f} % refused or invisible"
-        )
-    return 0 if worst >= 95 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

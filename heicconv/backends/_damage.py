@@ -1,0 +1,227 @@
+"""The tell-tale a silent HEVC decoder leaves in a damaged picture, found in the decoded pixels.
+
+Damaged HEVC data makes the decoder lose its place in a tile's coded data; often it then reads an "end of
+slice" early and stops, and the rest of the tile (every coding tree unit, CTU, after that point in raster
+order) keeps what the decoder's picture buffer held. libde265 (under pillow-heif, libvips and ImageMagick)
+and FFmpeg's HEVC decoder report nothing when this happens. heicconv makes that buffer zero for libde265
+(``_native.zeroed_allocations``): zero in all three planes (Y, Cb, Cr), flat green, RGB about (0, 136, 0).
+
+:func:`find` looks for that shape on the decoded picture of each tile of the coded grid:
+
+* the tile's last CTU (its bottom-right corner) has zero chroma (Cb = Cr = 0: as RGB, red and blue at 0
+  and green at least 64, whatever the luma); only then is anything more read, so a picture without the
+  tell-tale costs one 8x8 block per tile;
+* the CTUs with zero chroma are a tail of the tile in raster order (CTUs of 64, 32 or 16 pixels), after at
+  least one CTU with decoded content;
+* as RGB, where a real colour looks the same (RGB (0, 136, 0) is a legal colour), the tail must also stop
+  at the tile's edges: a real area of that colour goes on into the neighbouring tile, a decoder's
+  untouched area does not. As YCbCr (FFmpeg's planes), Cb = Cr = 0 is never a real colour.
+
+FFmpeg reuses its frame buffers without clearing them: the ffmpeg route also compares each tile's corner
+block with those of the tiles decoded before it (``_hevc._Corners``).
+
+What this cannot see: a decoder that lost its place and kept decoding garbage to the end of the tile
+(the remaining damaged cases, see docs/hardening.md), and a tile whose damage leaves its untouched part
+outside the picture (the cropped edge of the grid: nothing of it shows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DecodeError
+
+if TYPE_CHECKING:
+    from ..isobmff import Container, Item
+
+__all__ = ["Layout", "coded", "find", "layout", "refuse", "untouched", "upright_box"]
+
+#: CTU sizes HEVC allows (log2 4 to 6); the size a stream uses is in its SPS, which heicconv does not parse.
+_CTU_SIZES = (64, 32, 16)
+#: Pixels left out at each edge of a CTU when checking its interior: chroma upsampling and resampling in
+#: the library's colour conversion blend the untouched area's edge with decoded content next to it.
+_INSET = 2
+
+#: How far from 0 red and blue may be in a library's RGB of zero chroma (ImageMagick 6 stores HEIF pictures as
+#: its own 8-bit YCbCr, up to 5 levels off after the round trip; libheif's RGB is exact).
+_RGB_SLACK = 6
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An HEVC image's tiles in coded orientation: ``rows`` x ``cols`` tiles of ``tile`` size, cropped to ``size``."""
+
+    rows: int
+    cols: int
+    tile: tuple[int, int]
+    size: tuple[int, int]
+    nclx: tuple[int, int, int, bool] | None  # the tiles' colour description, if the file gives one
+
+    def boxes(self) -> list[Box]:
+        """Each tile's visible box, row by row."""
+        (tw, th), (w, h) = self.tile, self.size
+        return [
+            (c * tw, r * th, min(w, (c + 1) * tw), min(h, (r + 1) * th))
+            for r in range(self.rows)
+            for c in range(self.cols)
+            if c * tw < w and r * th < h
+        ]
+
+
+def layout(container: Container, item: Item) -> Layout | None:
+    """The tile layout of an 8-bit colour ``hvc1`` image or grid of them, None for anything the check does not
+    cover (AV1 and other codecs, crops and transformed tiles, monochrome, more than 8 bits)."""
+    if item.type == b"hvc1":
+        tiles, rows, cols, size = [item], 1, 1, (item.width, item.height)
+    elif item.type == b"grid" and item.grid is not None:
+        rows, cols, width, height = item.grid
+        tiles = [container.items[t] for t in item.refs.get(b"dimg", []) if t in container.items]
+        size = (width, height)
+        if len(tiles) != rows * cols or any(t.type != b"hvc1" for t in tiles):
+            return None
+    else:
+        return None
+    first = tiles[0]
+    if item.crop is not None or any(t.crop or t.rotation or t.mirror is not None for t in tiles):
+        return None
+    if any(t.monochrome or t.chroma == 0 or t.bit_depth not in (0, 8) for t in tiles):
+        return None
+    if any((t.width, t.height) != (first.width, first.height) for t in tiles) or not first.width:
+        return None
+    return Layout(rows, cols, (first.width, first.height), size, first.nclx or item.nclx)
+
+
+def upright_box(box: Box, size: tuple[int, int], orientation: int) -> Box:
+    """Where ``box`` of a picture coded at ``size`` lies once it is turned upright by EXIF ``orientation``."""
+    w, h = size
+    x0, y0, x1, y1 = box
+
+    def point(x: int, y: int) -> tuple[int, int]:  # a pixel's upright position
+        return {
+            1: (x, y),
+            2: (w - 1 - x, y),
+            3: (w - 1 - x, h - 1 - y),
+            4: (x, h - 1 - y),
+            5: (y, x),
+            6: (h - 1 - y, x),
+            7: (h - 1 - y, w - 1 - x),
+            8: (y, w - 1 - x),
+        }[orientation]
+
+    (ax, ay), (bx, by) = point(x0, y0), point(x1 - 1, y1 - 1)
+    return (min(ax, bx), min(ay, by), max(ax, bx) + 1, max(ay, by) + 1)
+
+
+def coded(region: Callable[[Box], Any], size: tuple[int, int], orientation: int) -> Callable[[Box], Any]:
+    """``fetch`` for :func:`find` from ``region(box)``, which gives a box of the upright picture (a numpy array,
+    rows x columns x bands): the box of the coded picture, as coded."""
+    inverse = {6: 8, 8: 6}.get(orientation, orientation)
+
+    def fetch(box: Box) -> Any:
+        return _turn(region(upright_box(box, size, orientation)), inverse)
+
+    return fetch
+
+
+def _turn(a: Any, orientation: int) -> Any:
+    """An array (rows x columns x bands) turned as EXIF ``orientation`` says."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return a.swapaxes(0, 1)
+    if orientation == 6:
+        return a.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return a[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return a.swapaxes(0, 1)[::-1]
+    return a
+
+
+def find(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> str | None:
+    """Where the decoded picture shows the untouched tail of a tile, in words, or None.
+
+    ``fetch(box)`` gives the pixels of a box of the coded picture, as coded (a numpy array, rows x columns x
+    3 or more bands; :func:`coded` makes one from an upright picture); ``kind`` says what they are: ``"rgb"``
+    (a library's conversion) or ``"ycbcr"`` (the decoder's planes).
+    """
+    boxes = grid.boxes()
+    for n, box in enumerate(boxes):
+        found = untouched(fetch, box, grid.size, kind)
+        if found is not None:
+            return f"tile {n + 1} of {len(boxes)} {found}" if len(boxes) > 1 else f"the image {found}"
+    return None
+
+
+def untouched(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind: str) -> str | None:
+    """Whether the tile at ``box`` of a picture of ``size`` ends in the decoder's untouched tail (in words)."""
+    x0, y0, x1, y1 = box
+    corner = (x0 + (x1 - 1 - x0) // 8 * 8, y0 + (y1 - 1 - y0) // 8 * 8, x1, y1)  # inside the tile's last CTU
+    if not _blank(fetch(corner), kind).all():
+        return None
+    found = _tail(_blank(fetch(box), kind))
+    if found is None or (kind == "rgb" and _continues(fetch, box, size, found[1])):
+        return None  # not a tail in CTU order, or a real area of that colour that goes on past the tile's edge
+    return f"stops decoding after {found[0]}: the rest is left as the decoder's buffer was (zero chroma, green)"
+
+
+def _blank(pixels: Any, kind: str) -> Any:
+    """Which pixels have the chroma of the decoder's untouched buffer, Cb = Cr = 0, whatever their luma: as RGB,
+    red and blue at 0 (up to 6 after ImageMagick's round trip through its own YCbCr) and green at least 64
+    (zero chroma makes green 76 or more with any luma and matrix: it is never black, and black is common)."""
+    if kind == "ycbcr":
+        return (pixels[..., 1] == 0) & (pixels[..., 2] == 0)
+    return (pixels[..., 0] <= _RGB_SLACK) & (pixels[..., 2] <= _RGB_SLACK) & (pixels[..., 1] >= 64)
+
+
+def _tail(blank: Any) -> tuple[str, Any] | None:
+    """How much of the tile decoded before its untouched tail (in words) and the tail (a mask of the tile's
+    pixels), if the untouched CTUs are a tail in raster order after decoded ones."""
+    import numpy as np
+
+    h, w = blank.shape
+    for ctu in _CTU_SIZES:
+        rows, cols = -(-h // ctu), -(-w // ctu)
+        padded = np.ones((rows * ctu, cols * ctu), bool)
+        padded[:h, :w] = blank
+        cells = padded.reshape(rows, ctu, cols, ctu)[:, _INSET : ctu - _INSET, :, _INSET : ctu - _INSET]
+        flags = cells.all(axis=(1, 3)).ravel()  # CTUs in raster order: interior all untouched
+        start = len(flags)
+        while start and flags[start - 1]:
+            start -= 1
+        if 0 < start < len(flags):
+            tail = (np.arange(rows * cols) >= start).reshape(rows, cols)
+            mask = np.repeat(np.repeat(tail, ctu, 0), ctu, 1)[:h, :w]
+            return f"{start} of its {len(flags)} CTUs of {ctu} pixels", mask
+    return None
+
+
+def _continues(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], tail: Any) -> bool:
+    """Whether a neighbouring tile has that colour too all along the tail's stretch of their common edge."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    edges = []  # a neighbour's pixels along one edge, and which of them touch the tail
+    if x1 < w:
+        edges.append(((x1, y0, x1 + 1, y1), tail[:, -1]))
+    if x0 > 0:
+        edges.append(((x0 - 1, y0, x0, y1), tail[:, 0]))
+    if y1 < h:
+        edges.append(((x0, y1, x1, y1 + 1), tail[-1, :]))
+    for edge, touching in edges:
+        if touching.sum() >= 8 and _blank(fetch(edge), "rgb").reshape(-1)[touching].all():
+            return True
+    return False
+
+
+def refuse(description: str | None) -> None:
+    """Raise the ``DecodeError`` for a tell-tale :func:`find` described."""
+    if description is not None:
+        raise DecodeError(f"the HEVC data is damaged: {description}")
