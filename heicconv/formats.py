@@ -22,6 +22,7 @@ __all__ = [
     "SUFFIXES",
     "detect",
     "format_from_suffix",
+    "label",
     "normalize",
 ]
 
@@ -131,3 +132,15 @@ def detect(data: bytes) -> str:
         f"the input is not an image heicconv reads (starts with {head[:12]!r}); "
         f"supported inputs: {', '.join(INPUT_FORMATS)}"
     )
+
+
+def label(data: bytes) -> str:
+    """The format of ``data`` as a log field or metric label: what :func:`detect` says, or ``"unknown"``.
+
+    >>> label(b"\\x89PNG\\r\\n\\x1a\\n"), label(b"hello")
+    ('png', 'unknown')
+    """
+    try:
+        return detect(data)
+    except (DecodeError, UnsupportedInputError):
+        return "unknown"

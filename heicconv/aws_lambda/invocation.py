@@ -86,10 +86,7 @@ def convert(data: bytes, fmt: str, options: Options, limits: Limits) -> Result:
     current = _CURRENT.get()
     if current is None:
         return convert_with_report(data, fmt, options, limits=limits)
-    try:
-        source = formats.detect(data)
-    except HeicconvError:
-        source = "unknown"
+    source = formats.label(data)
     started = time.perf_counter()
     try:
         result = convert_with_report(data, fmt, options, limits=limits)

@@ -334,10 +334,7 @@ class QueueWorker:
     def _convert_isolated(self, data: bytes, fmt: str, options: Options, limits: Limits) -> Result:
         """Convert in a worker process, and count it (as the service counts its own)."""
         assert self._pool is not None
-        try:
-            source = formats.detect(data)
-        except HeicconvError:
-            source = "unknown"
+        source = formats.label(data)
         started = time.perf_counter()
         try:
             result = self._pool.convert_with_report(data, fmt, options, limits=limits)

@@ -386,10 +386,7 @@ def _record(
     seconds: float,
 ) -> None:
     """Count one conversion and add its figures to the request's log line."""
-    try:
-        source = formats.detect(request.data)
-    except HeicconvError:
-        source = "unknown"
+    source = formats.label(request.data)
     made_by = outcome.reply.headers.get("X-Heicconv-Backend", backend)
     result = "ok" if outcome.error is None else type(outcome.error).__name__
     bytes_out = len(outcome.reply.body) if outcome.error is None else None
