@@ -136,7 +136,7 @@ def _planned(
     options, limits, sources = effective(options, limits)
     sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
     chosen = select(backend)
-    return chosen, plan(data, fmt, options, limits, chosen.capabilities, registry.who_can), sources
+    return chosen, plan(data, fmt, options, limits, chosen.capabilities, registry.who_can, chosen.name), sources
 
 
 def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]) -> Result:
@@ -144,6 +144,8 @@ def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]
         # The gain map (the source's, or one computed for a PQ or HLG source): Ultra HDR JPEG, or reported dropped.
         tone_mapped = job.tone_map if job.original is not None else 0
         result = hdr.attach(job.original or job.source, result, job.options, job.computed_gain_map, tone_mapped)
+        # The name it was selected by, even when a third-party backend writes its class's own name into its Result.
+        return dataclasses.replace(result, backend=chosen.name, sources=sources)
     return dataclasses.replace(result, sources=sources)
 
 
