@@ -1,4 +1,4 @@
-"""heicconv: convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF and TIFF through interchangeable backends.
+"""heicconv: convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF, TIFF or HEIC through interchangeable backends.
 
 >>> import heicconv
 >>> from heicconv.testing.fixtures import make_heic

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from heicconv import registry
 from heicconv.testing.plugin import require_backend
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -27,3 +33,19 @@ def test_readme_commands_name_files_that_exist() -> None:
     assert (DOCS.parent / "examples" / "sample.heic").is_file()
     for doc in re.findall(r"`(docs/[\w.-]+\.md)`", readme):
         assert (DOCS.parent / doc).is_file(), doc
+
+
+def test_the_package_summary_names_every_output_format_and_backend() -> None:
+    """pyproject.toml's description (the wheel's summary) is the CLI's --help sentence, and it stays complete."""
+    from heicconv.cli import DESCRIPTION
+    from heicconv.formats import DISPLAY_NAMES, OUTPUT_FORMATS
+
+    project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["description"] == DESCRIPTION
+    for fmt in OUTPUT_FORMATS:
+        assert DISPLAY_NAMES[fmt] in DESCRIPTION, fmt
+    libraries = {"ffmpeg": "FFmpeg", "pillow": "Pillow", "vips": "libvips", "wand": "ImageMagick"}
+    libraries |= {"http": "heicconv service", "lambda": "Lambda"}
+    assert set(libraries) == set(registry.BUILTIN), "name the new built-in backend's library in the description"
+    for library in libraries.values():
+        assert library in DESCRIPTION, library
