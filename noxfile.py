@@ -76,9 +76,10 @@ def hdr(session: nox.Session) -> None:
     """Ultra HDR JPEGs checked by an independent decoder: libultrahdr, as pyvips-binary (>= 8.18) bundles it.
 
     Every gain-map photo of HEICCONV_CORPUS, and generated PQ and HLG photos (which get a computed gain map),
-    go to JPEG on every backend in this session's environment; a second environment of its own (pyvips-binary
-    carries its own libvips, which must not meet heicconv's vips backend) then reads them back: gain map and
-    metadata found, SDR picture unchanged, HDR picture within the tolerance of heicconv's own rendering
+    go to JPEG on every local backend available in this session's environment (ffmpeg, pillow, vips, wand and
+    any plugin; HEICCONV_REQUIRE_BACKENDS makes a missing one an error); a second environment of its own
+    (pyvips-binary carries its own libvips, which must not meet heicconv's vips backend) then reads them back:
+    gain map and metadata found, SDR picture unchanged, HDR picture within the tolerance of heicconv's own rendering
     (tests/uhdr_check.py). About 3 minutes on two cores.
     """
     import os
