@@ -6,6 +6,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from heicconv import registry
 from heicconv.testing.plugin import require_backend
 
@@ -49,3 +51,48 @@ def test_the_package_summary_names_every_output_format_and_backend() -> None:
     assert set(libraries) == set(registry.BUILTIN), "name the new built-in backend's library in the description"
     for library in libraries.values():
         assert library in DESCRIPTION, library
+
+
+def test_configuration_examples_name_every_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error example is the message heicconv gives, and the config file's comment lists every built-in."""
+    import heicconv
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    monkeypatch.setenv("HEICCONV_BACKEND", "imagemagick")
+    with pytest.raises(heicconv.ConfigError) as caught:
+        heicconv.convert(b"", "jpeg")
+    assert f"\n{caught.value}\n" in text, f"docs/configuration.md's error example should read: {caught.value}"
+    comment = re.search(r'^backend = "auto" +# (.*)$', text, re.M)
+    assert comment, "docs/configuration.md lost its config file example"
+    for name in registry.BUILTIN:
+        assert name in comment.group(1), f"the config file's backend comment omits {name}"
+
+
+def test_the_option_and_limit_tables_document_every_field() -> None:
+    import dataclasses
+
+    from heicconv import Limits, Options
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for heading, cls in (("## Options", Options), ("## Limits", Limits)):
+        section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
+        documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", section, re.M))
+        names = {n for pair in documented for n in pair if n}
+        assert names == {f.name for f in dataclasses.fields(cls)}, heading
+    # The rule the Options docstring states (the code's) is the one the table states.
+    assert "lossless WebP, AVIF or HEIC; PNG and TIFF always are; JPEG" in (Options.__doc__ or "")
+    assert "| `lossless` | false | lossless WebP, AVIF or HEIC; PNG and TIFF always are; JPEG refuses it |" in text
+
+
+def test_the_testing_page_names_the_default_nox_sessions() -> None:
+    import ast
+
+    tree = ast.parse((DOCS.parent / "noxfile.py").read_text(encoding="utf-8"))
+    sessions = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "nox.options.sessions"
+    )
+    first = (DOCS / "testing.md").read_text(encoding="utf-8").split("\n\n")[1]
+    for name in sessions:
+        assert f"`{name}`" in first, f"docs/testing.md's first paragraph does not say that nox runs {name}"
