@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -96,3 +97,37 @@ def test_the_testing_page_names_the_default_nox_sessions() -> None:
     first = (DOCS / "testing.md").read_text(encoding="utf-8").split("\n\n")[1]
     for name in sessions:
         assert f"`{name}`" in first, f"docs/testing.md's first paragraph does not say that nox runs {name}"
+
+
+def test_the_quick_start_conversion_runs_twice(tmp_path: Path) -> None:
+    """The README's command, as written, in a fresh folder: a second run must not fail on the first's output."""
+    import shlex
+    import shutil
+    import subprocess
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    line = next(line for line in readme.splitlines() if line.startswith("python -m pip install . && "))
+    command = shlex.split(line.split(" && ", 1)[1])
+    assert command[:3] == ["python", "-m", "heicconv"]
+    (tmp_path / "examples").mkdir()
+    shutil.copy(DOCS.parent / "examples" / "sample.heic", tmp_path / "examples")
+    env = {**os.environ, "PYTHONPATH": str(DOCS.parent)}
+    for _ in range(2):
+        run = subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert (tmp_path / "sample.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_the_installation_page_lists_every_extra() -> None:
+    text = (DOCS / "installation.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- extras:.*?-->\n(.*?)<!-- /extras -->", text, re.S)
+    assert match, "docs/installation.md lost its extras table"
+    documented = re.findall(r"^\| `(\w+)` \|", match.group(1), re.M)
+    project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert set(documented) == set(project["optional-dependencies"]), "installation.md's extras and pyproject's differ"
+    for extra, requirements in project["optional-dependencies"].items():
+        row = next(line for line in match.group(1).splitlines() if line.startswith(f"| `{extra}` |"))
+        for requirement in requirements:  # each package the extra brings is named (case and dashes aside)
+            name = re.split(r"[<>=\[;! ]", requirement, maxsplit=1)[0]
+            if name != "heicconv":
+                assert name.lower().replace("-", "") in row.lower().replace("-", ""), (extra, name)
