@@ -125,7 +125,10 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site (Sphinx, furo, MyST; API reference from the docstrings) into docs/_build/html.
 
-    Warnings are errors. ``-- -b linkcheck`` or other sphinx-build arguments go after ``--``.
+    Warnings are errors, which makes the build the offline link check: a link to a page or a heading that does
+    not exist fails it (MyST's xref_missing), and tests/test_docs.py checks that the repository files the pages
+    name exist (on the site they link to pyproject.toml's Source URL). ``-- -b linkcheck`` (it needs the
+    network) or other sphinx-build arguments go after ``--``.
     """
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html", *session.posargs)

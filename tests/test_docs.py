@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,37 @@ def test_the_installation_page_lists_every_extra() -> None:
             name = re.split(r"[<>=\[;! ]", requirement, maxsplit=1)[0]
             if name != "heicconv":
                 assert name.lower().replace("-", "") in row.lower().replace("-", ""), (extra, name)
+
+
+def _site_links() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    return conf
+
+
+def test_the_site_links_guides_and_repository_files() -> None:
+    """On the site a guide named as docs/NAME.md is a link, and a repository file links to the one source URL."""
+    conf = _site_links()
+    text = "See docs/errors.md and `docs/cli.md`, [`tests/test_docs.py`](x), `tests/test_docs.py`.\n"
+    text += "```\npython docs/update_tables.py\n```"
+    linked = conf.site_links(text)
+    assert "[errors.md](errors.md)" in linked and "[cli.md](cli.md)" in linked
+    assert f"[`tests/test_docs.py`]({conf.SOURCE_URL}tests/test_docs.py)" in linked
+    assert (
+        "[`tests/test_docs.py`](x)" in linked and "python docs/update_tables.py" in linked
+    )  # links, code: as they were
+    urls = tomllib.loads((DOCS.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    assert urls["Source"] == conf.SOURCE_URL
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """A renamed or deleted file leaves no dangling reference (the site would show it as plain text)."""
+    conf = _site_links()
+    for page in [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]:
+        for match in conf._REPO_PATH.finditer(page.read_text(encoding="utf-8")):
+            path = match.group(1)
+            assert "*" in path or (DOCS.parent / path).exists(), f"{page.name} names {path}, which does not exist"
