@@ -166,3 +166,19 @@ def test_every_repository_path_the_docs_name_exists() -> None:
         for match in conf._REPO_PATH.finditer(page.read_text(encoding="utf-8")):
             path = match.group(1)
             assert "*" in path or (DOCS.parent / path).exists(), f"{page.name} names {path}, which does not exist"
+
+
+def test_every_command_line_flag_is_documented() -> None:
+    """Each long flag of each command (the lazy ones whose extra is installed too) is named in the docs."""
+    from heicconv.cli import LAZY_COMMANDS, build_parser
+
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOCS.glob("*.md"))
+    missing = []
+    for lazy in (None, *LAZY_COMMANDS):
+        commands = next(a for a in build_parser(lazy)._actions if a.dest == "command")
+        for name, parser in commands.choices.items():
+            if (lazy is None) == (name in LAZY_COMMANDS):
+                continue  # a lazy command is only listed, unless its own module was imported
+            flags = (flag for action in parser._actions for flag in action.option_strings)
+            missing += [f"{name} {flag}" for flag in flags if flag.startswith("--") and flag not in text]
+    assert not missing, f"document them (docs/cli.md, bench.md or deployment.md): {missing}"
