@@ -42,7 +42,7 @@ from .info import ImageInfo
 from .options import Limits, Options
 from .registry import BackendStatus, register_backend, unregister_backend
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Backend",
