@@ -39,8 +39,8 @@ add_module_names = True
 python_use_unqualified_type_names = True
 autodoc_member_order = "bysource"
 maximum_signature_line_length = 100  # one parameter a line beyond this: Options has twenty
-# In the signature: the docstrings do not describe parameters one by one, so a "Parameters" list
-# would repeat the signature's names with nothing to say about them.
+# In the signature: a docstring that describes its parameters does so with :param: fields (convert), and a
+# "Parameters" list made from the types alone would repeat the signature's names with nothing to say about them.
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True, "show-inheritance": True}
