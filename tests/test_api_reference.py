@@ -39,3 +39,16 @@ def test_every_function_the_guides_call_is_in_the_reference() -> None:
             called |= set(re.findall(r"`(heicconv\.[a-z_]+\.[\w.]+)\(", page.read_text(encoding="utf-8")))
     missing = {name for name in called if name not in documented and name.rpartition(".")[0] not in modules}
     assert not missing, f"document them in docs/api.md or do not send users to them: {sorted(missing)}"
+
+
+def test_options_and_limits_describe_every_field_with_its_default() -> None:
+    import dataclasses
+
+    for cls in (heicconv.Options, heicconv.Limits):
+        doc = cls.__doc__ or ""
+        for f in dataclasses.fields(cls):
+            assert f"``{f.name}``" in doc, f"{cls.__name__}'s docstring does not describe {f.name}"
+    limits = heicconv.Limits()
+    doc = heicconv.Limits.__doc__ or ""
+    assert f"({limits.max_pixels:,})" in doc and f"({limits.max_width:,})" in doc
+    assert f"({limits.max_input_bytes // 2**20} MiB)" in doc
