@@ -182,3 +182,10 @@ def test_every_command_line_flag_is_documented() -> None:
             flags = (flag for action in parser._actions for flag in action.option_strings)
             missing += [f"{name} {flag}" for flag in flags if flag.startswith("--") and flag not in text]
     assert not missing, f"document them (docs/cli.md, bench.md or deployment.md): {missing}"
+
+
+def test_the_readme_backend_table_names_every_built_in_backend() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert set(registry.BUILTIN) <= named, f"README.md's backend table omits {set(registry.BUILTIN) - named}"
