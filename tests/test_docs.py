@@ -189,3 +189,11 @@ def test_the_readme_backend_table_names_every_built_in_backend() -> None:
     rows = [line for line in readme.splitlines() if line.startswith("| `")]
     named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert set(registry.BUILTIN) <= named, f"README.md's backend table omits {set(registry.BUILTIN) - named}"
+
+
+def test_the_cli_page_quotes_the_unknown_suffix_message() -> None:
+    from heicconv.cli.convert import unknown_output_suffix
+
+    message = unknown_output_suffix(["a.heic", "out.gif"], {"convert"})
+    text = " ".join((DOCS / "cli.md").read_text(encoding="utf-8").split())
+    assert f'`heicconv a.heic out.gif` answers "{message}"' in text
