@@ -197,3 +197,12 @@ def test_the_cli_page_quotes_the_unknown_suffix_message() -> None:
     message = unknown_output_suffix(["a.heic", "out.gif"], {"convert"})
     text = " ".join((DOCS / "cli.md").read_text(encoding="utf-8").split())
     assert f'`heicconv a.heic out.gif` answers "{message}"' in text
+
+
+def test_the_changelog_dates_this_version() -> None:
+    """A wheel built from this tree says a version the changelog describes (docs/releasing.md, step 1)."""
+    import heicconv
+
+    changelog = (DOCS.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    heading = rf"^## \[{re.escape(heicconv.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$"
+    assert re.search(heading, changelog, re.M), f"CHANGELOG.md has no dated section for {heicconv.__version__}"
