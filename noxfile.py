@@ -76,9 +76,10 @@ def hdr(session: nox.Session) -> None:
     """Ultra HDR JPEGs checked by an independent decoder: libultrahdr, as pyvips-binary (>= 8.18) bundles it.
 
     Every gain-map photo of HEICCONV_CORPUS, and generated PQ and HLG photos (which get a computed gain map),
-    go to JPEG on every backend in this session's environment; a second environment of its own (pyvips-binary
-    carries its own libvips, which must not meet heicconv's vips backend) then reads them back: gain map and
-    metadata found, SDR picture unchanged, HDR picture within the tolerance of heicconv's own rendering
+    go to JPEG on every local backend available in this session's environment (ffmpeg, pillow, vips, wand and
+    any plugin; HEICCONV_REQUIRE_BACKENDS makes a missing one an error); a second environment of its own
+    (pyvips-binary carries its own libvips, which must not meet heicconv's vips backend) then reads them back:
+    gain map and metadata found, SDR picture unchanged, HDR picture within the tolerance of heicconv's own rendering
     (tests/uhdr_check.py). About 3 minutes on two cores.
     """
     import os
@@ -124,7 +125,10 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site (Sphinx, furo, MyST; API reference from the docstrings) into docs/_build/html.
 
-    Warnings are errors. ``-- -b linkcheck`` or other sphinx-build arguments go after ``--``.
+    Warnings are errors, which makes the build the offline link check: a link to a page or a heading that does
+    not exist fails it (MyST's xref_missing), and tests/test_docs.py checks that the repository files the pages
+    name exist (on the site they link to pyproject.toml's Source URL). ``-- -b linkcheck`` (it needs the
+    network) or other sphinx-build arguments go after ``--``.
     """
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html", *session.posargs)

@@ -1,4 +1,4 @@
-"""heicconv: convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF and TIFF through interchangeable backends.
+"""heicconv: convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF, TIFF or HEIC through interchangeable backends.
 
 >>> import heicconv
 >>> from heicconv.testing.fixtures import make_heic
@@ -42,7 +42,7 @@ from .info import ImageInfo
 from .options import Limits, Options
 from .registry import BackendStatus, register_backend, unregister_backend
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Backend",

@@ -38,6 +38,8 @@ __all__ = [
 def select(backend: str | None = None) -> Backend:
     """The backend a call would use: ``backend`` if given, else the configured one.
 
+    :param backend: a backend's name or ``auto``; ``None`` is the configured one.
+
     A named backend must work or raise ``BackendUnavailableError``; only ``auto``
     falls back, in the configured order.
     """
@@ -78,8 +80,16 @@ def convert(
 ) -> bytes:
     """Convert an image (HEIC, HEIF, AVIF, JPEG, PNG, WebP, TIFF) to ``fmt``.
 
-    ``options`` and ``limits`` default to the configured ones; ``backend`` to the
-    configured backend (see ``heicconv.config``).
+    :param data: the whole input file; its format is read from its bytes, never from a name.
+    :param fmt: the output format: ``jpeg`` (or ``jpg``), ``png``, ``webp``, ``avif``, ``tiff`` (``tif``) or
+        ``heic`` (``heif``); anything else raises ``UnsupportedOutputError``.
+    :param options: how to convert (:class:`Options`); a field it does not set comes from the configuration
+        (``configure()``, the environment, the config file), else its default.
+    :param backend: a backend's name (``pillow``, ``vips``, ``http``, a plugin's...) or ``auto``; ``None`` is
+        the configured one. A named backend that cannot run raises ``BackendUnavailableError``.
+    :param limits: what input is accepted (:class:`Limits`), configured like ``options``.
+    :returns: the output file's bytes.
+    :raises HeicconvError: a subclass saying what went wrong (docs/errors.md); nothing else escapes.
 
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
@@ -99,6 +109,8 @@ def convert_with_report(
     limits: Limits | None = None,
 ) -> Result:
     """Like :func:`convert`, but return a :class:`Result`: the bytes, what was done, and where each setting came from.
+
+    The parameters and errors are :func:`convert`'s.
 
     >>> import heicconv
     >>> from heicconv.testing.fixtures import make_heic
@@ -136,7 +148,7 @@ def _planned(
     options, limits, sources = effective(options, limits)
     sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
     chosen = select(backend)
-    return chosen, plan(data, fmt, options, limits, chosen.capabilities, registry.who_can), sources
+    return chosen, plan(data, fmt, options, limits, chosen.capabilities, registry.who_can, chosen.name), sources
 
 
 def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]) -> Result:
@@ -144,6 +156,8 @@ def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]
         # The gain map (the source's, or one computed for a PQ or HLG source): Ultra HDR JPEG, or reported dropped.
         tone_mapped = job.tone_map if job.original is not None else 0
         result = hdr.attach(job.original or job.source, result, job.options, job.computed_gain_map, tone_mapped)
+        # The name it was selected by, even when a third-party backend writes its class's own name into its Result.
+        return dataclasses.replace(result, backend=chosen.name, sources=sources)
     return dataclasses.replace(result, sources=sources)
 
 

@@ -16,6 +16,7 @@ import struct
 from .errors import DecodeError, UnsupportedInputError, UnsupportedOutputError
 
 __all__ = [
+    "DISPLAY_NAMES",
     "INPUT_FORMATS",
     "MIME_TYPES",
     "OUTPUT_FORMATS",
@@ -30,6 +31,16 @@ __all__ = [
 OUTPUT_FORMATS: tuple[str, ...] = ("jpeg", "png", "webp", "avif", "tiff", "heic")
 #: Formats heicconv reads (detected from bytes).
 INPUT_FORMATS: tuple[str, ...] = ("heic", "avif", "jpeg", "png", "webp", "tiff")
+
+#: How the docs and messages spell each format.
+DISPLAY_NAMES: dict[str, str] = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WebP",
+    "avif": "AVIF",
+    "tiff": "TIFF",
+    "heic": "HEIC",
+}
 
 MIME_TYPES: dict[str, str] = {
     "jpeg": "image/jpeg",

@@ -270,6 +270,12 @@ class Limits(_Explicit):
     The defaults accept every real phone photo (a 200 MP frame is 12240x16320)
     and refuse decompression bombs. As with ``Options``, a limit you do not set is
     taken from configuration.
+
+    - ``max_input_bytes``: the size of the input file (256 MiB).
+    - ``max_pixels``: width x height of the image to decode (300,000,000).
+    - ``max_width``, ``max_height``: each side of the image to decode (65,535).
+
+    Over any of them, ``LimitExceededError`` names the limit, before a pixel is decoded.
     """
 
     max_input_bytes: int = _default(256 * 1024 * 1024)

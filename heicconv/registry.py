@@ -278,6 +278,13 @@ def _build(name: str, entry: Entry) -> Backend:
         raise BackendUnavailableError(
             f"backend {name!r} does not satisfy the backend contract (docs/backends.md): it lacks {', '.join(missing)}"
         )
+    if backend.name != name:  # registered under another name than its class says: that name is what users see
+        try:
+            backend.name = name
+        except AttributeError as exc:
+            raise BackendUnavailableError(
+                f"backend {name!r}: its name is {backend.name!r} and cannot be set to the registered name ({exc})"
+            ) from exc
     threads.apply()  # a library loaded just now gets this process's share of the CPUs, if a pool set one
     return backend
 

@@ -443,7 +443,8 @@ def test_configuration_errors_exit_2(tree: Path, tmp_path: Path, toml: str, word
         (["frobnicate"], ["unknown command"]),
         (["src/a.heic"], ["heicconv convert"]),
         (["src", "out.jpg"], ["is a folder", "heicconv convert"]),
-        (["src/a.heic", "out.bmp"], ["unknown command"]),
+        (["src/a.heic", "out.bmp"], ["BMP is not an output format; choose one of JPEG (.jpg), PNG (.png)"]),
+        (["src/a.heic", "out.gif", "--quality", "80"], ["GIF is not an output format", "HEIC (.heic)"]),
         ([], ["usage"]),
     ],
 )

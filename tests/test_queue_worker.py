@@ -441,3 +441,12 @@ def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tupl
     assert lines[-1]["message"].startswith("worker stopped: ") and "request_id" not in lines[-1]
     failed = [line for line in lines if line["level"] == "error" and "slow.heic failed" in line["message"]]
     assert failed and {line["request_id"] for line in failed} == {message_id}
+
+
+def test_without_boto3_the_worker_names_its_own_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import heicconv
+    from heicconv.queue_worker import work
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if boto3 were not installed
+    with pytest.raises(heicconv.BackendUnavailableError, match=r"pip install 'heicconv\[worker\]'"):
+        work(queue="http://127.0.0.1:9/queue", drain=True)

@@ -4,7 +4,9 @@ Two steps in two environments, because pyvips-binary carries its own libvips and
 heicconv's vips backend runs in:
 
 1. ``python tests/uhdr_check.py convert DIR`` (heicconv's environment): every gain-map photo of the corpus
-   (``HEICCONV_CORPUS``) to JPEG on every backend, with ``hdr="keep"`` and ``hdr="drop"`` (today's output),
+   (``HEICCONV_CORPUS``) to JPEG on every local backend available there (ffmpeg, pillow, vips, wand and any
+   plugin; ``HEICCONV_REQUIRE_BACKENDS`` names those that must be), with ``hdr="keep"`` and ``hdr="drop"``
+   (today's output),
    plus heicconv's own HDR rendering of the HEIC, as block means of its luminance (``*.ref.npy``);
 2. ``python tests/uhdr_check.py check DIR`` (pyvips-binary's environment): for each JPEG, ``uhdrload``
    must find the gain map and its ``gainmap-*`` metadata with the HEIC's headroom; the SDR picture must
@@ -33,7 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-BACKENDS = ("pillow", "vips", "wand")
 BLOCK = 16
 MAX_SIZE = 2048  # the outputs are resized, so the gain map's resize is checked too; and 200 MP fits in memory
 #: Relative luminance error per 16x16 block: median and 99th percentile allowed.
@@ -100,6 +101,19 @@ def _display_light(data: bytes, transfer: int):  # type: ignore[no-untyped-def]
     return (nits @ np.asarray((0.2627, 0.6780, 0.0593))) / 203
 
 
+def local_backends() -> list[str]:
+    """Every backend that converts in this process and is available here; a required one missing is an error."""
+    import heicconv
+    from heicconv import registry
+    from heicconv.testing.plugin import required_backends
+
+    statuses = [s for s in heicconv.list_backends() if not registry.is_remote(s.name)]
+    missing = [f"{s.name} ({s.reason})" for s in statuses if not s.available and s.name in required_backends()]
+    if missing:
+        raise SystemExit(f"required by HEICCONV_REQUIRE_BACKENDS but unavailable: {', '.join(missing)}")
+    return [s.name for s in statuses if s.available]
+
+
 def convert(out: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -111,10 +125,12 @@ def convert(out: Path) -> None:
     from heicconv.pipeline import hdr as carry
 
     out.mkdir(parents=True, exist_ok=True)
+    backends = local_backends()
+    (out / "backends.json").write_text(json.dumps(backends))  # what the check step reads back
     summary: list[dict[str, object]] = []
     for name, transfer in (("generated-pq", 16), ("generated-hlg", 18)):
         data = _ramp(transfer)
-        for backend in BACKENDS:
+        for backend in backends:
             for hdr in ("keep", "drop"):
                 result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(hdr=hdr), backend=backend)
                 (out / f"{name}.{backend}.{hdr}.jpg").write_bytes(result.data)
@@ -132,7 +148,7 @@ def convert(out: Path) -> None:
         if gm is None or gm.metadata is None:
             summary.append({"file": name, "skipped": gm.problem if gm else "no gain map"})
             continue
-        for backend in BACKENDS:
+        for backend in backends:
             for hdr in ("keep", "drop"):
                 start = time.perf_counter()
                 result = heicconv.convert_with_report(
@@ -159,7 +175,7 @@ def convert(out: Path) -> None:
         np.save(out / f"{name}.ref.npy", _blocks(y_hdr))
         (out / f"{name}.headroom").write_text(repr(m.headroom))
     (out / "convert.json").write_text(json.dumps(summary, indent=1))
-    print(f"converted {len({s['file'] for s in summary})} files on {', '.join(BACKENDS)} into {out}")
+    print(f"converted {len({s['file'] for s in summary})} files on {', '.join(backends)} into {out}")
 
 
 def check(out: Path) -> int:
@@ -169,11 +185,12 @@ def check(out: Path) -> int:
     if pyvips.version(0) * 100 + pyvips.version(1) < 818:
         raise SystemExit(f"libvips {pyvips.version(0)}.{pyvips.version(1)}: uhdrload needs 8.18 (pyvips-binary)")
     failures, rows = [], []
+    backends = json.loads((out / "backends.json").read_text())
     for ref_path in sorted(out.glob("*.ref.npy")):
         name = ref_path.name[: -len(".ref.npy")]
         ref = np.load(ref_path)
         headroom = float((out / f"{name}.headroom").read_text())
-        for backend in BACKENDS:
+        for backend in backends:
             path = out / f"{name}.{backend}.keep.jpg"
             im = pyvips.Image.uhdrload(str(path))
             fields = set(im.get_fields())

@@ -31,6 +31,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 LAZY_EXTRAS: dict[str, str] = {"serve": "server", "worker": "worker"}
 COMMANDS = ("convert", "info", "backends", *LAZY_COMMANDS)
 
+# The same sentence as pyproject.toml's description (tests/test_docs.py checks it against the formats and backends).
+DESCRIPTION = (
+    "Convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF, TIFF or HEIC through interchangeable backends "
+    "(FFmpeg, Pillow, libvips, ImageMagick, a heicconv service or Lambda function, or your own)."
+)
+
 EXAMPLES = """\
 examples:
   heicconv IMG_0001.HEIC photo.jpg                convert one file (format from the suffix)
@@ -68,8 +74,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="heicconv",
-        description="Convert HEIC/HEIF photos to JPEG, PNG, WebP, AVIF or TIFF through interchangeable "
-        "backends (Pillow, ImageMagick, libvips).",
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -99,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if convert.is_short_form(args_list, set(COMMANDS)):
             return convert.main_short(args_list)
         command = _first_word(args_list)
+        wrong_suffix = convert.unknown_output_suffix(args_list, set(COMMANDS))
+        if wrong_suffix is not None:  # "heicconv a.heic out.gif": say what is wrong with OUT, not "unknown command"
+            sys.stderr.write(f"heicconv: error: {wrong_suffix}\n")
+            return 2
         if command is not None and command not in COMMANDS:
             hint = ""
             if os.path.exists(command) or "." in command:

@@ -476,6 +476,29 @@ def is_short_form(argv: list[str], commands: set[str]) -> bool:
     return True
 
 
+def unknown_output_suffix(argv: list[str], commands: set[str]) -> str | None:
+    """For ``heicconv IN OUT`` whose OUT has a suffix heicconv does not write, the message that says so.
+
+    >>> unknown_output_suffix(["a.heic", "out.gif"], {"convert"})[:60]
+    'GIF is not an output format; choose one of JPEG (.jpg), PNG '
+    >>> unknown_output_suffix(["convert", "a.heic"], {"convert"}) is None
+    True
+    """
+    paths = _positional(argv)
+    if len(paths) != 2 or paths[0] in commands:
+        return None
+    suffix = Path(paths[1]).suffix
+    if not suffix:
+        return None
+    try:
+        formats.format_from_suffix(suffix)
+        return None
+    except HeicconvError:
+        pass
+    choices = ", ".join(f"{formats.DISPLAY_NAMES[name]} ({formats.SUFFIXES[name]})" for name in formats.OUTPUT_FORMATS)
+    return f"{suffix[1:].upper()} is not an output format; choose one of {choices}"
+
+
 def _positional(argv: list[str]) -> list[str]:
     # Skip the values of the flags that take one, so "--quality 80" is not read as a path; "-" is a path.
     takes_value = {"--backend", "--quality", "--max-size", "--to", "--image-index", "--hdr"}

@@ -55,9 +55,18 @@ def _no_hint(fmt: str | None, feature: Feature) -> str:
 
 
 def plan(
-    data: bytes, fmt: str, options: Options, limits: Limits, capabilities: Capabilities, hint: Hint = _no_hint
+    data: bytes,
+    fmt: str,
+    options: Options,
+    limits: Limits,
+    capabilities: Capabilities,
+    hint: Hint = _no_hint,
+    backend: str = "",
 ) -> Job:
     """Read the header, check limits and what the backend can do, and decide everything about the output.
+
+    ``backend`` is the name the backend was selected by: refusals name it ("the 'mine' backend
+    cannot write avif"); without it they say "this backend".
 
     >>> from heicconv.backends.contract import Capabilities, Feature
     >>> from heicconv.testing.fixtures import make_heic
@@ -76,7 +85,8 @@ def plan(
         + (", grayscale" if source.grayscale else "")
         + (f", image {source.index} of {info.images}" if info.images > 1 else ""),
     )
-    _check_formats(info.format, fmt, options, capabilities, hint)
+    who = f"the {backend!r} backend" if backend else "this backend"
+    _check_formats(info.format, fmt, options, capabilities, hint, who)
     if source.orientation != 1:
         what = "irot/imir" if source.container is not None else f"EXIF Orientation {source.orientation}"
         job.note("orientation", f"{_ORIENTATION_WORDS[source.orientation]} ({what}) to make it upright")
@@ -84,19 +94,19 @@ def plan(
         job.note("resize", f"resized {source.width}x{source.height} -> {job.size[0]}x{job.size[1]} (Lanczos 3)")
     _decide_tone_map(job, capabilities)
     _choose_thumbnail(job, capabilities)
-    _decide_alpha_and_depth(job, capabilities, hint)
-    _decide_colour(job, capabilities, hint)
+    _decide_alpha_and_depth(job, capabilities, hint, who)
+    _decide_colour(job, capabilities, hint, who)
     kept = keep(source.exif, source.xmp, fmt, options, job.note)
     job.exif, job.xmp = kept.exif, kept.xmp
-    _fit_heif_output(job, capabilities, hint)
+    _fit_heif_output(job, capabilities, hint, who)
     return job
 
 
-def _check_formats(source_fmt: str, fmt: str, options: Options, caps: Capabilities, hint: Hint) -> None:
+def _check_formats(source_fmt: str, fmt: str, options: Options, caps: Capabilities, hint: Hint, who: str) -> None:
     if source_fmt not in caps.inputs:
-        raise UnsupportedInputError(f"this backend cannot read {source_fmt} input{hint(None, Feature(0))}")
+        raise UnsupportedInputError(f"{who} cannot read {source_fmt} input{hint(None, Feature(0))}")
     if fmt not in caps.outputs:
-        raise UnsupportedOutputError(f"this backend cannot write {fmt}{hint(fmt, Feature(0))}")
+        raise UnsupportedOutputError(f"{who} cannot write {fmt}{hint(fmt, Feature(0))}")
     if options.lossless and fmt == "jpeg":
         raise UnsupportedOutputError("lossless: JPEG has no lossless mode; use png, webp, avif or heic")
 
@@ -131,13 +141,13 @@ def _choose_thumbnail(job: Job, caps: Capabilities) -> None:
         job.note("thumbnail", f"decoded the embedded {tw}x{th} thumbnail instead of the full image")
 
 
-def _decide_alpha_and_depth(job: Job, caps: Capabilities, hint: Hint) -> None:
+def _decide_alpha_and_depth(job: Job, caps: Capabilities, hint: Hint, who: str) -> None:
     source, fmt, options = job.source, job.fmt, job.options
     job.alpha = source.alpha and fmt in _ALPHA_FORMATS
     job.flatten = source.alpha and not job.alpha
     if job.alpha and fmt in ("avif", "heic") and Feature.HEIF_ALPHA_OUTPUT not in caps.features:
         raise UnsupportedOutputError(
-            f"this backend cannot write the image's alpha channel into {fmt} (it would come out opaque); "
+            f"{who} cannot write the image's alpha channel into {fmt} (it would come out opaque); "
             f"use png or webp{hint(fmt, Feature.HEIF_ALPHA_OUTPUT)}"
         )
     if job.flatten:
@@ -145,12 +155,10 @@ def _decide_alpha_and_depth(job: Job, caps: Capabilities, hint: Hint) -> None:
         job.note("alpha", f"alpha flattened onto background #{r:02x}{g:02x}{b:02x}")
     job.depth = 16 if options.bit_depth == 16 and fmt in ("png", "tiff") else 8
     if job.depth == 16 and Feature.OUTPUT_16_BIT not in caps.features:
-        raise UnsupportedOutputError(
-            f"bit_depth: this backend cannot write 16-bit output{hint(fmt, Feature.OUTPUT_16_BIT)}"
-        )
+        raise UnsupportedOutputError(f"bit_depth: {who} cannot write 16-bit output{hint(fmt, Feature.OUTPUT_16_BIT)}")
     if job.depth == 16 and options.colour == "srgb" and Feature.SRGB_16_BIT not in caps.features:
         raise UnsupportedOutputError(
-            f"this backend cannot convert 16-bit images to sRGB; use bit_depth=8{hint(fmt, Feature.SRGB_16_BIT)}"
+            f"{who} cannot convert 16-bit images to sRGB; use bit_depth=8{hint(fmt, Feature.SRGB_16_BIT)}"
         )
     if source.bit_depth > job.depth:
         job.note("depth", f"{source.bit_depth}-bit scaled to {job.depth}-bit")
@@ -158,11 +166,11 @@ def _decide_alpha_and_depth(job: Job, caps: Capabilities, hint: Hint) -> None:
         job.note("depth", "tone mapped to 8 bits per sample, written as 16 (times 257)")
 
 
-def _decide_colour(job: Job, caps: Capabilities, hint: Hint) -> None:
+def _decide_colour(job: Job, caps: Capabilities, hint: Hint, who: str) -> None:
     source = job.source
     job.to_srgb = job.options.colour == "srgb"
     if job.to_srgb and Feature.SRGB not in caps.features:
-        raise UnsupportedOutputError(f"colour='srgb': this backend cannot convert colours{hint(None, Feature.SRGB)}")
+        raise UnsupportedOutputError(f"colour='srgb': {who} cannot convert colours{hint(None, Feature.SRGB)}")
     job.source_icc = source.icc
     nclx = source.item.nclx if source.item is not None and source.icc is None else None
     if nclx is not None:
@@ -180,13 +188,13 @@ def _decide_colour(job: Job, caps: Capabilities, hint: Hint) -> None:
         job.note("colour", f"ICC profile kept ({icc_name(job.icc)})")
 
 
-def _fit_heif_output(job: Job, caps: Capabilities, hint: Hint) -> None:
+def _fit_heif_output(job: Job, caps: Capabilities, hint: Hint, who: str) -> None:
     """AVIF/HEIC written by a backend that cannot store metadata in them: refuse a colour change, report the rest."""
     if job.fmt not in ("avif", "heic") or Feature.HEIF_METADATA_OUTPUT in caps.features:
         return
     if job.icc is not None and not job.to_srgb:
         raise UnsupportedOutputError(
-            f"this backend cannot store the colour profile in {job.fmt}, so colours would change; "
+            f"{who} cannot store the colour profile in {job.fmt}, so colours would change; "
             f"use colour='srgb' or another format{hint(job.fmt, Feature.HEIF_METADATA_OUTPUT)}"
         )
     lost = [name for name, value in (("the sRGB tag", job.to_srgb), ("EXIF", job.exif), ("XMP", job.xmp)) if value]

@@ -28,10 +28,13 @@ def work(*, drain: bool = False, **overrides: object) -> int:
     from ..telemetry import setup_logging
 
     try:
+        import boto3  # noqa: F401  (imported later, per client: without it the first S3 call would name the lambda extra)
+
         from .worker import QueueWorker
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"the queue worker needs prometheus-client ({exc}); install it with pip install 'heicconv[worker]'"
+            f"the queue worker needs boto3 and prometheus-client ({exc}); "
+            "install them with pip install 'heicconv[worker]'"
         ) from exc
 
     core_settings()  # a bad HEICCONV_* value or config file stops the start, naming the key
