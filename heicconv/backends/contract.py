@@ -131,7 +131,18 @@ class Note(str):
 
 @dataclass(frozen=True)
 class Result:
-    """The output and what heicconv did to make it (``heicconv.convert_with_report``)."""
+    """The output and what heicconv did to make it (``heicconv.convert_with_report``).
+
+    - ``data``: the output file's bytes; ``format``: its format name (``heicconv.formats``);
+      ``width``, ``height``: its size in pixels;
+    - ``backend``: the name of the backend that made it (as registered);
+    - ``source``: what the input held (:class:`~heicconv.info.ImageInfo`, header only);
+    - ``notes``: what was done and why, each a :class:`Note` (a ``str`` with a ``kind``);
+    - ``sources``: where each setting came from, e.g. ``"options.quality" -> "the call's options"``,
+      ``"backend" -> "default (auto)"``.
+
+    Its ``repr`` is short: sizes, formats, the backend and the notes, never the bytes.
+    """
 
     data: bytes
     format: str
@@ -140,9 +151,13 @@ class Result:
     backend: str
     source: ImageInfo
     notes: tuple[Note, ...]
-    # Where each setting came from: "options.quality" -> "the call's options",
-    # "options.metadata" -> "the environment (HEICCONV_METADATA)", "backend" -> "default (auto)".
     sources: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # the output's bytes would print as megabytes of escapes
+        return (
+            f"Result({self.format} {self.width}x{self.height}, {len(self.data):,} bytes, backend={self.backend!r}, "
+            f"from {self.source.format} {self.source.width}x{self.source.height}, notes: {'; '.join(self.notes)})"
+        )
 
     @property
     def dropped(self) -> tuple[str, ...]:
