@@ -99,5 +99,6 @@ def test_a_result_prints_short_without_its_bytes() -> None:
     result = heicconv.convert_with_report(fixtures.make_heic(size=(640, 480)), "png")
     shown = repr(result)
     assert len(result.data) > 10_000 and len(shown) < 1_000, shown
-    assert shown.startswith(f"Result(png 640x480, {len(result.data):,} bytes, backend={result.backend!r}, from heic 640x480")
+    expected = f"Result(png 640x480, {len(result.data):,} bytes, backend={result.backend!r}, from heic 640x480"
+    assert shown.startswith(expected), shown
     assert "\\x" not in shown and str(result.notes[0]) in shown
