@@ -191,6 +191,7 @@ class Job:
     notes: list[Note] = field(default_factory=list)
 
     def note(self, kind: str, text: str) -> None:
+        """Add a :class:`Note` of ``kind`` to the result's notes (``"dropped"`` ones also fill ``Result.dropped``)."""
         self.notes.append(Note(kind, text))
 
     def heif_input(self, item: Item | None = None, *, mirror: bool = True) -> bytes:
@@ -266,9 +267,12 @@ class PipelineBackend(Generic[Img]):
     capabilities: Capabilities = Capabilities(frozenset(), frozenset())
 
     def versions(self) -> dict[str, str]:
+        """Library versions, for ``heicconv.list_backends()``; none unless a subclass says."""
         return {}
 
     def run(self, job: Job) -> Result:
+        """Drive the primitives: load (refusing a picture of the wrong size or with a decoder's tell-tale of
+        damage), resize, convert to sRGB, flatten, save; a library's own exception becomes a heicconv error."""
         # The spans (heicconv.tracing) are no-ops unless the application traces.
         try:
             with span("heicconv.decode", {"heicconv.backend": self.name}):
@@ -348,9 +352,11 @@ class PipelineBackend(Generic[Img]):
         raise NotImplementedError
 
     def size_of(self, img: Img) -> tuple[int, int]:
+        """The width and height of a loaded picture."""
         raise NotImplementedError
 
     def resize(self, img: Img, size: tuple[int, int]) -> Img:
+        """``img`` resized to exactly ``size`` (width, height) with a high-quality filter."""
         raise NotImplementedError
 
     def to_srgb(self, img: Img, job: Job) -> Img:
@@ -358,6 +364,7 @@ class PipelineBackend(Generic[Img]):
         raise NotImplementedError
 
     def flatten(self, img: Img, background: tuple[int, int, int]) -> Img:
+        """``img`` with its alpha composited onto the ``background`` colour (RGB, 0 to 255), without alpha."""
         raise NotImplementedError
 
     def save(self, img: Img, job: Job) -> bytes:
