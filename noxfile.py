@@ -130,7 +130,7 @@ def docs(session: nox.Session) -> None:
     name exist (on the site they link to pyproject.toml's Source URL). ``-- -b linkcheck`` (it needs the
     network) or other sphinx-build arguments go after ``--``.
     """
-    session.install("-e", ".[docs]")
+    session.install("-e", ".[docs,server]")  # the API reference documents heicconv.server.app.create_app
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html", *session.posargs)
 
 
