@@ -89,7 +89,7 @@ def hdr(session: nox.Session) -> None:
         # Where backends are required (CI), the real HDR photos are too; elsewhere the generated PQ and HLG ones
         # are checked alone.
         session.error("set HEICCONV_CORPUS to the corpus folder (the check needs real HDR photos)")
-    session.install("-e", ".[all]", "numpy")
+    session.install("-e", ".[all,testing]")  # uhdr_check reads the required backends with heicconv.testing
     out = Path(session.create_tmp()) / "uhdr"
     policy = str(Path("heicconv/backends/imagemagick").resolve())  # admits the 200 MP photo on wand
     session.run("python", "tests/uhdr_check.py", "convert", str(out), env={"MAGICK_CONFIGURE_PATH": policy})
