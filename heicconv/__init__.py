@@ -11,10 +11,8 @@ Importing heicconv imports no image library; backends load on first use.
 
 from __future__ import annotations
 
-from . import config, formats
-from .backends.contract import Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
-from .config import configure
-from .core import (
+from . import config
+from .api.calls import (
     convert,
     convert_async,
     convert_with_report,
@@ -24,6 +22,10 @@ from .core import (
     select,
     selected_backend,
 )
+from .backends.contract import Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
+from .backends.registry import BackendStatus, register_backend, unregister_backend
+from .config import configure
+from .container.info import ImageInfo
 from .errors import (
     BackendConflictError,
     BackendConflictWarning,
@@ -38,9 +40,7 @@ from .errors import (
     UnsupportedInputError,
     UnsupportedOutputError,
 )
-from .info import ImageInfo
-from .options import Limits, Options
-from .registry import BackendStatus, register_backend, unregister_backend
+from .options import Limits, Options, formats
 
 __version__ = "0.2.0"
 
