@@ -11,6 +11,8 @@ Importing heicconv imports no image library; backends load on first use.
 
 from __future__ import annotations
 
+import sys
+
 from . import config
 from .api.calls import (
     convert,
@@ -41,6 +43,10 @@ from .errors import (
     UnsupportedOutputError,
 )
 from .options import Limits, Options, formats
+
+# heicconv.formats is public (``import heicconv.formats`` and ``from heicconv.formats import detect``
+# work); its module lives with the options, as heicconv.options.formats.
+sys.modules[f"{__name__}.formats"] = formats
 
 __version__ = "0.2.0"
 
