@@ -24,6 +24,9 @@ SLOW = {
     "tests/test_fuzz.py::test_mutated_inputs_give_images_or_heicconv_errors*": "hundreds of mutated files per backend",
     "tests/test_cli_inputs.py::test_no_temporary_file_outlives_a_terminated_run*": "starts runs and kills them",
     "tests/test_isolated.py::test_memory_cap_gives_limit_exceeded_and_the_pool_survives*": "grows a worker to its cap",
+    "tests/test_server_defaults.py::test_process_workers_with_a_memory_cap_are_the_default": (
+        "grows a worker to its cap, which is polled: beside other tests the conversion can end between two polls"
+    ),
     "tests/test_equivalence.py::test_corpus_files_agree[[]real/*-None]": "full-size; the fast tier compares at 512 px",
 }
 

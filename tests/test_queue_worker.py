@@ -104,6 +104,13 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def stderr_of(proc: subprocess.Popen[str]) -> str:
+    """What a worker said, for a failed assertion: stopped first, so a live worker cannot hold the test up."""
+    if proc.poll() is None:
+        proc.kill()
+    return proc.communicate(timeout=30)[1]
+
+
 def jpeg_size(s3: Any, bucket: str, key: str) -> tuple[int, int]:
     got = s3.get_object(Bucket=bucket, Key=key)
     assert got["ContentType"] == "image/jpeg"
@@ -229,7 +236,7 @@ def test_sigterm_mid_batch_loses_nothing(aws: tuple[Any, Any], stop_timeout: str
     queue, _ = make_queue(sqs, visibility=60)  # a message still hidden after exit would stay so for a minute
     bucket = make_bucket(s3, sqs)
     keys = [f"batch/photo {i}.heic" for i in range(12)]
-    heic = make_heic(size=(320, 240))
+    heic = make_heic(size=(960, 720))  # long enough to encode that a poll sees one under way
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=heic)
         sqs.send_message(QueueUrl=queue, MessageBody=s3_notification(bucket, key))
@@ -239,7 +246,7 @@ def test_sigterm_mid_batch_loses_nothing(aws: tuple[Any, Any], stop_timeout: str
     deadline = time.monotonic() + 40
     checked = False
     while True:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        assert proc.poll() is None and time.monotonic() < deadline, stderr_of(proc)
         try:
             status, health = _health(port)
         except OSError:
@@ -419,7 +426,7 @@ def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tupl
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            assert proc.poll() is None and time.monotonic() < deadline, stderr_of(proc)
             try:
                 content_type, text = _metrics(port)
             except OSError:
