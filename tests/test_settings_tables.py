@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 import heicconv
+from heicconv.aws_lambda import settings as lambda_settings
+from heicconv.aws_lambda.queue_worker import settings as worker_settings
+from heicconv.cli import settings as cli_settings
 from heicconv.config import tables
 from heicconv.config.rules import choice, integer, text
+from heicconv.server import settings as server_settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,3 +114,90 @@ def test_flags_come_from_the_fields_and_go_back_as_overrides() -> None:
     assert (loaded.value.count, loaded.value.mode, loaded.where("count")) == (5, "slow", "the command line")
     with pytest.raises(SystemExit):
         parser.parse_args(["--count", "many"])  # argparse refuses a flag its type cannot read, as before
+
+
+@pytest.mark.parametrize(
+    ("load", "env", "message"),
+    [
+        (server_settings.load, "HEICCONV_SERVER_PORT=70000", "server.port: must be an integer from 0 to 65535"),
+        (worker_settings.load, "HEICCONV_WORKER_WAIT_TIME=30", "worker.wait_time: must be an integer from 0 to 20"),
+        (lambda_settings.load, "HEICCONV_LAMBDA_URL_EXPIRES=0", "lambda.url_expires: must be an integer of at least 1"),
+        (cli_settings.load, "HEICCONV_CLI_QUALITY=500", "cli.quality: must be an integer from 1 to 100"),
+        (cli_settings.load, "HEICCONV_CLI_HDR=yes", "cli.hdr: must be one of keep, drop"),
+        (cli_settings.load, "HEICCONV_CLI_JOBS=0", "cli.jobs: must be an integer of at least 1, or 'auto'"),
+        (cli_settings.load, "HEICCONV_CLI_STRIP=perhaps", "cli.strip: must be true or false"),
+    ],
+)
+def test_every_adapter_table_gives_the_same_error_text(
+    monkeypatch: pytest.MonkeyPatch, load: object, env: str, message: str
+) -> None:
+    name, _, value = env.partition("=")
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HEICCONV_WORKER_QUEUE", "https://sqs.example/q")
+    with pytest.raises(heicconv.ConfigError) as caught:
+        load()  # type: ignore[operator]
+    assert str(caught.value) == f"{message}, got {value!r} (in the environment ({name}))"
+
+
+def test_a_digit_that_is_not_a_number_is_a_config_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEICCONV_CLI_IMAGE_INDEX", "²")  # str.isdigit() says yes, int() says no
+    with pytest.raises(heicconv.ConfigError, match=r"cli.image_index: expected a number from 0"):
+        cli_settings.load()
+
+
+def test_the_cli_table_keeps_its_values_none_when_unset_and_reads_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli_settings.load() == cli_settings.CliSettings()
+    _file(tmp_path, monkeypatch, "[cli]\nfrom = 'heic, jpg'\njobs = 'auto'\nimage_index = 'ALL'\nmax_size = 800\n")
+    cli = cli_settings.load()
+    assert (cli.from_formats, cli.jobs, cli.image_index, cli.max_size) == (("heic", "jpeg"), None, "all", (800, 800))
+    (tmp_path / "heicconv.toml").write_text("[cli]\noverwrite = true\nskip_existing = 'yes'\n")
+    with pytest.raises(heicconv.ConfigError, match=r"cli.overwrite \(in heicconv.toml \[cli\]\), cli.skip_existing"):
+        cli_settings.load()
+
+
+def test_the_worker_still_needs_a_queue_and_lambda_s3_oversize_a_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(heicconv.ConfigError, match=r"worker\.queue: the SQS queue URL is required"):
+        worker_settings.load()
+    monkeypatch.setenv("HEICCONV_LAMBDA_OVERSIZE", "s3")
+    with pytest.raises(heicconv.ConfigError, match=r"lambda.oversize: 's3' needs a bucket.*got 's3' \(in the env"):
+        lambda_settings.load()
+    monkeypatch.setenv("HEICCONV_LAMBDA_OUTPUT_BUCKET", " out ")
+    monkeypatch.setenv("HEICCONV_LAMBDA_FUNCTION", "caller-key")  # the lambda backend's key, same table
+    monkeypatch.setenv("HEICCONV_LAMBDA_METRICS_NAMESPACE", " ")
+    cfg = lambda_settings.load()
+    assert (cfg.output_bucket, cfg.metrics_namespace) == ("out", "heicconv")
+
+
+def test_the_deployment_page_quotes_the_error_text_the_service_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEICCONV_SERVER_QUEUE", "lots")
+    with pytest.raises(heicconv.ConfigError) as caught:
+        server_settings.load()
+    page = " ".join((DOCS / "deployment.md").read_text(encoding="utf-8").split())
+    assert f"`{caught.value}`" in page
+
+
+def _rows(page: str, heading: str) -> list[tuple[str, ...]]:
+    text = (DOCS / page).read_text(encoding="utf-8").split(heading, 1)[1]
+    table = re.search(r"((?:^\|.*\n)+)", text, re.M)
+    assert table, f"{page}: no table under {heading}"
+    return [tuple(c.strip() for c in line.strip("|").split("|")) for line in table.group(1).splitlines()[2:]]
+
+
+@pytest.mark.parametrize(
+    ("cls", "page", "heading", "env"),
+    [
+        (worker_settings.WorkerSettings, "deployment.md", "### `[worker]`", "HEICCONV_WORKER_"),
+        (lambda_settings.LambdaSettings, "deployment.md", "The function's own keys follow", "HEICCONV_LAMBDA_"),
+        (server_settings.ServerSettings, "deployment.md", "### `[server]`", "HEICCONV_SERVER_"),
+        (cli_settings.CliSettings, "cli.md", "## Configuration", ""),
+    ],
+)
+def test_every_key_of_a_table_is_documented_with_its_variable(
+    cls: type, page: str, heading: str, env: str
+) -> None:
+    rows = _rows(page, heading)
+    assert {row[0].strip("`") for row in rows} == set(tables.keys(cls))
+    if env:
+        assert all(row[1] == f"`{env}{row[0].strip('`').upper()}`" for row in rows)
