@@ -201,3 +201,22 @@ def test_every_key_of_a_table_is_documented_with_its_variable(
     assert {row[0].strip("`") for row in rows} == set(tables.keys(cls))
     if env:
         assert all(row[1] == f"`{env}{row[0].strip('`').upper()}`" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("load", "toml", "env"),
+    [
+        (server_settings.load, "", "HEICCONV_SERVER_QUEUE=lots"),
+        (cli_settings.load, "[cli]\nhdr = 'yes'\n", ""),
+        (worker_settings.load, "[worker]\ncolour = 'red'\n", ""),
+    ],
+)
+def test_the_configuration_page_quotes_the_adapter_error_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: object, toml: str, env: str
+) -> None:
+    _file(tmp_path, monkeypatch, toml)
+    if env:
+        monkeypatch.setenv(*env.split("=", 1))
+    with pytest.raises(heicconv.ConfigError) as caught:
+        load()  # type: ignore[operator]
+    assert f"\n{caught.value}\n" in (DOCS / "configuration.md").read_text(encoding="utf-8")
