@@ -997,7 +997,7 @@ def test_hdr_flag_keeps_or_drops_the_gain_map(tmp_path: Path) -> None:
     assert b"MPF\0" in (tmp_path / "a.jpg").read_bytes()
     (tmp_path / "heicconv.toml").write_text('[cli]\nhdr = "yes"\n')
     bad = run("convert", "a.heic", cwd=tmp_path)
-    assert bad.returncode == 2 and "hdr: must be keep or drop" in bad.stderr
+    assert bad.returncode == 2 and "cli.hdr: must be one of keep, drop" in bad.stderr
     assert run("a.heic", "x.jpg", "--hdr", "maybe", cwd=tmp_path).returncode == 2
 
 

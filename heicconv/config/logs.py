@@ -28,7 +28,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["REQUEST_ID", "JsonFormatter", "TextFormatter", "emf_line", "request_id", "setup_logging"]
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "REQUEST_ID",
+    "JsonFormatter",
+    "TextFormatter",
+    "emf_line",
+    "request_id",
+    "setup_logging",
+]
 
 #: The request being handled, for every line logged while it is (an error deep in a conversion too).
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("heicconv_request_id", default=None)
@@ -86,6 +95,11 @@ class TextFormatter(logging.Formatter):
         fields = _fields(record)
         extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
         return f"{text} {extra}" if extra else text
+
+
+#: The ``log_level`` and ``log_format`` values of the service's and the queue worker's settings.
+LEVELS = ("critical", "error", "warning", "info", "debug")
+FORMATS = ("auto", "json", "text")
 
 
 def setup_logging(level: str = "info", log_format: str = "auto") -> logging.Handler:

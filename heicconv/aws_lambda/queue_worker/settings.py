@@ -1,19 +1,21 @@
-"""The queue worker's settings, from ``heicconv.config.section("worker")``.
+"""The queue worker's settings: the ``[worker]`` table, read by :func:`heicconv.config.tables.load`.
 
-Each key comes from the ``[worker]`` table of the config file, ``HEICCONV_WORKER_<KEY>`` in the
-environment, or a ``heicconv worker --<key>`` flag (which wins). What is written where (format,
-output bucket and prefix) is the Lambda handler's ``[lambda]`` table, read by the same code, so
-a pipeline moves between the two routes with the same environment.
+Each key comes from a ``heicconv worker --<key>`` flag, else ``HEICCONV_WORKER_<KEY>`` in the
+environment, else the ``[worker]`` table of the config file. What is written where (format, output
+bucket and prefix) is the Lambda handler's ``[lambda]`` table, read by the same code, so a pipeline
+moves between the two routes with the same environment.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import Section
+from ...config import logs
+from ...config.rules import choice, integer, number, text
+from ...config.tables import load as load_table
+from ...config.tables import setting
 from ...errors import ConfigError
 
 __all__ = ["WorkerSettings", "load"]
@@ -27,40 +29,48 @@ MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
 class WorkerSettings:
     """How ``heicconv worker`` reads its queue and runs conversions."""
 
-    queue: str = ""  # the SQS queue URL (required)
-    jobs: int = 1  # conversions at once (default: CPU count); never more messages held than this
-    wait_time: int = MAX_WAIT_TIME  # long polling: seconds a receive waits for a message
-    visibility_timeout: int = 60  # seconds a received message stays hidden; renewed while it is converted
-    timeout: float = 120.0  # seconds one conversion may take before its worker process is stopped
-    memory_mb: int = 1536  # resident memory a conversion's process may reach before it is stopped
-    stop_timeout: float = 20.0  # after SIGTERM: seconds in-flight messages may take before they are released
-    health_host: str = "127.0.0.1"
-    health_port: int = 0  # GET /health and GET /metrics on this port; 0: neither
-    log_level: str = "info"
-    log_format: str = "auto"  # "json" lines, "text", or "auto": text on a terminal, JSON lines otherwise
-
-
-_KEYS = tuple(f.name for f in dataclasses.fields(WorkerSettings))
+    queue: str = setting("", text(str.strip), metavar="URL", help="the SQS queue URL (required)")
+    # never more messages held than this; load() makes the CPU count the default
+    jobs: int = setting(
+        1, integer(1), short="-j", help="conversions at once, and messages held at most (default: CPU count)"
+    )
+    wait_time: int = setting(
+        MAX_WAIT_TIME,
+        integer(0, MAX_WAIT_TIME),
+        help="long polling: seconds a receive waits, 0 to 20 (default {default})",
+    )
+    visibility_timeout: int = setting(
+        60,
+        integer(3, MAX_VISIBILITY_TIMEOUT),
+        help="seconds a received message stays hidden, renewed while it is converted (default {default})",
+    )
+    timeout: float = setting(
+        120.0, number(0.001), help="seconds one conversion may take before it is stopped (default {default:g})"
+    )
+    memory_mb: int = setting(
+        1536, integer(64), help="resident MB a conversion's process may reach (default {default})"
+    )
+    stop_timeout: float = setting(
+        20.0,
+        number(0.0),
+        help="after SIGTERM, seconds conversions may take before their messages are released ({default:g})",
+    )
+    health_host: str = setting("127.0.0.1", text(str.strip), help="address of GET /health (default {default})")
+    health_port: int = setting(
+        0,
+        integer(0, 65535),
+        help="serve GET /health (counters as JSON) and GET /metrics (Prometheus) on this port (default: none)",
+    )
+    log_level: str = setting("info", choice(*logs.LEVELS))
+    log_format: str = setting(
+        "auto", choice(*logs.FORMATS), help="JSON lines, text, or auto: text on a terminal ({default})"
+    )
 
 
 def load(**overrides: Any) -> WorkerSettings:
     """The effective settings: ``overrides`` (command line) over ``[worker]`` and ``HEICCONV_WORKER_*``."""
-    s = Section("worker", overrides)
-    s.check_keys(_KEYS)
-    d = WorkerSettings(jobs=max(1, os.cpu_count() or 1))
-    cfg = WorkerSettings(
-        queue=s.string("queue", d.queue).strip(),
-        jobs=s.integer("jobs", d.jobs, 1),
-        wait_time=s.integer("wait_time", d.wait_time, 0, MAX_WAIT_TIME),
-        visibility_timeout=s.integer("visibility_timeout", d.visibility_timeout, 3, MAX_VISIBILITY_TIMEOUT),
-        timeout=s.number("timeout", d.timeout, 0.001),
-        memory_mb=s.integer("memory_mb", d.memory_mb, 64),
-        stop_timeout=s.number("stop_timeout", d.stop_timeout, 0.0),
-        health_host=s.string("health_host", d.health_host).strip(),
-        health_port=s.integer("health_port", d.health_port, 0, 65535),
-        log_level=s.choice("log_level", d.log_level, ("critical", "error", "warning", "info", "debug")),
-        log_format=s.choice("log_format", d.log_format, ("auto", "json", "text")),
-    )
+    cpus = max(1, os.cpu_count() or 1)
+    cfg = load_table(WorkerSettings, "worker", overrides, defaults={"jobs": cpus}).value
     if not cfg.queue:
         raise ConfigError("worker.queue: the SQS queue URL is required (--queue URL or HEICCONV_WORKER_QUEUE)")
     return cfg
