@@ -21,7 +21,7 @@ from . import _damage
 
 if TYPE_CHECKING:
     from ..container.gainmap import Metadata
-    from ..container.info import ImageInfo, Source
+    from ..container.info import ImageInfo, Input
     from ..container.isobmff import Item
     from ..options import Limits, Options
 
@@ -136,10 +136,10 @@ class Result:
     - ``data``: the output file's bytes; ``format``: its format name (``heicconv.options.formats``);
       ``width``, ``height``: its size in pixels;
     - ``backend``: the name of the backend that made it (as registered);
-    - ``source``: what the input held (:class:`~heicconv.container.info.ImageInfo`, header only);
+    - ``source``: what the input (the source image) held (:class:`~heicconv.container.info.ImageInfo`, header only);
     - ``notes``: what was done and why, each a :class:`Note` (a ``str`` with a ``kind``);
-    - ``sources``: where each setting came from, e.g. ``"options.quality" -> "the call's options"``,
-      ``"backend" -> "default (auto)"``.
+    - ``sources``: where each setting came from (as ``heicconv.config.settings().sources``), e.g.
+      ``"options.quality" -> "the call's options"``, ``"backend" -> "default (auto)"``.
 
     Its ``repr`` is short: sizes, formats, the backend and the notes, never the bytes.
     """
@@ -169,7 +169,7 @@ class Result:
 class Job:
     """One conversion, fully decided before a backend touches a pixel."""
 
-    source: Source
+    source: Input
     fmt: str  # canonical output format name (heicconv.options.formats)
     options: Options
     limits: Limits
@@ -186,7 +186,7 @@ class Job:
     # HDR without a gain map (PQ or HLG, nclx transfer 16 or 18): heicconv decodes and tone maps it before the
     # backend runs (heicconv.pipeline.hdr.tone_map), and ``source`` becomes that SDR picture (a TIFF or PNG).
     tone_map: int = 0  # the nclx transfer to tone map from, 0 for none
-    original: Source | None = None  # the HDR source, once ``source`` is its SDR rendering
+    original: Input | None = None  # the HDR source, once ``source`` is its SDR rendering
     computed_gain_map: tuple[Any, Metadata] | None = None  # a Pillow "L" image (upright) and how to apply it
     notes: list[Note] = field(default_factory=list)
 

@@ -12,7 +12,7 @@ from ..options import Limits, formats
 from . import completeness, gainmap, isobmff, mini
 from . import xmp as xmp_tools
 
-__all__ = ["ImageInfo", "Source", "probe", "read_source"]
+__all__ = ["ImageInfo", "Input", "probe", "read_source"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ class ImageInfo:
 
 
 @dataclass
-class Source:
-    """An input after its header was read: the public info plus what the pipeline needs."""
+class Input:
+    """An input file after its header was read (a job's ``source``): its public ``info`` (what
+    ``Result.source`` reports) plus what the pipeline needs."""
 
     data: bytes
     info: ImageInfo
@@ -106,7 +107,7 @@ def probe(data: bytes) -> ImageInfo:
 
 def read_source(
     data: bytes, image_index: int | None = None, limits: Limits | None = None, *, whole: bool = True
-) -> Source:
+) -> Input:
     """Read the header, select the image, and check ``limits`` before anything is decoded.
 
     With ``whole`` (what a conversion needs), a file that ends before its format says it does
@@ -181,7 +182,7 @@ def _exif_payload(raw: bytes) -> bytes | None:
     return raw[min(candidates) :]
 
 
-def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
+def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Input:
     if mini.is_mini(data):
         data = mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
     elif isobmff.sequence_only(data):
@@ -254,7 +255,7 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         orientation=_TRANSFORM_TO_EXIF.get((primary.rotation, primary.mirror), 1),
         image_sizes=tuple(c.items[i].display_size for i in c.top_level),
     )
-    source = Source(
+    source = Input(
         data,
         info,
         index,
@@ -316,7 +317,7 @@ def open_pillow(data: bytes, fmt: str) -> Any:
         return _pillow_plugin(fmt)(io.BytesIO(data))
 
 
-def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
+def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Input:
     if whole:
         completeness.check(data, fmt)
     im = open_pillow(data, fmt)
@@ -372,7 +373,7 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         orientation=orientation,
         image_sizes=((width, height),) if frames == 1 else (),
     )
-    source = Source(
+    source = Input(
         data,
         info,
         index,
