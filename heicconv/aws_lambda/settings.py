@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backends.remotes import LAMBDA_CALLER_KEYS
+from ..api.web import LAMBDA_CALLER_KEYS
 from ..config import Section
 from ..errors import ConfigError
 
