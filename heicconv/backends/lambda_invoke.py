@@ -363,7 +363,8 @@ class LambdaBackend(RemoteBackend):
 
 
 class _Io:
-    """How :meth:`LambdaBackend._sent` does its I/O: on a blocking socket (its awaits never suspend)."""
+    """How :meth:`LambdaBackend._sent` does its I/O, here on a blocking socket: these awaits never suspend, so
+    :func:`_blocking` runs the conversion to its end without an event loop."""
 
     async def off_loop(self, step: Callable[..., _T], *args: Any) -> _T:
         return step(*args)
@@ -376,7 +377,7 @@ class _Io:
 
 
 class _Asyncio(_Io):
-    """... or on asyncio streams, a step that would block the loop in a thread."""
+    """The same I/O on asyncio streams, for ``send_async``; a step that would block the loop runs in a thread."""
 
     async def off_loop(self, step: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.to_thread(step, *args)
