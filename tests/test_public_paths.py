@@ -79,3 +79,28 @@ def test_python_dash_m_heicconv_runs_the_command() -> None:
     done = subprocess.run([sys.executable, "-m", "heicconv", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert heicconv.__version__ in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("heicconv.isolated", "heicconv.api.workers", "IsolatedConverter"),
+        ("heicconv.registry", "heicconv.backends.registry", "reset"),
+    ],
+)
+def test_a_module_the_0_2_reference_named_still_imports_with_a_deprecation_warning(
+    old: str, new: str, name: str
+) -> None:
+    code = (
+        "import warnings, importlib\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        f"    from {old} import {name} as thing\n"
+        f"new = importlib.import_module({new!r})\n"
+        "assert thing is getattr(new, thing.__name__), thing\n"
+        f"assert new.__spec__.name == {new!r}, new.__spec__\n"
+        "print([str(w.message) for w in seen if w.category is DeprecationWarning])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"{old} moved to {new} in heicconv 0.3" in done.stdout

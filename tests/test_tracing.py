@@ -57,7 +57,7 @@ def test_without_a_provider_nothing_is_traced_nor_imported() -> None:
         "import sys, heicconv\n"
         "from heicconv.testing.fixtures import make_heic\n"
         "heicconv.convert(make_heic(size=(32, 24)), 'png', backend='pillow')\n"
-        "from heicconv import tracing\n"
+        "from heicconv.config import tracing\n"
         "assert not tracing.tracing()\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )

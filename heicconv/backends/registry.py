@@ -342,7 +342,7 @@ def _warn_conflict(name: str, exc: BackendConflictError) -> None:
 
 def _outside_heicconv() -> int:
     """The ``stacklevel`` of the first caller outside heicconv, so a warning names the application's line."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # heicconv/, above backends/
     frame, level = sys._getframe(1), 1
     while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
