@@ -21,7 +21,8 @@ from PIL import Image
 
 import heicconv
 from heicconv import Limits, Options
-from heicconv.cli.run import Item, Outcome, execute
+from heicconv.cli.report import Outcome
+from heicconv.cli.run import Item, execute
 from heicconv.testing.fixtures import make_heic, make_image
 
 CORPUS = os.environ.get("HEICCONV_CORPUS")
@@ -497,7 +498,7 @@ def crash_on_request(item: Item) -> Outcome:
     """A stand-in conversion that kills its worker process for inputs named "crash"."""
     if item.source == "crash":
         os._exit(3)
-    return Outcome("converted")
+    return Outcome(item.source, item.output, "converted")
 
 
 def test_a_crashing_worker_fails_its_file_and_the_run_goes_on(tmp_path: Path) -> None:

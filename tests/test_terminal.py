@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from heicconv.api.terminal import StatusLine
-from heicconv.cli.report import Record, Reporter
+from heicconv.cli.report import Outcome, Reporter
 
 
 class Terminal(io.StringIO):
@@ -45,9 +45,9 @@ def test_a_shorter_text_covers_a_longer_one_and_clear_blanks_it() -> None:
 def test_the_convert_bar_steps_aside_for_an_error_line() -> None:
     err = Terminal()
     report = Reporter(total=2, out=Terminal(), err=err)
-    report.add(Record("a.heic", "a.jpg", "converted", seconds=0.1))
+    report.add(Outcome("a.heic", "a.jpg", "converted", seconds=0.1))
     assert "1/2" in visible(err.getvalue())
-    report.add(Record("b.heic", None, "failed", error="DecodeError: the file is truncated"))
+    report.add(Outcome("b.heic", None, "failed", error="DecodeError: the file is truncated"))
     shown = visible(err.getvalue()).splitlines()
     # The error is a line of its own, the bar is redrawn under it, and no bar text is left in the error line.
     assert shown[0].rstrip() == "failed b.heic: DecodeError: the file is truncated"
@@ -57,7 +57,7 @@ def test_the_convert_bar_steps_aside_for_an_error_line() -> None:
 def test_without_a_terminal_there_is_no_bar() -> None:
     err = io.StringIO()
     report = Reporter(total=2, out=io.StringIO(), err=err)
-    report.add(Record("a.heic", "a.jpg", "converted", seconds=0.1))
+    report.add(Outcome("a.heic", "a.jpg", "converted", seconds=0.1))
     assert "\r" not in err.getvalue() and "converted a.heic -> a.jpg" in err.getvalue()
 
 
@@ -66,5 +66,5 @@ def test_a_name_cannot_break_the_status_line_or_drive_the_terminal() -> None:
     StatusLine(err).show("[1/2] vips IMG\n0001\x1b[2J.heic jpeg")
     assert err.getvalue() == "\r[1/2] vips IMG\\n0001\\x1b[2J.heic jpeg"
     report = Reporter(total=2, out=Terminal(), err=err)
-    report.add(Record("b\r.heic", None, "failed", error="DecodeError: the file is truncated"))
+    report.add(Outcome("b\r.heic", None, "failed", error="DecodeError: the file is truncated"))
     assert "failed b\\r.heic: DecodeError" in err.getvalue()

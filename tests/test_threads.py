@@ -17,7 +17,8 @@ import pytest
 import heicconv
 from heicconv.api.workers import IsolatedConverter
 from heicconv.backends import registry, threads
-from heicconv.cli.run import Item, Outcome, execute
+from heicconv.cli.report import Outcome
+from heicconv.cli.run import Item, execute
 from heicconv.errors import BackendUnavailableError
 from heicconv.options import Limits, Options
 from heicconv.testing import fixtures
@@ -38,7 +39,9 @@ def report_threads(item: Item) -> Outcome:
     for name in LIBRARIES:
         with contextlib.suppress(BackendUnavailableError):
             registry.get(name)
-    return Outcome("converted", note=json.dumps({"cpus": threads.cpus(), "settings": threads.settings()}))
+    return Outcome(
+        item.source, item.output, "converted", note=json.dumps({"cpus": threads.cpus(), "settings": threads.settings()})
+    )
 
 
 def _items(tmp_path: Path, count: int) -> list[Item]:

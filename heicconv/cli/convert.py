@@ -15,12 +15,12 @@ from typing import Any
 from .. import config
 from ..api.calls import convert_with_report, select
 from ..errors import ConfigError, HeicconvError
-from ..options import Options, formats, parse_size
+from ..options import Limits, Options, formats, parse_size
 from . import settings as cli_settings
 from .inputs import read_limited, read_named
 from .plan import ALL_IMAGES, DEFAULT_FROM, Existing, Plan, make_plan, name_max
-from .report import Record, Reporter, display
-from .run import Item, Outcome, execute, explain, place, temp_path
+from .report import Outcome, Reporter, display
+from .run import Item, execute, explain, place, temp_path
 
 __all__ = ["add_parser", "run_convert"]
 
@@ -273,20 +273,16 @@ def _suffix_format(output: Path) -> str:
 def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -> int:
     """Run a conversion batch; return the exit status (0 ok, 1 some failed or nothing written, 130 interrupted)."""
     cli = cli_settings.load()
-    single = explicit_output is not None
     fmt = _suffix_format(explicit_output) if explicit_output is not None else args.to or cli.to or "jpeg"
     options = _options(args, cli)
     limits = config.settings().limits
     backend = _select_backend(args, cli, fmt)
-    outdir_text = getattr(args, "output_dir", None) or cli.output_dir
-    outdir = Path(outdir_text) if outdir_text else None
-    if outdir is not None and outdir.exists() and not outdir.is_dir():
-        raise ConfigError(f"-o {outdir}: exists and is not a folder; name a folder (it is created if missing)")
+    outdir = _outdir(args, cli)
     recursive = bool(_flag(args, "recursive", cli.recursive))
     jobs = getattr(args, "jobs", None) or cli.jobs or _cpu_count()
     quiet = bool(_flag(args, "quiet", cli.quiet))
     keep_mtime = _flag(args, "keep_mtime", cli.keep_mtime) is not False
-    existing = _existing(args, cli, single)
+    existing = _existing(args, cli, explicit_output is not None)
     dry_run = bool(getattr(args, "dry_run", False))
 
     plan = make_plan(
@@ -307,45 +303,51 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
         if task.status != "pending" or dry_run:
             status = "planned" if task.status == "pending" else task.status
             reporter.add(
-                Record(str(task.source), display(task.output), status, task.error, task.note, exists=task.exists)
+                Outcome(str(task.source), display(task.output), status, task.error, task.note, exists=task.exists)
             )
     if dry_run or not plan.pending:
         reporter.summary([*extra, "dry run: nothing was written"] if dry_run and plan.tasks else extra)
         return _status(reporter, plan, recursive)
+    items = _items(plan, fmt, options, limits, backend.name, existing == "overwrite", keep_mtime)
+    code = _convert_all(reporter, items, min(jobs, len(items)), extra, existing == "overwrite")
+    return _status(reporter, plan, recursive) if code is None else code
 
+
+def _outdir(args: argparse.Namespace, cli: cli_settings.CliSettings) -> Path | None:
+    text = getattr(args, "output_dir", None) or cli.output_dir
+    outdir = Path(text) if text else None
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"-o {outdir}: exists and is not a folder; name a folder (it is created if missing)")
+    return outdir
+
+
+def _items(
+    plan: Plan, fmt: str, options: Options, limits: Limits, backend: str, overwrite: bool, keep_mtime: bool
+) -> list[Item]:
+    """What the workers need for each pending task, with a temporary name unique to this run and task."""
     pending = [(t, t.output) for t in plan.pending if t.output is not None]
-    tag = f"{os.getpid()}"
-    items = [
+    return [
         Item(
             str(t.source),
             str(out),
-            str(temp_path(out, f"{tag}-{i}", name_max(out.parent))),
+            str(temp_path(out, f"{os.getpid()}-{i}", name_max(out.parent))),
             fmt,
             options if t.image_index is None else options.replace(image_index=t.image_index),
             limits,
-            backend.name,
-            existing == "overwrite",
+            backend,
+            overwrite,
             keep_mtime,
         )
         for i, (t, out) in enumerate(pending)
     ]
+
+
+def _convert_all(reporter: Reporter, items: list[Item], jobs: int, extra: list[str], overwrite: bool) -> int | None:
+    """Convert ``items``, reporting each; the exit status if the run was stopped, else ``None``."""
     stopped: list[str] = []
 
     def done(index: int, outcome: Outcome) -> None:
-        task = pending[index][0]
-        reporter.add(
-            Record(
-                str(task.source),
-                display(task.output),
-                outcome.status,
-                outcome.error,
-                outcome.note,
-                outcome.seconds,
-                outcome.width,
-                outcome.height,
-                outcome.backend,
-            )
-        )
+        reporter.add(outcome)
         if outcome.stop and not stopped:
             stopped.append(outcome.error)
 
@@ -357,36 +359,29 @@ def run_convert(args: argparse.Namespace, explicit_output: Path | None = None) -
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
-        execute(items, min(jobs, len(items)), done, stopping)
+        execute(items, jobs, done, stopping)
     except KeyboardInterrupt as exc:
         left = reporter.total - reporter.done
-        reporter.summary(
-            [
-                *extra,
-                f"stopped before {left} of {reporter.total} file(s); every output written is complete. "
-                + (
-                    "Run the same command without --overwrite to convert the rest."
-                    if existing == "overwrite"
-                    else "Run the same command again to convert the rest (existing outputs are skipped)."
-                ),
-            ],
-            interrupted=True,
+        rest = (
+            "Run the same command without --overwrite to convert the rest."
+            if overwrite
+            else "Run the same command again to convert the rest (existing outputs are skipped)."
         )
+        stop = f"stopped before {left} of {reporter.total} file(s); every output written is complete. {rest}"
+        reporter.summary([*extra, stop], interrupted=True)
         return 143 if isinstance(exc, _Terminated) else 130
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+    reporter.summary(extra)
     if stopped:
-        left = reporter.total - reporter.done
-        reporter.summary(extra)
         # Shown even with --quiet: the run did not do what was asked.
         reporter.say(
-            f"stopped: {stopped[0]}; {left} file(s) were not tried. Free some space or make the folder "
-            "writable, then run the same command again (the outputs written are complete and kept)."
+            f"stopped: {stopped[0]}; {reporter.total - reporter.done} file(s) were not tried. Free some space or "
+            "make the folder writable, then run the same command again (the outputs written are complete and kept)."
         )
         return 1
-    reporter.summary(extra)
-    return _status(reporter, plan, recursive)
+    return None
 
 
 def _status(reporter: Reporter, plan: Plan, recursive: bool) -> int:
@@ -551,7 +546,7 @@ def run_stream(args: argparse.Namespace) -> int:
     name = "-" if args.input == "-" else args.input
 
     def fail(error: str) -> int:
-        reporter.add(Record(name, None if to_stdout else str(output), "failed", error))
+        reporter.add(Outcome(name, None if to_stdout else str(output), "failed", error))
         return 1
 
     if not to_stdout and os.path.lexists(output) and not overwrite:
@@ -576,5 +571,5 @@ def run_stream(args: argparse.Namespace) -> int:
         return fail(f"{exc.strerror or exc}: {exc.filename}")
     out = None if to_stdout else str(output)
     seconds = time.perf_counter() - start
-    reporter.add(Record(name, out, "converted", "", "", seconds, result.width, result.height, result.backend))
+    reporter.add(Outcome(name, out, "converted", "", "", seconds, result.width, result.height, result.backend))
     return 0

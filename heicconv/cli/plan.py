@@ -208,70 +208,86 @@ def make_plan(
     limits: Limits | None = None,
 ) -> Plan:
     """Find the inputs under ``paths`` and decide each one's output name and fate."""
-    plan = Plan()
-    limits = limits or Limits()
-    suffix = formats.SUFFIXES[fmt]
-    seen: set[str] = set()
-
-    def add(source: Path, output: Path | None, status: str = "pending", error: str = "", note: str = "") -> None:
-        # The directory entry, not the file it leads to: two links to one photo are two inputs.
-        key = os.path.join(os.path.realpath(source.parent), source.name)
-        if key in seen:  # a file named twice, or a folder and a file inside it
-            return
-        seen.add(key)
-        if output is None or status != "pending":
-            plan.tasks.append(Task(source, output, status, error, note))
-            return
-        try:
-            outputs = _outputs(source, output, image_index, limits)
-        except (OSError, HeicconvError) as exc:
-            plan.tasks.append(Task(source, output, "failed", f"cannot count its images: {exc}"))
-            return
-        plan.tasks.extend(Task(source, out, image_index=index) for out, index in outputs)
-
+    planner = _Planner(formats.SUFFIXES[fmt], outdir, image_index, limits or Limits())
     for arg in paths:
         path = Path(arg)
         if arg == "-":
-            add(path, None, status="failed", error="standard input is read by the two-path form: heicconv - OUT")
+            planner.add(
+                path, None, status="failed", error="standard input is read by the two-path form: heicconv - OUT"
+            )
         elif path.is_dir():
-            files = _walk(path, recursive, outdir, follow_links, plan)
-            by_folder: dict[Path, list[Path]] = {}
-            for source in files:
-                by_folder.setdefault(source.parent, []).append(source)
-            for folder_files in by_folder.values():
-                for source in _sources(folder_files, from_formats, plan):
-                    why = _not_regular(source)
-                    if why:  # a pipe would hang the run, a device never ends
-                        add(source, None, status="skipped", note=why)
-                        continue
-                    rel = source.relative_to(path)
-                    folder = (outdir / rel.parent) if outdir is not None else source.parent
-                    output = folder / (source.stem + suffix)
-                    if outdir is None and _key(output) == _key(source):
-                        plan.ignored_same_format += 1  # e.g. --to heic next to the HEIC files
-                        continue
-                    add(source, output)
+            planner.add_folder(path, recursive, follow_links, from_formats)
         elif path.is_file():
-            if image_suffix(path) is None and not _looks_like_image(path):
-                if explicit_output is not None:  # the user named the one output: not writing it is a failure
-                    add(path, None, status="failed", error="not an image heicconv reads; nothing written")
-                else:
-                    add(path, None, status="skipped", note="not an image heicconv reads")
-                continue
-            if explicit_output is not None:
-                output = explicit_output
-            else:
-                output = (outdir if outdir is not None else path.parent) / (path.stem + suffix)
-            add(path, output)
+            planner.add_file(path, explicit_output)
         elif path.exists():
-            add(path, None, status="skipped", note=_not_regular(path))
+            planner.add(path, None, status="skipped", note=_not_regular(path))
         else:
-            add(path, None, status="failed", error="no such file or folder")
-
+            planner.add(path, None, status="failed", error="no such file or folder")
+    plan = planner.plan
     _check_names(plan)
     _find_clashes(plan)
     _check_existing(plan, existing)
     return plan
+
+
+class _Planner:
+    """Adds each input once, with its output (one per image with ``--image-index all``)."""
+
+    def __init__(self, suffix: str, outdir: Path | None, image_index: int | str | None, limits: Limits) -> None:
+        self.plan = Plan()
+        self.suffix = suffix
+        self.outdir = outdir
+        self.image_index = image_index
+        self.limits = limits
+        self.seen: set[str] = set()
+
+    def add(self, source: Path, output: Path | None, status: str = "pending", error: str = "", note: str = "") -> None:
+        # The directory entry, not the file it leads to: two links to one photo are two inputs.
+        key = os.path.join(os.path.realpath(source.parent), source.name)
+        if key in self.seen:  # a file named twice, or a folder and a file inside it
+            return
+        self.seen.add(key)
+        if output is None or status != "pending":
+            self.plan.tasks.append(Task(source, output, status, error, note))
+            return
+        try:
+            outputs = _outputs(source, output, self.image_index, self.limits)
+        except (OSError, HeicconvError) as exc:
+            self.plan.tasks.append(Task(source, output, "failed", f"cannot count its images: {exc}"))
+            return
+        self.plan.tasks.extend(Task(source, out, image_index=index) for out, index in outputs)
+
+    def add_folder(self, path: Path, recursive: bool, follow_links: bool, from_formats: tuple[str, ...]) -> None:
+        files = _walk(path, recursive, self.outdir, follow_links, self.plan)
+        by_folder: dict[Path, list[Path]] = {}
+        for source in files:
+            by_folder.setdefault(source.parent, []).append(source)
+        for folder_files in by_folder.values():
+            for source in _sources(folder_files, from_formats, self.plan):
+                why = _not_regular(source)
+                if why:  # a pipe would hang the run, a device never ends
+                    self.add(source, None, status="skipped", note=why)
+                    continue
+                rel = source.relative_to(path)
+                folder = (self.outdir / rel.parent) if self.outdir is not None else source.parent
+                output = folder / (source.stem + self.suffix)
+                if self.outdir is None and _key(output) == _key(source):
+                    self.plan.ignored_same_format += 1  # e.g. --to heic next to the HEIC files
+                    continue
+                self.add(source, output)
+
+    def add_file(self, path: Path, explicit_output: Path | None) -> None:
+        if image_suffix(path) is None and not _looks_like_image(path):
+            if explicit_output is not None:  # the user named the one output: not writing it is a failure
+                self.add(path, None, status="failed", error="not an image heicconv reads; nothing written")
+            else:
+                self.add(path, None, status="skipped", note="not an image heicconv reads")
+            return
+        if explicit_output is not None:
+            output = explicit_output
+        else:
+            output = (self.outdir if self.outdir is not None else path.parent) / (path.stem + self.suffix)
+        self.add(path, output)
 
 
 def _check_names(plan: Plan) -> None:

@@ -19,12 +19,12 @@ from typing import Any, TextIO
 
 from ..api.terminal import StatusLine, printable
 
-__all__ = ["Record", "Reporter"]
+__all__ = ["Outcome", "Reporter", "display"]
 
 
 @dataclass(frozen=True)
-class Record:
-    """One input's result, as ``--json`` prints it."""
+class Outcome:
+    """One input's result: what a conversion returns, what the report shows and ``--json`` prints."""
 
     path: str
     output: str | None
@@ -36,6 +36,7 @@ class Record:
     height: int = 0
     backend: str = ""
     exists: bool = False  # skipped because the output exists (the summary says how to replace them)
+    stop: bool = False  # the output folder cannot be written: converting the rest is pointless
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,23 +82,23 @@ class Reporter:
     def done(self) -> int:
         return sum(self.counts.values())
 
-    def add(self, record: Record) -> None:
-        self.counts[record.status] = self.counts.get(record.status, 0) + 1
-        if record.exists:
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.exists:
             self.kept += 1
-            self.existing += bool(record.note)
+            self.existing += bool(outcome.note)
         if self.json_lines:
             if self.out.isatty():
                 self._clear()  # stdout and stderr share the terminal: the bar must not run into the JSON
-            self.out.write(json.dumps(record.to_dict()) + "\n")
+            self.out.write(json.dumps(outcome.to_dict()) + "\n")
             self.out.flush()
-        line = self._line(record)
+        line = self._line(outcome)
         if line:
             self.say(line)
         if self.bar:
             self._draw()
 
-    def _line(self, r: Record) -> str:
+    def _line(self, r: Outcome) -> str:
         if r.status == "failed":
             return f"failed {r.path}: {r.error}"  # shown even with --quiet: errors are never hidden
         if self.quiet or (self.json_lines and not self.bar):
@@ -125,9 +126,9 @@ class Reporter:
         if self._status is not None:
             self._status.clear()
 
-    def _draw(self, force: bool = False) -> None:
+    def _draw(self) -> None:
         now = time.perf_counter()
-        if not force and now - self._last_draw < 0.1 and self.done < self.total:
+        if now - self._last_draw < 0.1 and self.done < self.total:
             return
         self._last_draw = now
         elapsed = now - self.started

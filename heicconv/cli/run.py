@@ -32,12 +32,17 @@ from ..api.calls import convert_with_report, share_cpus
 from ..errors import DecodeError, HeicconvError
 from ..options import Limits, Options
 from .inputs import not_regular, open_regular, read_limited
+from .report import Outcome
 
-__all__ = ["Item", "Outcome", "OutputError", "convert_one", "execute", "explain", "place", "temp_path"]
+__all__ = ["Item", "OutputError", "convert_one", "execute", "explain", "place", "temp_path"]
 
 _TEMP_SUFFIX = ".heicconv-tmp"
 # Errors that say the output folder cannot take files at all, rather than that one file is wrong.
 _FOLDER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
+_CRASHED = (
+    "the worker process converting this file (or one converted at the same time) crashed; "
+    "convert it alone with -j 1 to see which"
+)
 
 
 @dataclass(frozen=True)
@@ -55,25 +60,12 @@ class Item:
     keep_mtime: bool = True
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # converted | skipped | failed
-    error: str = ""
-    note: str = ""
-    seconds: float = 0.0
-    width: int = 0
-    height: int = 0
-    backend: str = ""
-    stop: bool = False  # the output folder cannot be written: converting the rest is pointless
-
-
 class OutputError(OSError):
     """Writing into the output folder failed in a way that every other file would hit too."""
 
     def __init__(self, folder: Path, cause: OSError) -> None:
         why = cause.strerror or str(cause)
         super().__init__(cause.errno, f"cannot write to the output folder {folder}: {why}")
-        self.folder = folder
 
 
 def temp_path(output: Path, tag: str, name_max: int = 255) -> Path:
@@ -169,44 +161,50 @@ def _finish(output: Path, temp: Path, overwrite: bool, mtime_ns: tuple[int, int]
 def convert_one(item: Item) -> Outcome:
     """Convert one file and write its output; never raises for a bad file (the batch goes on)."""
     start = time.perf_counter()
-    output, temp = Path(item.output), Path(item.temp)
+    stop = False
     try:
-        with _open_temp(output, temp) as fh:  # first: a folder that cannot be written costs no decoding
-            with open_regular(item.source) as (src, st):
-                if src is None:  # it was a regular file when the run was planned
-                    return Outcome("skipped", note=not_regular(st))
-                data = read_limited(src, item.limits, st.st_size)
-            result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
-            _write(fh, result.data, output)
-        _finish(output, temp, item.overwrite, (st.st_atime_ns, st.st_mtime_ns) if item.keep_mtime else None)
+        return _convert(item, start)
     except FileExistsError:
-        return Outcome("skipped", note=f"{item.output} appeared while converting; --overwrite replaces it")
+        return Outcome(
+            item.source,
+            item.output,
+            "skipped",
+            note=f"{item.output} appeared while converting; --overwrite replaces it",
+        )
     except HeicconvError as exc:
-        return Outcome("failed", error=explain(exc), seconds=time.perf_counter() - start)
+        error = explain(exc)
     except OutputError as exc:
-        return Outcome("failed", error=str(exc.strerror), seconds=time.perf_counter() - start, stop=True)
+        error, stop = str(exc.strerror), True
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        return Outcome("failed", error=f"{exc.strerror or exc}{where}", seconds=time.perf_counter() - start)
+        error = f"{exc.strerror or exc}{where}"
     except MemoryError:
-        return Outcome(
-            "failed",
-            error="out of memory; convert this file alone (-j 1) or with a smaller --max-size",
-            seconds=time.perf_counter() - start,
-        )
+        error = "out of memory; convert this file alone (-j 1) or with a smaller --max-size"
     except Exception as exc:  # a bug, but one file's bug must not stop the batch
-        return Outcome(
-            "failed",
-            error=f"unexpected {type(exc).__name__}: {exc} (this is a heicconv bug; please report it)",
-            seconds=time.perf_counter() - start,
-        )
+        error = f"unexpected {type(exc).__name__}: {exc} (this is a heicconv bug; please report it)"
     finally:
         # Also runs on Ctrl-C in this process: no temporary file outlives its conversion.
         with contextlib.suppress(OSError):
             os.unlink(item.temp)
+    return Outcome(item.source, item.output, "failed", error, seconds=time.perf_counter() - start, stop=stop)
+
+
+def _convert(item: Item, start: float) -> Outcome:
+    output, temp = Path(item.output), Path(item.temp)
+    with _open_temp(output, temp) as fh:  # first: a folder that cannot be written costs no decoding
+        with open_regular(item.source) as (src, st):
+            if src is None:  # it was a regular file when the run was planned
+                return Outcome(item.source, item.output, "skipped", note=not_regular(st))
+            data = read_limited(src, item.limits, st.st_size)
+        result = convert_with_report(data, item.fmt, item.options, backend=item.backend, limits=item.limits)
+        _write(fh, result.data, output)
+    _finish(output, temp, item.overwrite, (st.st_atime_ns, st.st_mtime_ns) if item.keep_mtime else None)
+    seconds = time.perf_counter() - start
     return Outcome(
+        item.source,
+        item.output,
         "converted",
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         width=result.width,
         height=result.height,
         backend=result.backend,
@@ -245,7 +243,7 @@ def execute(
     removed once no worker is left that could still write one.
     """
     if jobs > 1 and len(items) > 1:
-        _in_workers(items, jobs, on_done, on_stopping, work)
+        _Batch(items, jobs, on_done, on_stopping, work).run()
         return
     for index, item in enumerate(items):
         try:
@@ -257,67 +255,92 @@ def execute(
             return
 
 
-def _in_workers(
-    items: list[Item],
-    jobs: int,
-    on_done: Callable[[int, Outcome], None],
-    on_stopping: Callable[[int], None],
-    work: Callable[[Item], Outcome],
-) -> None:
-    context = multiprocessing.get_context("spawn")  # fork is unsafe with image libraries' threads
-    todo = collections.deque(range(len(items)))
-    halted = False
-    while todo and not halted:
-        executor = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(jobs,)
-        )
+class _Batch:
+    """Files converted in worker processes, at most one per worker at a time, in a new pool after a crash."""
+
+    def __init__(
+        self,
+        items: list[Item],
+        jobs: int,
+        on_done: Callable[[int, Outcome], None],
+        on_stopping: Callable[[int], None],
+        work: Callable[[Item], Outcome],
+    ) -> None:
+        self.items = items
+        self.jobs = jobs
+        self.on_done = on_done
+        self.on_stopping = on_stopping
+        self.work = work
+        self.todo = collections.deque(range(len(items)))
+        self.halted = False  # an outcome said stop: start no new file
+
+    def run(self) -> None:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe with image libraries' threads
+        while self.todo and not self.halted:
+            executor = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=context, initializer=_start_worker, initargs=(self.jobs,)
+            )
+            started: list[int] = []
+            try:
+                self._in_pool(executor, started)
+            finally:
+                executor.shutdown(wait=True, cancel_futures=True)  # every worker has exited when this returns
+                _remove(self.items[i].temp for i in started)
+
+    def _in_pool(self, executor: ProcessPoolExecutor, started: list[int]) -> None:
+        """Convert in ``executor`` until nothing is left to start and running, or its pool broke."""
         # No queue beyond one file per worker: Ctrl-C has nothing to cancel, and if a worker
         # crashes, the files in flight are the ones that were really being converted.
         running: dict[Future[Outcome], int] = {}
-        started: list[int] = []
         broken = False
         try:
+            while True:
+                if not broken:
+                    broken = self._fill(executor, running, started)
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    broken = self._finished(future, running.pop(future)) or broken
+        except KeyboardInterrupt:
+            self._interrupted(executor, running)
+            raise
+
+    def _fill(self, executor: ProcessPoolExecutor, running: dict[Future[Outcome], int], started: list[int]) -> bool:
+        """Start files until every worker has one; True if the pool broke before it took one."""
+        while self.todo and not self.halted and len(running) < self.jobs:
             try:
-                while True:
-                    while todo and not (broken or halted) and len(running) < jobs:
-                        try:
-                            future = executor.submit(work, items[todo[0]])
-                        except BrokenProcessPool:  # a worker died while idle: this file goes to the next pool
-                            broken = True
-                            break
-                        started.append(todo[0])
-                        running[future] = todo.popleft()
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = running.pop(future)
-                        try:
-                            outcome = future.result()
-                        except BrokenProcessPool:
-                            broken = True  # collect every running future, then start a new pool
-                            outcome = Outcome(
-                                "failed",
-                                error="the worker process converting this file (or one converted at the same time) "
-                                "crashed; convert it alone with -j 1 to see which",
-                            )
-                        on_done(index, outcome)
-                        halted = halted or outcome.stop
-            except KeyboardInterrupt:
-                for future in running:
-                    future.cancel()
-                busy = {f: i for f, i in running.items() if not f.cancelled()}
-                on_stopping(len(busy))
-                try:
-                    for future in wait(busy).done:
-                        with contextlib.suppress(BrokenProcessPool):  # killed too (kill of the process group)
-                            on_done(busy[future], future.result())
-                except KeyboardInterrupt:
-                    _abandon(executor)
-                raise
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)  # every worker has exited when this returns
-            _remove(items[i].temp for i in started)
+                future = executor.submit(self.work, self.items[self.todo[0]])
+            except BrokenProcessPool:  # a worker died while idle: this file goes to the next pool
+                return True
+            started.append(self.todo[0])
+            running[future] = self.todo.popleft()
+        return False
+
+    def _finished(self, future: Future[Outcome], index: int) -> bool:
+        """Report one file's outcome; True if its worker crashed, which breaks the pool."""
+        broken = False
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:  # collect every running future, then start a new pool
+            broken = True
+            outcome = Outcome(self.items[index].source, self.items[index].output, "failed", error=_CRASHED)
+        self.on_done(index, outcome)
+        self.halted = self.halted or outcome.stop
+        return broken
+
+    def _interrupted(self, executor: ProcessPoolExecutor, running: dict[Future[Outcome], int]) -> None:
+        """Ctrl-C: start nothing more, let the running conversions finish (a second Ctrl-C abandons them)."""
+        for future in running:
+            future.cancel()
+        busy = {f: i for f, i in running.items() if not f.cancelled()}
+        self.on_stopping(len(busy))
+        try:
+            for future in wait(busy).done:
+                with contextlib.suppress(BrokenProcessPool):  # killed too (kill of the process group)
+                    self.on_done(busy[future], future.result())
+        except KeyboardInterrupt:
+            _abandon(executor)
 
 
 def _abandon(executor: ProcessPoolExecutor) -> None:

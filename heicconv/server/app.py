@@ -215,98 +215,147 @@ def _fields(request: Request) -> dict[str, Any]:
 
 def create_app(settings: ServerSettings | None = None) -> Observed:
     """Build the service; ``settings`` default to :func:`heicconv.server.settings.load`."""
-    cfg = settings or load()
-    tokens = Tokens(parse_tokens(cfg.token, "server.token"), cfg.token_file, cfg.auth_header)  # before any worker
-    metrics = ServiceMetrics()
-    pool = Pool(cfg, metrics)
-    admission = Admission.of(cfg)
-    uploads = Uploads(cfg.uploads, cfg.uploads_per_client, admission)  # only the event loop touches it
-    try:
-        backend = selected_backend()[0]
-    except HeicconvError:  # /health says what is wrong; the figures name no backend
-        backend = "unknown"
-    metrics.watch(
-        {
-            "heicconv_conversions_running": ("Conversions running in a worker", lambda: pool.running),
-            "heicconv_conversions_waiting": (
-                "Conversions admitted and waiting for a worker",
-                lambda: pool.inflight - pool.running,
-            ),
-            "heicconv_conversion_slots": (
-                "Conversions running and waiting at most (workers + queue)",
-                lambda: pool.capacity,
-            ),
-            "heicconv_uploads_in_use": ("Request bodies being received", lambda: uploads.in_use),
-            "heicconv_upload_slots": ("Request bodies received at once at most", lambda: uploads.limit),
-        }
+    service = _Service(settings or load())
+    routes = service.routes()
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
+        lifespan=service.lifespan,
     )
+    app.state.metrics = service.metrics
+    return Observed(app, service.metrics, {route.path for route in routes})
 
-    def refuse(request: Request, reason: str, reply: api.Reply) -> Response:
-        metrics.refused.labels(reason).inc()
+
+class _Service:
+    """The routes of one service, and what they share: its settings, tokens, metrics, pool and upload slots."""
+
+    def __init__(self, cfg: ServerSettings) -> None:
+        self.cfg = cfg
+        # Before the pool starts any worker: a bad token or an unreadable token file stops the start here.
+        self.tokens = Tokens(parse_tokens(cfg.token, "server.token"), cfg.token_file, cfg.auth_header)
+        self.metrics = ServiceMetrics()
+        self.pool = Pool(cfg, self.metrics)
+        self.admission = Admission.of(cfg)
+        self.uploads = Uploads(cfg.uploads, cfg.uploads_per_client, self.admission)  # only the event loop touches it
+        try:
+            self.backend = selected_backend()[0]
+        except HeicconvError:  # /health says what is wrong; the figures name no backend
+            self.backend = "unknown"
+        pool, uploads = self.pool, self.uploads
+        self.metrics.watch(
+            {
+                "heicconv_conversions_running": ("Conversions running in a worker", lambda: pool.running),
+                "heicconv_conversions_waiting": (
+                    "Conversions admitted and waiting for a worker",
+                    lambda: pool.inflight - pool.running,
+                ),
+                "heicconv_conversion_slots": (
+                    "Conversions running and waiting at most (workers + queue)",
+                    lambda: pool.capacity,
+                ),
+                "heicconv_uploads_in_use": ("Request bodies being received", lambda: uploads.in_use),
+                "heicconv_upload_slots": ("Request bodies received at once at most", lambda: uploads.limit),
+            }
+        )
+
+    def routes(self) -> list[Route]:
+        routes = [
+            Route("/convert", self.convert, methods=["POST"]),
+            Route("/health", self.health, methods=["GET"]),
+            Route("/ready", self.ready, methods=["GET"]),
+            Route("/backends", self.backends, methods=["GET"]),
+        ]
+        if self.cfg.metrics != "off":
+            routes.append(Route("/metrics", self.metrics_route, methods=["GET"]))
+        return routes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            described = await asyncio.to_thread(api.health)
+            versions = described["versions"]
+        except Exception:  # /health answers why; the build info still names the version
+            described, versions = {"backend": self.backend}, {}
+        self.metrics.describe_build(str(described["backend"]), versions)
+        yield
+        await asyncio.to_thread(self.pool.shutdown)
+
+    def refuse(self, request: Request, reason: str, reply: api.Reply) -> Response:
+        self.metrics.refused.labels(reason).inc()
         _fields(request)["refused"] = reason
         return _send(reply)
 
-    def unauthorised(request: Request) -> Response | None:
+    def unauthorised(self, request: Request) -> Response | None:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if tokens.allows(headers):
+        if self.tokens.allows(headers):
             return None
-        given = "authorization" in headers or (tokens.header and tokens.header in headers)
-        how = "Authorization: Bearer <token>" + (f" or {cfg.auth_header}: <token>" if cfg.auth_header else "")
+        given = "authorization" in headers or (self.tokens.header and self.tokens.header in headers)
+        auth_header = self.cfg.auth_header
+        how = "Authorization: Bearer <token>" + (f" or {auth_header}: <token>" if auth_header else "")
         message = f"{'the token is not valid' if given else 'a token is required'}: send {how}"
         challenge = 'Bearer realm="heicconv"' + (', error="invalid_token"' if given else "")
         reply = api.error_reply(401, "unauthorized", message, {"WWW-Authenticate": challenge})
-        return refuse(request, "unauthorized", reply)
+        return self.refuse(request, "unauthorized", reply)
 
-    async def convert(request: Request) -> Response:
-        denied = unauthorised(request)
+    async def convert(self, request: Request) -> Response:
+        denied = self.unauthorised(request)
         if denied is not None:
             return denied
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > cfg.max_body_bytes:
-            return refuse(request, "too_large", _too_large(cfg.max_body_bytes))
-        client = request.client.host if request.client else "unknown"
-        upload = uploads.admit(client)
-        if isinstance(upload, tuple):
-            reason, busy = upload
-            return refuse(request, reason, api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
-        try:
-            body = await read_body(request.stream(), cfg.max_body_bytes, admission, upload)
-        except TooSlow as late:
-            return refuse(request, late.reason, api.error_reply(408, "body_timeout", str(late), _CLOSE))
-        except ClientDisconnect:
-            return _send(api.error_reply(400, "incomplete_body", "the client went away before the body ended"))
-        finally:
-            uploads.release(upload)
-        if body is None:
-            return refuse(request, "too_large", _too_large(cfg.max_body_bytes))
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            parsed = api.parse_request(dict(request.query_params), headers, body, default_format=cfg.format)
+            parsed = api.parse_request(dict(request.query_params), headers, body, default_format=self.cfg.format)
         except api.RequestRejected as exc:
             return _send(exc.reply)
         except Exception as exc:
             _fields(request)["error"] = type(exc).__name__
             return _send(api.reply_for_error(exc))
+        pool = self.pool
         if not pool.try_acquire():
             busy = f"all {pool.workers} workers are busy and {pool.capacity - pool.workers} requests are waiting"
-            return refuse(request, "workers_busy", api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
+            return self.refuse(request, "workers_busy", api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
         started = time.perf_counter()
         outcome = await pool.convert(parsed)
-        _record(metrics, _fields(request), backend, parsed, outcome, time.perf_counter() - started)
+        _record(self.metrics, _fields(request), self.backend, parsed, outcome, time.perf_counter() - started)
         return _send(outcome.reply)
 
-    def load_figures() -> dict[str, object]:
+    async def _body(self, request: Request) -> bytes | Response:
+        """The request's body, read in an upload slot, or the answer that refuses it."""
+        limit = self.cfg.max_body_bytes
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            return self.refuse(request, "too_large", _too_large(limit))
+        client = request.client.host if request.client else "unknown"
+        upload = self.uploads.admit(client)
+        if isinstance(upload, tuple):
+            reason, busy = upload
+            return self.refuse(request, reason, api.error_reply(429, "busy", busy, {"Retry-After": "1"}))
+        try:
+            body = await read_body(request.stream(), limit, self.admission, upload)
+        except TooSlow as late:
+            return self.refuse(request, late.reason, api.error_reply(408, "body_timeout", str(late), _CLOSE))
+        except ClientDisconnect:
+            return _send(api.error_reply(400, "incomplete_body", "the client went away before the body ended"))
+        finally:
+            self.uploads.release(upload)
+        if body is None:
+            return self.refuse(request, "too_large", _too_large(limit))
+        return body
+
+    def load_figures(self) -> dict[str, object]:
         return {
-            "pool": pool.kind,
-            "workers": pool.workers,
-            "inflight": pool.inflight,
-            "capacity": pool.capacity,
-            "uploading": uploads.in_use,
-            "uploads": cfg.uploads,
-            "saturated": pool.saturated or uploads.full,
+            "pool": self.pool.kind,
+            "workers": self.pool.workers,
+            "inflight": self.pool.inflight,
+            "capacity": self.pool.capacity,
+            "uploading": self.uploads.in_use,
+            "uploads": self.cfg.uploads,
+            "saturated": self.pool.saturated or self.uploads.full,
         }
 
-    async def health(request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
         """Liveness: the process answers and its backend loads (a busy service is still alive)."""
         try:
             described = await asyncio.to_thread(api.health)
@@ -314,68 +363,40 @@ def create_app(settings: ServerSettings | None = None) -> Observed:
             return _send(exc.reply)
         except Exception as exc:
             return _send(api.reply_for_error(exc))
-        return _send(api.json_reply(200, {**described, **load_figures()}))
+        return _send(api.json_reply(200, {**described, **self.load_figures()}))
 
-    async def ready(request: Request) -> Response:
+    async def ready(self, request: Request) -> Response:
         """Readiness: 503 while a new conversion would be refused, so a load balancer sends it elsewhere."""
-        figures = load_figures()
+        figures = self.load_figures()
         if figures["saturated"]:
             return _send(api.json_reply(503, {"status": "busy", **figures}, {"Retry-After": "1"}))
         return _send(api.json_reply(200, {"status": "ready", **figures}))
 
-    async def backends(request: Request) -> Response:
-        denied = unauthorised(request)
+    async def backends(self, request: Request) -> Response:
+        denied = self.unauthorised(request)
         if denied is not None:
             return denied
         statuses = await asyncio.to_thread(list_backends)
         return _send(api.json_reply(200, {"backends": [s.to_dict() for s in statuses]}))
 
-    async def metrics_route(request: Request) -> Response:
-        if cfg.metrics == "token":
-            denied = unauthorised(request)
+    async def metrics_route(self, request: Request) -> Response:
+        if self.cfg.metrics == "token":
+            denied = self.unauthorised(request)
             if denied is not None:
                 return denied
-        body = await asyncio.to_thread(metrics.exposition)
+        body = await asyncio.to_thread(self.metrics.exposition)
         return Response(body, 200, headers={"Content-Type": CONTENT_TYPE})
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-        return _send(api.error_reply(status, code, str(detail)))
 
-    async def crash(request: Request, exc: Exception) -> Response:
-        return _send(api.reply_for_error(exc))
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    return _send(api.error_reply(status, code, str(detail)))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            described = await asyncio.to_thread(api.health)
-            versions = described["versions"]
-        except Exception:  # /health answers why; the build info still names the version
-            described, versions = {"backend": backend}, {}
-        metrics.describe_build(str(described["backend"]), versions)
-        yield
-        await asyncio.to_thread(pool.shutdown)
 
-    routes = [
-        Route("/convert", convert, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
-        Route("/backends", backends, methods=["GET"]),
-    ]
-    if cfg.metrics != "off":
-        routes.append(Route("/metrics", metrics_route, methods=["GET"]))
-    app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_error, Exception: crash},
-        lifespan=lifespan,
-    )
-    app.state.pool = pool
-    app.state.settings = cfg
-    app.state.metrics = metrics
-    app.state.uploads = uploads
-    return Observed(app, metrics, {route.path for route in routes})
+async def _crash(request: Request, exc: Exception) -> Response:
+    return _send(api.reply_for_error(exc))
 
 
 def _record(
