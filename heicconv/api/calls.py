@@ -12,16 +12,17 @@ import threading
 from typing import Any
 
 from ..backends import registry, threads
-from ..backends.contract import Backend, Job, Result, is_remote
+from ..backends.contract import Backend, Result
 from ..config import effective, settings
 from ..config.tracing import span
 from ..container.info import ImageInfo
 from ..container.info import probe as read_header
-from ..errors import BackendUnavailableError, EncodeError, HeicconvError, UnsupportedInputError
+from ..errors import BackendUnavailableError, UnsupportedInputError
 from ..options import Limits, Options, formats
-from ..pipeline import hdr, plan
+from ..pipeline import run
 
 __all__ = [
+    "backend_names",
     "convert",
     "convert_async",
     "convert_with_report",
@@ -120,8 +121,8 @@ def convert_with_report(
     ("the call's options", 'default', 'default (auto)')
     """
     with span("heicconv.convert", {"heicconv.output_format": fmt, "heicconv.input_bytes": len(data)}) as current:
-        chosen, job, sources = _planned(data, fmt, options, limits, backend)
-        result = _finished(chosen, job, _run_guarded(chosen, job), sources)
+        chosen, fmt, options, limits, sources = _selected(fmt, options, limits, backend)
+        result = dataclasses.replace(run.convert(chosen, data, fmt, options, limits), sources=sources)
         if current is not None:
             _describe(current, result)
         return result
@@ -139,25 +140,14 @@ def _describe(current: Any, result: Result) -> None:
     )
 
 
-def _planned(
-    data: bytes, fmt: str, options: Options | None, limits: Limits | None, backend: str | None
-) -> tuple[Backend, Job, dict[str, str]]:
-    """The backend, the job (header read and limits checked here, for remote backends too) and the sources."""
+def _selected(
+    fmt: str, options: Options | None, limits: Limits | None, backend: str | None
+) -> tuple[Backend, str, Options, Limits, dict[str, str]]:
+    """The backend, the format's canonical name, the options and limits in effect, and where each came from."""
     fmt = formats.normalize(fmt)
     options, limits, sources = effective(options, limits)
     sources["backend"] = "the call's backend" if backend is not None else settings().where("backend")
-    chosen = select(backend)
-    return chosen, plan(data, fmt, options, limits, chosen.capabilities, registry.who_can, chosen.name), sources
-
-
-def _finished(chosen: Backend, job: Job, result: Result, sources: dict[str, str]) -> Result:
-    if not is_remote(chosen):  # a remote heicconv has carried the gain map already
-        # The gain map (the source's, or one computed for a PQ or HLG source): Ultra HDR JPEG, or reported dropped.
-        tone_mapped = job.tone_map if job.original is not None else 0
-        result = hdr.attach(job.original or job.source, result, job.options, job.computed_gain_map, tone_mapped)
-        # The name it was selected by, even when a third-party backend writes its class's own name into its Result.
-        return dataclasses.replace(result, backend=chosen.name, sources=sources)
-    return dataclasses.replace(result, sources=sources)
+    return select(backend), fmt, options, limits, sources
 
 
 async def convert_async(
@@ -200,37 +190,12 @@ async def convert_with_report_async(
         return loop.run_in_executor(_executor(), functools.partial(contextvars.copy_context().run, *call))
 
     with span("heicconv.convert", {"heicconv.output_format": fmt, "heicconv.input_bytes": len(data)}) as current:
-        chosen, job, sources = await in_pool(_planned, data, fmt, options, limits, backend)
-        run_async = getattr(chosen, "run_async", None)
-        if run_async is None:
-            result = await in_pool(_run_guarded, chosen, job)
-        else:
-            result = await _guarded(chosen, run_async(job))
-        finished: Result = await in_pool(_finished, chosen, job, result, sources)
+        chosen, fmt, options, limits, sources = await in_pool(_selected, fmt, options, limits, backend)
+        result = await run.convert_async(chosen, data, fmt, options, limits, in_pool)
+        result = dataclasses.replace(result, sources=sources)
         if current is not None:
-            _describe(current, finished)
-        return finished
-
-
-def _run_guarded(chosen: Backend, job: Job) -> Result:
-    if job.tone_map and not is_remote(chosen):
-        hdr.tone_map(job, chosen.capabilities.inputs)  # a PQ or HLG source rendered SDR: the backend converts that
-    try:
-        return chosen.run(job)
-    except HeicconvError:
-        raise
-    except Exception as exc:  # a third-party backend's own error never escapes
-        raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
-
-
-async def _guarded(chosen: Backend, pending: Any) -> Result:
-    try:
-        result: Result = await pending
-    except HeicconvError:
-        raise
-    except Exception as exc:
-        raise EncodeError(f"backend {chosen.name!r} failed: {exc}") from exc
-    return result
+            _describe(current, result)
+        return result
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -265,6 +230,17 @@ def probe(data: bytes, *, backend: str | None = None) -> ImageInfo:
                 f"backend {chosen.name!r} cannot read {info.format}{registry.who_can(reads=info.format)}"
             )
     return info
+
+
+def backend_names(*, remote: bool | None = None) -> tuple[str, ...]:
+    """Every known backend's name, sorted, without building any: with ``remote=False`` only those that convert
+    in this process, with ``remote=True`` only those that send the image elsewhere (``http``, ``lambda``).
+
+    >>> import heicconv.api.calls as calls
+    >>> "pillow" in calls.backend_names(remote=False), "http" in calls.backend_names(remote=False)
+    (True, False)
+    """
+    return tuple(n for n in registry.known_names() if remote is None or registry.is_remote(n) == remote)
 
 
 def list_backends() -> list[registry.BackendStatus]:

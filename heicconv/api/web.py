@@ -23,6 +23,8 @@ from typing import Any
 
 from ..backends import registry
 from ..backends.contract import Result
+from ..backends.lambda_invoke import LAMBDA_CALLER_KEYS
+from ..backends.remote import STAGING_KEY
 from ..config import settings
 from ..errors import HTTP_ERRORS, ConfigError, HeicconvError, UnsupportedFormatError
 from ..options import Limits, Options, field_from_text, formats
@@ -31,6 +33,8 @@ from .calls import convert_with_report, selected_backend
 __all__ = [
     "ENDPOINT_DEFAULTS",
     "ERRORS",
+    "LAMBDA_CALLER_KEYS",
+    "STAGING_KEY",
     "Reply",
     "Request",
     "RequestRejected",
@@ -46,6 +50,7 @@ __all__ = [
     "reply_for_error",
     "reply_for_result",
     "run",
+    "staged_transfer",
 ]
 
 log = logging.getLogger("heicconv.server")
@@ -337,3 +342,16 @@ def _field_name(head: str) -> str | None:
             if key.lower() == "name":
                 return val.strip().strip('"')
     return None
+
+
+# What the ``lambda`` backend and the Lambda handler agree on, beside the request itself: the event key of
+# the staged objects (``STAGING_KEY``), the ``[lambda]`` keys the backend reads (``LAMBDA_CALLER_KEYS``: the
+# handler reads the table's others), and how the handler reads and writes a staged object.
+
+
+def staged_transfer(method: str, url: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
+    """One request to a presigned URL (``GET`` a staged input, ``PUT`` an output): the status and the body."""
+    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request imports the HTTP client
+
+    answer = exchange(Endpoint.of(url), method, target_of(url), body, {}, timeout)
+    return answer.status, answer.body

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..backends.remotes import LAMBDA_CALLER_KEYS
+from ..api.web import LAMBDA_CALLER_KEYS
 from ..config.rules import choice, flag, integer, output_format, text
 from ..config.tables import load as load_table
 from ..config.tables import setting

@@ -7,7 +7,7 @@ wrapped in the proxy response shape; a response too large for Lambda is
 answered 413 or, if configured, stored in S3 and answered with a presigned URL.
 
 A direct Invoke from heicconv's ``lambda`` backend may carry staged objects
-(:data:`heicconv.backends.remote.STAGING_KEY`): a presigned URL to read the
+(:data:`heicconv.api.web.STAGING_KEY`): a presigned URL to read the
 input from, and one to write an output to that is too large to answer with.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..api import web as api
 from ..api.calls import list_backends
-from ..backends.remote import STAGING_KEY
+from ..api.web import STAGING_KEY
 from ..options import formats
 from .aws import s3
 from .invocation import convert, log_fields
@@ -118,26 +118,20 @@ def _staging(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _staged_input(url: str) -> bytes:
-    from ..backends.wire import Endpoint, exchange, target_of  # only a staged request imports the HTTP client
-
-    answer = exchange(Endpoint.of(url), "GET", target_of(url), None, {}, STAGED_IO_TIMEOUT)
-    if answer.status != 200:
+    status, body = api.staged_transfer("GET", url, None, STAGED_IO_TIMEOUT)
+    if status != 200:
         raise api.RequestRejected(
-            api.error_reply(400, "bad_request", f"the staged input could not be read: S3 answered {answer.status}")
+            api.error_reply(400, "bad_request", f"the staged input could not be read: S3 answered {status}")
         )
-    return answer.body
+    return body
 
 
 def _staged_output(reply: api.Reply, url: str) -> api.Reply:
     """Write the image to the caller's presigned URL and answer where it is."""
-    from ..backends.wire import Endpoint, exchange, target_of
-
-    put = exchange(Endpoint.of(url), "PUT", target_of(url), reply.body, {}, STAGED_IO_TIMEOUT)
-    if not 200 <= put.status < 300:
-        text = put.body[:200].decode("utf-8", "replace")
-        return api.error_reply(
-            502, "staging_failed", f"the output could not be staged: S3 answered {put.status} {text}"
-        )
+    status, body = api.staged_transfer("PUT", url, reply.body, STAGED_IO_TIMEOUT)
+    if not 200 <= status < 300:
+        text = body[:200].decode("utf-8", "replace")
+        return api.error_reply(502, "staging_failed", f"the output could not be staged: S3 answered {status} {text}")
     payload = {"staged": "output", "bytes": len(reply.body), "content_type": reply.content_type}
     return api.json_reply(200, payload, reply.headers)
 

@@ -21,11 +21,11 @@ from . import _damage
 
 if TYPE_CHECKING:
     from ..container.gainmap import Metadata
-    from ..container.info import ImageInfo, Source
+    from ..container.info import ImageInfo, Input
     from ..container.isobmff import Item
     from ..options import Limits, Options
 
-__all__ = ["Backend", "Capabilities", "Feature", "Job", "Note", "PipelineBackend", "Result"]
+__all__ = ["AsyncBackend", "Backend", "Capabilities", "Feature", "Job", "Note", "PipelineBackend", "Result"]
 
 
 class Feature(enum.Flag):
@@ -97,11 +97,20 @@ _LABELS = {
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend reads, writes and can do, as data."""
+    """What a backend reads, writes and can do, as data.
+
+    - ``inputs``, ``outputs``: the format names it reads and writes; ``features``: what else it does.
+    - ``remote``: it runs the whole conversion elsewhere (a heicconv service or function), the HDR steps
+      included, so heicconv neither tone maps a PQ or HLG source nor carries a gain map for it.
+    - ``asynchronous``: it also has ``async def run_async(job)`` (:class:`AsyncBackend`), which
+      ``heicconv.convert_async`` awaits on the event loop instead of running ``run`` in a thread.
+    """
 
     inputs: frozenset[str]
     outputs: frozenset[str]
     features: Feature = field(default=Feature(0))
+    remote: bool = False
+    asynchronous: bool = False
 
 
 class Note(str):
@@ -136,10 +145,10 @@ class Result:
     - ``data``: the output file's bytes; ``format``: its format name (``heicconv.options.formats``);
       ``width``, ``height``: its size in pixels;
     - ``backend``: the name of the backend that made it (as registered);
-    - ``source``: what the input held (:class:`~heicconv.container.info.ImageInfo`, header only);
+    - ``source``: what the input (the source image) held (:class:`~heicconv.container.info.ImageInfo`, header only);
     - ``notes``: what was done and why, each a :class:`Note` (a ``str`` with a ``kind``);
-    - ``sources``: where each setting came from, e.g. ``"options.quality" -> "the call's options"``,
-      ``"backend" -> "default (auto)"``.
+    - ``sources``: where each setting came from (as ``heicconv.config.settings().sources``), e.g.
+      ``"options.quality" -> "the call's options"``, ``"backend" -> "default (auto)"``.
 
     Its ``repr`` is short: sizes, formats, the backend and the notes, never the bytes.
     """
@@ -169,7 +178,7 @@ class Result:
 class Job:
     """One conversion, fully decided before a backend touches a pixel."""
 
-    source: Source
+    source: Input
     fmt: str  # canonical output format name (heicconv.options.formats)
     options: Options
     limits: Limits
@@ -186,7 +195,7 @@ class Job:
     # HDR without a gain map (PQ or HLG, nclx transfer 16 or 18): heicconv decodes and tone maps it before the
     # backend runs (heicconv.pipeline.hdr.tone_map), and ``source`` becomes that SDR picture (a TIFF or PNG).
     tone_map: int = 0  # the nclx transfer to tone map from, 0 for none
-    original: Source | None = None  # the HDR source, once ``source`` is its SDR rendering
+    original: Input | None = None  # the HDR source, once ``source`` is its SDR rendering
     computed_gain_map: tuple[Any, Metadata] | None = None  # a Pillow "L" image (upright) and how to apply it
     notes: list[Note] = field(default_factory=list)
 
@@ -245,10 +254,12 @@ class Backend(Protocol):
         ...
 
 
-def is_remote(backend: object) -> bool:
-    """Whether ``backend`` converts elsewhere (its class sets ``remote = True``): a heicconv service or Lambda
-    function that runs the whole conversion, the HDR gain map included, so heicconv does not redo that step."""
-    return bool(getattr(backend, "remote", False))
+class AsyncBackend(Backend, Protocol):
+    """A backend whose capabilities say ``asynchronous``: it also runs a job without blocking an event loop."""
+
+    async def run_async(self, job: Job) -> Result:
+        """:meth:`Backend.run` on an event loop: the same result and errors, waiting without holding a thread."""
+        ...
 
 
 Img = TypeVar("Img")
@@ -392,9 +403,11 @@ def missing_from_contract(backend: object) -> list[str]:
     if not isinstance(getattr(backend, "name", None), str) or not getattr(backend, "name", ""):
         missing.append("a `name` string")
     # A remote backend learns its capabilities from the remote on first use: a property is not called here.
-    if not isinstance(inspect.getattr_static(backend, "capabilities", None), (Capabilities, property)):
+    declared = inspect.getattr_static(backend, "capabilities", None)
+    if not isinstance(declared, (Capabilities, property)):
         missing.append("`capabilities` (a heicconv.Capabilities)")
-    for method in ("run", "versions"):
+    asynchronous = isinstance(declared, Capabilities) and declared.asynchronous
+    for method in ("run", "versions", "run_async") if asynchronous else ("run", "versions"):
         if not callable(getattr(backend, method, None)):
             missing.append(f"a `{method}()` method")
     if isinstance(backend, PipelineBackend):

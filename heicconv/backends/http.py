@@ -1,7 +1,8 @@
 """The ``http`` backend: the conversion runs in a heicconv service (``heicconv serve``, the images in docker/).
 
 Standard library only (:mod:`.wire`): a blocking socket for calls, asyncio streams for ``heicconv.convert_async``.
-Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.backends.remotes` reads them).
+Configured by ``[http]`` / ``HEICCONV_HTTP_*``, read through :mod:`heicconv.config` (so ``HEICCONV_HTTP_URL``
+beats ``[http] url``, and a profile can set either) by :func:`read_settings`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import Section
 from ..config.logs import REQUEST_ID, request_id
 from ..config.tracing import inject, span
-from ..errors import ConfigError
+from ..errors import BackendUnavailableError, ConfigError
+from ..options import parse_bool
 from .remote import RemoteBackend
 from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 
-__all__ = ["HttpBackend", "HttpSettings"]
+__all__ = ["HTTP_KEYS", "HttpBackend", "HttpSettings", "read_settings"]
+
+HTTP_KEYS = ("url", "timeout", "token", "auth_header", "verify", "ca_file", "retries")
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,43 @@ class HttpSettings:
     retries: int = 3  # more tries on 429 and 503, with backoff
 
 
+def read_settings() -> HttpSettings:
+    """``[http]`` and ``HEICCONV_HTTP_*``, checked; ``ConfigError`` names a bad key and where it is set."""
+    s = Section("http")
+    s.check_keys(HTTP_KEYS)
+    d = HttpSettings()
+    if not s.string("url", "").strip():
+        raise BackendUnavailableError(
+            "backend 'http' needs the service's URL: set HEICCONV_HTTP_URL (or [http] url in the config file)"
+        )
+    return HttpSettings(
+        url=s.string("url", d.url).strip(),
+        timeout=s.number("timeout", d.timeout, 0.001),
+        token=s.string("token", d.token),
+        auth_header=s.string("auth_header", d.auth_header).strip(),
+        verify=_flag(s, "verify", d.verify),
+        ca_file=s.string("ca_file", d.ca_file),
+        retries=s.integer("retries", d.retries, 0, 10),
+    )
+
+
+def _flag(s: Section, key: str, default: bool) -> bool:
+    value = s.values.get(key, default)
+    flag = value if isinstance(value, bool) else parse_bool(value)
+    if flag is None:
+        raise s.fail(key, "must be true or false")
+    return flag
+
+
 class HttpBackend(RemoteBackend):
     name = "http"
+    settings: HttpSettings
 
-    def __init__(self, settings: HttpSettings) -> None:
-        super().__init__()
+    @classmethod
+    def configured(cls) -> tuple[HttpSettings]:
+        return (read_settings(),)
+
+    def start(self, settings: HttpSettings) -> None:
         parts = urllib.parse.urlsplit(settings.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"http.url: expected http://host:port or https://host/path, got {settings.url!r}")

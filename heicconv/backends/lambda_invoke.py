@@ -3,8 +3,9 @@
 Each conversion is one synchronous ``Invoke`` of the function with an API Gateway (payload 2.0)
 ``POST /convert`` event, which the function's handler answers as it answers a Function URL. boto3
 finds the region, credentials and endpoint the usual way (``AWS_REGION``, the credentials chain,
-``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``). Configured by ``[lambda]`` / ``HEICCONV_LAMBDA_*``
-(:mod:`heicconv.backends.remotes` reads them).
+``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``). Configured by the caller's keys of ``[lambda]`` /
+``HEICCONV_LAMBDA_*`` (:data:`LAMBDA_CALLER_KEYS`), read through :mod:`heicconv.config` by :func:`read_settings`;
+one backend per distinct settings and AWS environment (:data:`AWS_VARIABLES`).
 
 An Invoke carries at most 6 MB each way, and base64 makes an image a third larger. With
 ``lambda.staging_bucket`` set, an input too large for the event is uploaded to that bucket and the
@@ -16,7 +17,7 @@ anything is sent.
 
 botocore signs the Invoke request (and the presigned URLs); heicconv sends it (:mod:`.wire`), so that
 ``lambda.timeout`` bounds the whole call, uploads, the Invoke and downloads together, however the
-endpoint fails. One description of a conversion's exchanges (:meth:`LambdaBackend._exchanges`) runs
+endpoint fails. One description of a conversion (:meth:`LambdaBackend._sent`: sign, exchange, clean up) runs
 on a blocking socket or, under ``heicconv.convert_async``, on asyncio streams: there nothing waits in a
 thread but the signing, a few milliseconds.
 """
@@ -28,19 +29,43 @@ import base64
 import binascii
 import contextlib
 import json
+import os
 import ssl
 import time
 import urllib.parse
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import errors
+from ..config import Section
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, LimitExceededError, TimeoutError
 from .remote import STAGING_KEY, RemoteBackend
 from .wire import Answer, Endpoint, Request, drive, drive_async, exchange, exchange_async, target_of, time_left
 
-__all__ = ["INVOKE_PAYLOAD_LIMIT", "LambdaBackend", "LambdaSettings"]
+__all__ = [
+    "AWS_VARIABLES",
+    "INVOKE_PAYLOAD_LIMIT",
+    "LAMBDA_CALLER_KEYS",
+    "LambdaBackend",
+    "LambdaSettings",
+    "read_settings",
+]
+
+_T = TypeVar("_T")
+
+#: The ``[lambda]`` keys of the caller's side; the function's handler reads the table's other keys.
+LAMBDA_CALLER_KEYS = ("function", "qualifier", "region", "timeout", "retries", "staging_bucket", "staging_prefix")
+
+#: What boto3 reads from the environment to build the backend's clients: a change builds another backend.
+AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_S3",
+)
 
 #: Lambda's cap on a synchronous invocation's request payload (Invoke API reference): 6 MB.
 INVOKE_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -63,6 +88,21 @@ class LambdaSettings:
     retries: int = 3  # more tries on throttling, the Invoke API's 5xx, and the function's 429 and 503
     staging_bucket: str = ""  # S3 bucket for inputs and outputs over the 6 MB Invoke payload; "" refuses them
     staging_prefix: str = "heicconv-staging/"  # where staged objects go in it (give it a lifecycle rule)
+
+
+def read_settings() -> LambdaSettings:
+    """The caller's keys of ``[lambda]`` and ``HEICCONV_LAMBDA_*`` (``function``, ``qualifier``, ...)."""
+    s = Section("lambda")  # the handler's keys live here too; it checks the whole table
+    d = LambdaSettings()
+    return LambdaSettings(
+        function=s.string("function", d.function).strip(),
+        qualifier=s.string("qualifier", d.qualifier).strip(),
+        region=s.string("region", d.region).strip(),
+        timeout=s.number("timeout", d.timeout, 0.001),
+        retries=s.integer("retries", d.retries, 0, 10),
+        staging_bucket=s.string("staging_bucket", d.staging_bucket).strip(),
+        staging_prefix=s.string("staging_prefix", d.staging_prefix).lstrip("/"),
+    )
 
 
 @dataclass(frozen=True)
@@ -106,9 +146,13 @@ class _Captured(Exception):
 
 class LambdaBackend(RemoteBackend):
     name = "lambda"
+    settings: LambdaSettings
 
-    def __init__(self, settings: LambdaSettings) -> None:
-        super().__init__()
+    @classmethod
+    def configured(cls) -> tuple[LambdaSettings, tuple[str, ...]]:
+        return read_settings(), tuple(os.environ.get(name, "") for name in AWS_VARIABLES)
+
+    def start(self, settings: LambdaSettings) -> None:
         try:
             import boto3
             from botocore.config import Config
@@ -132,18 +176,11 @@ class LambdaBackend(RemoteBackend):
             else None
         )
 
-    # -- blocking --------------------------------------------------------------------------------
     def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
-        call = self._plan(query, body)
-        try:
-            return drive(self._exchanges(call, body), deadline)
-        except Exception as exc:
-            raise self.transport_error(exc) from exc
-        finally:
-            until = _cleanup_deadline(deadline)
-            for request in self._leftovers(call):
-                with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
-                    exchange(*request, time_left(until))
+        return _blocking(self._sent(query, body, deadline, _BLOCKING))
+
+    async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
+        return await self._sent(query, body, deadline, _ASYNCIO)
 
     def ask_health(self, deadline: float) -> Answer:
         try:
@@ -151,20 +188,20 @@ class LambdaBackend(RemoteBackend):
         except Exception as exc:
             raise self.transport_error(exc) from exc
 
-    # -- non-blocking ----------------------------------------------------------------------------
-    async def send_async(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
-        call = await asyncio.to_thread(self._plan, query, body)  # signing: CPU, and a credentials refresh
+    # -- one conversion, whichever way it is sent -------------------------------------------------
+    async def _sent(self, query: Mapping[str, str], body: bytes, deadline: float, io: _Io) -> Answer:
+        """Sign (off the event loop: CPU, and a credentials refresh), exchange, and delete what was staged."""
+        call = await io.off_loop(self._plan, query, body)
         try:
-            return await drive_async(self._exchanges(call, body), deadline)
+            return await io.drive(self._exchanges(call, body), deadline)
         except Exception as exc:
             raise self.transport_error(exc) from exc
         finally:
             until = _cleanup_deadline(deadline)
             for request in self._leftovers(call):
                 with contextlib.suppress(Exception):  # a leftover is the lifecycle rule's to remove
-                    await exchange_async(*request, time_left(until))
+                    await io.exchange(request, time_left(until))
 
-    # -- one conversion's exchanges, whichever way they are sent ----------------------------------
     def _exchanges(self, call: _Call, body: bytes) -> Generator[Request, Answer, Answer]:
         """Upload a staged input, Invoke, download a staged or oversize output: yields each request, is sent
         its answer, and returns the function's answer with the image in it."""
@@ -323,6 +360,47 @@ class LambdaBackend(RemoteBackend):
         if code == "ResourceNotFoundException":
             return ConfigError(f"lambda.function: {self.where} does not exist: {text}")
         return BackendUnavailableError(f"backend 'lambda': cannot invoke {self.where}: {text}")
+
+
+class _Io:
+    """How :meth:`LambdaBackend._sent` does its I/O, here on a blocking socket: these awaits never suspend, so
+    :func:`_blocking` runs the conversion to its end without an event loop."""
+
+    async def off_loop(self, step: Callable[..., _T], *args: Any) -> _T:
+        return step(*args)
+
+    async def drive(self, steps: Generator[Request, Answer, Answer], deadline: float) -> Answer:
+        return drive(steps, deadline)
+
+    async def exchange(self, request: Request, timeout: float) -> Answer:
+        return exchange(*request, timeout)
+
+
+class _Asyncio(_Io):
+    """The same I/O on asyncio streams, for ``send_async``; a step that would block the loop runs in a thread."""
+
+    async def off_loop(self, step: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.to_thread(step, *args)
+
+    async def drive(self, steps: Generator[Request, Answer, Answer], deadline: float) -> Answer:
+        return await drive_async(steps, deadline)
+
+    async def exchange(self, request: Request, timeout: float) -> Answer:
+        return await exchange_async(*request, timeout)
+
+
+_BLOCKING, _ASYNCIO = _Io(), _Asyncio()
+
+
+def _blocking(steps: Coroutine[Any, Any, _T]) -> _T:
+    """The value of a coroutine that never suspends (one run with :data:`_BLOCKING`), without an event loop."""
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        value: _T = done.value
+        return value
+    steps.close()
+    raise RuntimeError("a blocking step suspended")
 
 
 def _capture(request: Any, **_: Any) -> None:

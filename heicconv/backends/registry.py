@@ -55,16 +55,20 @@ class Entry:
     target: str | Callable[[], Backend]  # "module:Class", or a class or factory given to register_backend
     extra: str = ""  # pip extra
     system: str = ""  # system packages (Debian/Ubuntu names)
-    remote: bool = False  # converts elsewhere (a heicconv service, a Lambda function): never chosen by `auto`
+    # Converts elsewhere (a heicconv service, a Lambda function): known before it is built, so `auto`, the settings
+    # check and the hints never ask a remote; built anew on each `get` (its class keeps one per settings). The
+    # built backend says the same in its capabilities (`Capabilities.remote`), which the pipeline reads.
+    remote: bool = False
 
 
-#: The built-in backends, sorted by name.
+#: The built-in backends, sorted by name: each a ``module:Class`` target, as a third-party entry point names one
+#: (``auto``'s order is ``config.DEFAULT_ORDER``, not this one).
 BUILTIN: MappingProxyType[str, Entry] = MappingProxyType(
     {
         "ffmpeg": Entry("heicconv.backends.ffmpeg:FfmpegBackend", "ffmpeg", ""),
+        "http": Entry("heicconv.backends.http:HttpBackend", remote=True),
+        "lambda": Entry("heicconv.backends.lambda_invoke:LambdaBackend", "lambda", remote=True),
         "pillow": Entry("heicconv.backends.pillow:PillowBackend", "", ""),
-        "http": Entry("heicconv.backends.remotes:http_backend", remote=True),
-        "lambda": Entry("heicconv.backends.remotes:lambda_backend", "lambda", remote=True),
         "vips": Entry(
             "heicconv.backends.vips:VipsBackend",
             "vips",
@@ -223,7 +227,7 @@ def get(name: str) -> Backend:
     entry = registry().get(name)
     if entry is None:
         raise ConfigError(f"backend: unknown backend {name!r}; known: {', '.join(known_names())}")
-    if entry.remote:  # built from settings that may change: its factory keeps one per settings, nothing is kept here
+    if entry.remote:  # built from settings that may change: its class keeps one per settings, nothing is kept here
         return _build(name, entry)
     with _lock:
         building = _building.setdefault(name, threading.Lock())
@@ -309,6 +313,8 @@ def who_can(fmt: str | None = None, feature: Feature | None = None, *, reads: st
             caps = get(name).capabilities
         except HeicconvError:
             continue
+        if caps.remote:  # a third-party remote, known as one only once built
+            continue
         if fmt is not None and fmt not in caps.outputs:
             continue
         if reads is not None and reads not in caps.inputs:
@@ -344,9 +350,10 @@ def _outside_heicconv() -> int:
 
 
 def is_remote(name: str) -> bool:
-    """Whether backend ``name`` converts elsewhere (``http``, ``lambda``): ``auto`` never picks it."""
+    """Whether backend ``name`` converts elsewhere (``http``, ``lambda``), known without building it: ``auto``
+    never picks it. A built backend says so in its capabilities (``Capabilities.remote``)."""
     entry = registry().get(name)
-    return entry is not None and (entry.remote or bool(getattr(entry.target, "remote", False)))
+    return entry is not None and entry.remote
 
 
 def capabilities_table() -> str:
@@ -355,7 +362,7 @@ def capabilities_table() -> str:
     from .contract import Feature
 
     statuses = [status(n) for n in known_names() if not is_remote(n)]
-    ready = [s for s in statuses if s.available and s.capabilities is not None]
+    ready = [s for s in statuses if s.available and s.capabilities is not None and not s.capabilities.remote]
     rows = ["| | " + " | ".join(f"`{s.name}`" for s in ready) + " |", "|---|" + "---|" * len(ready)]
     for label, names, attr in (("reads", INPUT_FORMATS, "inputs"), ("writes", OUTPUT_FORMATS, "outputs")):
         for name in names:

@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..container import completeness, isobmff
 from ..errors import BackendUnavailableError, DecodeError, HeicconvError, TimeoutError, from_http
@@ -40,7 +40,8 @@ RETRY_STATUSES = frozenset({429, 503})
 
 #: The ``lambda`` backend's event key for staged objects: ``{"input": presigned GET URL, "output": presigned
 #: PUT URL}``. API Gateway and Function URLs never put it at the top of an event, so only a direct Invoke can.
-#: Here, not in ``lambda_invoke``, so that the Lambda handler reads it without importing the backend.
+#: Here, not in ``lambda_invoke``, so that the Lambda handler reads it (from ``heicconv.api.web``) without
+#: importing the backend.
 STAGING_KEY = "heicconvStaging"
 
 
@@ -61,16 +62,24 @@ def query_for(job: Job) -> dict[str, str]:
     return query
 
 
-class RemoteBackend:
-    """A backend that runs the whole conversion elsewhere; subclasses implement :meth:`send` and :meth:`ask_health`.
+_R = TypeVar("_R", bound="RemoteBackend")
+_built: dict[tuple[Any, ...], RemoteBackend] = {}  # one backend per class and distinct settings
+_building = threading.Lock()
 
-    ``capabilities`` and ``versions()`` come from the remote's ``GET /health`` (fetched on first use and
-    kept once it answers), so ``heicconv backends`` says whether the remote answers. Each call to the remote
-    (the conversion, or ``/health``), with its retries, ends by ``timeout`` seconds after it began.
+
+class RemoteBackend:
+    """A backend that runs the whole conversion elsewhere; subclasses implement :meth:`configured`,
+    :meth:`start`, :meth:`send` and :meth:`ask_health`.
+
+    Built with no arguments, as the registry builds every backend, it reads its own settings section
+    (:meth:`configured`), and there is one backend per distinct settings: a changed URL or endpoint takes
+    effect, and the remote's ``/health`` is asked once per settings, not once per conversion.
+    ``capabilities`` and ``versions()`` come from that ``GET /health`` (fetched on first use and kept once
+    it answers), so ``heicconv backends`` says whether the remote answers. Each call to the remote (the
+    conversion, or ``/health``), with its retries, ends by ``timeout`` seconds after it began.
     """
 
     name = ""
-    remote = True
     where = ""  # the remote, in words: "http://10.0.0.5:8000", "Lambda function heicconv:live"
     timeout = 60.0  # seconds for each call to the remote, retries included
     tls_hint = ""  # where a TLS failure's fix is: " (see http.ca_file)"
@@ -78,11 +87,34 @@ class RemoteBackend:
     backoff = 0.2  # seconds before the first retry; doubled each time, Retry-After honoured, capped below
     backoff_max = 5.0
 
-    def __init__(self) -> None:
-        self._health: dict[str, Any] | None = None
-        self._lock = threading.Lock()
+    _health: dict[str, Any] | None = None
+    _lock: threading.Lock
+
+    def __new__(cls: type[_R]) -> _R:
+        """The backend of the settings in effect now: the one already built for them, else a new one."""
+        settings, *more = cls.configured()
+        key = (cls, settings, *more)
+        with _building:
+            backend = _built.get(key)
+            if backend is None:
+                backend = super().__new__(cls)
+                backend._lock = threading.Lock()
+                backend.start(settings)
+                _built[key] = backend
+        return cast(_R, backend)
 
     # -- what subclasses implement ---------------------------------------------------------------
+    @classmethod
+    def configured(cls) -> tuple[Any, ...]:
+        """What a backend is built from, read now: its settings (hashable; given to :meth:`start`), then
+        anything else it depends on (the environment its clients read)."""
+        raise NotImplementedError
+
+    def start(self, settings: Any) -> None:
+        """Set this backend up for ``settings``; a bad one raises ``ConfigError``, a missing library
+        ``BackendUnavailableError``."""
+        raise NotImplementedError
+
     def send(self, query: Mapping[str, str], body: bytes, deadline: float) -> Answer:
         """One ``POST /convert`` attempt, over by ``deadline`` (a :func:`time.monotonic` time); a transport failure
         raises :meth:`transport_error`."""
@@ -105,6 +137,8 @@ class RemoteBackend:
                 frozenset(caps["inputs"]),
                 frozenset(caps["outputs"]),
                 _features(caps["features"]),
+                remote=True,
+                asynchronous=True,
             )
         except (KeyError, TypeError) as exc:
             raise self._not_heicconv(f"its /health capabilities are unreadable ({exc})") from exc

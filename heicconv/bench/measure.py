@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import registry
+from ..api.calls import backend_names
 from ..config import settings
 from ..errors import ConfigError
 from ..options import formats as _formats
@@ -239,10 +239,10 @@ def run(
     """
     if runs < 1:
         raise ConfigError(f"runs: must be at least 1, got {runs}")
-    names = list(backends) if backends else [n for n in registry.known_names() if not registry.is_remote(n)]
+    names = list(backends) if backends else list(backend_names(remote=False))
     for name in names:
-        if name not in registry.registry():
-            raise ConfigError(f"backend: unknown backend {name!r}; known: {', '.join(registry.known_names())}")
+        if name not in backend_names():
+            raise ConfigError(f"backend: unknown backend {name!r}; known: {', '.join(backend_names())}")
     fmts = [_formats.normalize(f) for f in formats]
     images = find_images(paths)
     if not images:

@@ -50,7 +50,6 @@ def maxrss_mb() -> float:
 def main(started: float, imported: float) -> int:
     """Run the job in ``sys.argv[1]``; ``started``/``imported`` are ``time.time()`` at start and after the import."""
     import heicconv
-    from heicconv.backends import registry
 
     job: dict[str, Any] = json.loads(sys.argv[1])
     spawned = float(job["spawned"])
@@ -76,6 +75,7 @@ def main(started: float, imported: float) -> int:
             cpus.append(time.process_time() - cpu0)
         out["peak_rss_mb"] = maxrss_mb()
         info = heicconv.probe(data)
+        chosen = heicconv.select(backend)
         out.update(
             walls_s=walls,
             cpus_s=cpus,
@@ -85,10 +85,10 @@ def main(started: float, imported: float) -> int:
             output_bytes=len(result.data),
             width=info.width,
             height=info.height,
-            versions=registry.status(result.backend).versions,
+            versions=chosen.versions(),
         )
-        if registry.is_remote(backend):  # the times are round trips: say to where
-            out["remote"] = str(getattr(heicconv.select(backend), "where", "") or backend)
+        if chosen.capabilities.remote:  # the times are round trips: say to where
+            out["remote"] = str(getattr(chosen, "where", "") or backend)
     except heicconv.HeicconvError as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
         out["unavailable"] = isinstance(exc, heicconv.BackendUnavailableError)

@@ -39,7 +39,7 @@ from ..errors import DecodeError
 from . import isobmff
 
 if TYPE_CHECKING:
-    from .info import Source
+    from .info import Input
 
 __all__ = [
     "APPLE",
@@ -301,7 +301,7 @@ def hdrgm(xmp: bytes) -> Metadata | None:
         return None
 
 
-def find(source: Source) -> GainMap | None:
+def find(source: Input) -> GainMap | None:
     """The gain map of the selected image of ``source``, read from the header only, or ``None``."""
     c, item = source.container, source.item
     if c is None or item is None:
@@ -310,7 +310,7 @@ def find(source: Source) -> GainMap | None:
     return None if found is None else _upright(found, item)
 
 
-def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap | None:
+def _find(source: Input, c: isobmff.Container, item: isobmff.Item) -> GainMap | None:
     data = source.data
     tmap = next((t for t in c.items.values() if t.type == b"tmap" and t.refs.get(b"dimg", [])[:1] == [item.id]), None)
     aux = [c.items[a] for a in c.referring(b"auxl", item.id) if c.items[a].aux_type in (APPLE, SAMSUNG)]
@@ -351,7 +351,7 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
     return GainMap(target, kind, None, "", problem="no metadata says how to apply it")
 
 
-def _find_jpeg(source: Source) -> GainMap | None:
+def _find_jpeg(source: Input) -> GainMap | None:
     """The gain map of an Ultra HDR JPEG (heicconv writes them: :mod:`heicconv.container.ultrahdr`), or None."""
     found = read_ultra_hdr(source.data)
     if found is None:

@@ -12,7 +12,7 @@ from ..options import Limits, formats
 from . import completeness, gainmap, isobmff, mini
 from . import xmp as xmp_tools
 
-__all__ = ["ImageInfo", "Source", "probe", "read_source"]
+__all__ = ["ImageInfo", "Input", "probe", "read_source"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ class ImageInfo:
 
 
 @dataclass
-class Source:
-    """An input after its header was read: the public info plus what the pipeline needs."""
+class Input:
+    """An input file after its header was read (a job's ``source``): its public ``info`` (what
+    ``Result.source`` reports) plus what the pipeline needs."""
 
     data: bytes
     info: ImageInfo
@@ -106,7 +107,7 @@ def probe(data: bytes) -> ImageInfo:
 
 def read_source(
     data: bytes, image_index: int | None = None, limits: Limits | None = None, *, whole: bool = True
-) -> Source:
+) -> Input:
     """Read the header, select the image, and check ``limits`` before anything is decoded.
 
     With ``whole`` (what a conversion needs), a file that ends before its format says it does
@@ -181,7 +182,7 @@ def _exif_payload(raw: bytes) -> bytes | None:
     return raw[min(candidates) :]
 
 
-def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
+def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Input:
     data = _regular_heif(data, fmt)
     c = _parse_heif(data, fmt, whole)
     primary_index = c.top_level.index(c.primary_id)
@@ -206,7 +207,7 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         c.check_coded(data, c.parts_of(item.id), fmt)
         thumbs = [t for t in thumbs if not any(c.damage(data, c.items[i]) for i in c.parts_of(t.id))]
     info = _heif_info(c, fmt, item, exif, xmp)
-    source = Source(
+    source = Input(
         data,
         info,
         index,
@@ -304,7 +305,7 @@ def _heif_info(c: isobmff.Container, fmt: str, item: isobmff.Item, exif: bytes |
     )
 
 
-def _add_gain_map(source: Source) -> None:
+def _add_gain_map(source: Input) -> None:
     """Describe the HDR gain map ``source`` carries, if any, in its ``info``."""
     found = gainmap.find(source)
     if found is not None:
@@ -349,7 +350,7 @@ def open_pillow(data: bytes, fmt: str) -> Any:
         return _pillow_plugin(fmt)(io.BytesIO(data))
 
 
-def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
+def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Input:
     im, index, frames = _open_frame(data, fmt, image_index, whole, limits)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
@@ -380,7 +381,7 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         orientation=orientation,
         image_sizes=((width, height),) if frames == 1 else (),
     )
-    source = Source(
+    source = Input(
         data,
         info,
         index,

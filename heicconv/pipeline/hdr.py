@@ -24,7 +24,7 @@ from typing import Any
 from ..backends.contract import Job, Note, Result, first_line, out_of_memory
 from ..container import colour, gainmap
 from ..container.gainmap import GainMap, Metadata
-from ..container.info import Source, read_source
+from ..container.info import Input, read_source
 from ..errors import DecodeError, HeicconvError, LimitExceededError
 from ..options import Options
 from . import tonemap
@@ -37,7 +37,7 @@ def find_in(data: bytes) -> GainMap | None:
     return gainmap.find(read_source(data, whole=False))
 
 
-def decode(source: Source, gm: GainMap) -> Any:
+def decode(source: Input, gm: GainMap) -> Any:
     """The gain map as a Pillow ``L`` image, upright and cropped like the photo (pillow-heif decodes it).
 
     A map that carries no rotation or mirror of its own gets the photo's, and (in proportion) its crop,
@@ -79,7 +79,7 @@ _TRANSPOSE: dict[int, list[int]] = {1: [], 2: [0], 3: [3], 4: [1], 5: [5], 6: [4
 
 
 def attach(
-    source: Source,
+    source: Input,
     result: Result,
     options: Options,
     computed: tuple[Any, Metadata] | None = None,
@@ -116,7 +116,7 @@ def _noted(result: Result, note: Note) -> Result:
     return dataclasses.replace(result, notes=(*result.notes, note))
 
 
-def _ultra_hdr(source: Source, gm: GainMap, result: Result, options: Options) -> bytes:
+def _ultra_hdr(source: Input, gm: GainMap, result: Result, options: Options) -> bytes:
     assert gm.metadata is not None
     img = decode(source, gm)
     if gm.apple_headroom:
@@ -140,7 +140,7 @@ def _assembled(img: Any, meta: Metadata, result: Result, options: Options, photo
 
 
 def _attach_computed(
-    source: Source, result: Result, options: Options, computed: tuple[Any, Metadata] | None, transfer: int
+    source: Input, result: Result, options: Options, computed: tuple[Any, Metadata] | None, transfer: int
 ) -> Result:
     """The gain map :func:`tone_map` computed, written into a JPEG (or the notes say why not)."""
     what = f"the HDR rendition of the {tonemap.NAMES[transfer]} source"

@@ -120,12 +120,6 @@ def sdr_code(pq_signal: float) -> float:
     return srgb_oetf(eetf(pq_eotf(pq_signal)) / REFERENCE_WHITE)
 
 
-def _signal(v16: int, bit_depth: int) -> float:
-    """A decoded sample (the code shifted to the top of 16 bits, as libheif gives it) as a signal 0..1."""
-    shift = 16 - bit_depth
-    return (v16 >> shift) / ((1 << bit_depth) - 1)
-
-
 @cache
 def pq_table(bit_depth: int) -> list[int]:
     """65,536 entries: a decoded PQ sample (top of 16 bits) -> its 8-bit SDR sample."""
