@@ -96,16 +96,17 @@ def test_strips_joined_with_restart_markers_decode_to_the_whole_picture(
 ) -> None:
     data = fixtures.set_heif_transform(_distinct_grid(200, 300), rotation, mirror)
     options = heicconv.Options(quality=95)
-    whole = heicconv.convert(data, "jpeg", options, backend="ffmpeg")
-    ffmpeg.strip_pixels = 0
+    ffmpeg.strip_pixels = 1 << 62
     try:
-        result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
+        whole = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
     finally:
         ffmpeg.strip_pixels = type(ffmpeg)().strip_pixels
+    assert "encoded whole" in _route(whole)
+    result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")  # strips: the default
     strips = 4 if rotation in (90, 270) else 5  # bands of tiles: columns when the picture is turned
     assert f"encoded in {strips} strips of 64 rows joined with restart markers" in _route(result)
     assert b"\xff\xdd\x00\x04" in result.data[: result.data.index(b"\xff\xda")]  # the restart interval
-    assert np.array_equal(_pixels(result.data), _pixels(whole))  # the same blocks, coded the same way
+    assert np.array_equal(_pixels(result.data), _pixels(whole.data))  # the same blocks, coded the same way
     assert _psnr(_pixels(result.data), _reference(data)) >= 38
 
 
@@ -135,3 +136,31 @@ def test_a_damaged_tile_is_a_decode_error(ffmpeg: Any) -> None:
                 heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
     finally:
         ffmpeg.threads = threads
+
+
+def test_strips_encoded_beside_the_decoder_make_the_same_jpeg_as_one_thread(ffmpeg: Any) -> None:
+    data = _distinct_grid(192, 320)  # five bands of 64 rows
+    before = ffmpeg.threads
+    try:
+        ffmpeg.threads = 1  # no second core: each strip encoded in turn, on the decoding thread
+        alone = heicconv.convert_with_report(data, "jpeg", backend="ffmpeg")
+        ffmpeg.threads = 2  # strips encoded in a thread of their own while FFmpeg decodes the next bands
+        beside = heicconv.convert_with_report(data, "jpeg", backend="ffmpeg")
+    finally:
+        ffmpeg.threads = before
+    assert "encoded in 5 strips of 64 rows" in _route(beside)
+    assert beside.data == alone.data
+
+
+def test_a_damaged_tile_after_strips_were_sent_to_the_encoder_is_a_decode_error(ffmpeg: Any) -> None:
+    data = bytearray(_distinct_grid(128, 320))  # 5 bands of 2 tiles: the last band's tile is damaged
+    c = isobmff.parse(bytes(data))
+    tile = c.items[c.items[c.primary_id].refs[b"dimg"][9]]
+    start, length = tile.base_offset + tile.extents[0][0], tile.extents[0][1]
+    data[start + 6 : start + length] = random.Random(5).randbytes(length - 6).replace(b"\x00", b"\x55")
+    ffmpeg.threads, before = 2, ffmpeg.threads
+    try:
+        with pytest.raises(heicconv.DecodeError, match=r"tiles? .*decode|ffmpeg could not decode|damaged"):
+            heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
+    finally:
+        ffmpeg.threads = before

@@ -14,6 +14,9 @@ report says so. The picture is the same either way (tests/test_equivalence.py, t
 from __future__ import annotations
 
 import struct
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .. import output_edits
@@ -24,8 +27,12 @@ from .pillow import PillowBackend
 
 __all__ = ["STRIP_PIXELS", "FfmpegBackend"]
 
-#: Pictures at least this large (pixels) are decoded and encoded a row of tiles at a time; smaller ones whole.
-STRIP_PIXELS = 16_000_000
+#: Pictures at least this large (pixels) are decoded and encoded a row of tiles at a time, if their tiles make
+#: two rows or more; smaller ones whole. Every size: a strip's JPEG encode overlaps the decoding of the next
+#: rows (a second core at work on one photo), and memory stays bounded by a few strips.
+STRIP_PIXELS = 0
+#: Strips decoded but not yet encoded, at most: the decoder waits for the encoder beyond that (memory bound).
+_PENDING_STRIPS = 2
 _SOF0, _DHT, _SOS, _EOI = 0xC0, 0xC4, 0xDA, 0xD9
 _MAX_RESTART_INTERVAL = 0xFFFF  # DRI's field is 16 bits: MCUs per strip
 _XMP_MAX = 65_504  # what one APP1 segment holds after the XMP namespace header (Pillow's limit too)
@@ -100,9 +107,7 @@ class FfmpegBackend(PillowBackend):
         try:
             strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation)
             if strip_rows:
-                pieces = [
-                    simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality) for y, cb, cr in _even(strips, strip_rows)
-                ]
+                pieces = _encoded(_even(strips, strip_rows), quality, overlap=count > 1)
                 jpeg = _join_strips(pieces, (src.width, src.height), strip_rows)
                 how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
             else:
@@ -142,6 +147,30 @@ class FfmpegBackend(PillowBackend):
         return rows
 
 
+def _encoded(strips: Iterator[tuple[Any, Any, Any]], quality: int, *, overlap: bool) -> list[bytes]:
+    """Each strip's JPEG. With ``overlap``, one thread encodes (libjpeg-turbo releases Python's lock) while this
+    one goes on feeding the decoder, so that encoding costs no wall time but the last strip's; the decoder
+    waits when ``_PENDING_STRIPS`` strips are waiting for the encoder."""
+    import simplejpeg
+
+    encode = simplejpeg.encode_jpeg_yuv_planes
+    if not overlap:
+        return [encode(y, cb, cr, quality) for y, cb, cr in strips]
+    out: list[bytes] = []
+    pending: deque[Future[bytes]] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="heicconv-jpeg") as pool:
+        try:
+            for y, cb, cr in strips:
+                pending.append(pool.submit(encode, y, cb, cr, quality))
+                if len(pending) > _PENDING_STRIPS:
+                    out.append(pending.popleft().result())
+            out.extend(f.result() for f in pending)
+        finally:
+            for f in pending:  # the decoder failed: what it had decoded is not worth encoding
+                f.cancel()
+    return out
+
+
 def _is_encoder_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("simplejpeg")
 
@@ -163,7 +192,7 @@ def _whole(strips: Any, size: tuple[int, int]) -> tuple[Any, Any, Any]:
     return y, cb, cr
 
 
-def _even(strips: Any, rows: int) -> Any:
+def _even(strips: Iterator[_hevc.Strip], rows: int) -> Iterator[tuple[Any, Any, Any]]:
     """The upright picture's bands cut into strips of exactly ``rows`` rows (the last one may be shorter)."""
     import numpy as np
 
