@@ -16,6 +16,7 @@ import pytest
 
 import heicconv
 from heicconv import isobmff
+from heicconv.backends import threads
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 
@@ -86,8 +87,11 @@ def test_other_matrices_and_outputs_go_to_pillow_heif_and_say_so(ffmpeg: Any) ->
     result = heicconv.convert_with_report(bt709, "jpeg", heicconv.Options(quality=95), backend="ffmpeg")
     assert "not BT.601" in _route(result) and result.backend == "ffmpeg"
     assert _psnr(_pixels(result.data), _reference(bt709)) >= 40
-    png = heicconv.convert_with_report(fixtures.make_heic(), "png", backend="ffmpeg")
-    assert _route(png) == "decoded by pillow-heif (libheif), not FFmpeg: png output (the FFmpeg route writes JPEG)"
+    heic = heicconv.convert_with_report(fixtures.make_heic(), "heic", backend="ffmpeg")
+    assert _route(heic) == (
+        "decoded by pillow-heif (libheif), not FFmpeg: "
+        "heic output (the FFmpeg route writes AVIF, JPEG, PNG, TIFF, WEBP)"
+    )
 
 
 @pytest.mark.parametrize(("rotation", "mirror"), [(0, None), (180, None), (0, 0), (90, None), (270, None), (90, 1)])
@@ -164,3 +168,46 @@ def test_a_damaged_tile_after_strips_were_sent_to_the_encoder_is_a_decode_error(
             heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
     finally:
         ffmpeg.threads = before
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "tiff", "avif"])
+@pytest.mark.parametrize("box", [None, 40])
+def test_every_output_is_decoded_by_ffmpeg_and_agrees_with_libheif(ffmpeg: Any, fmt: str, box: int | None) -> None:
+    data = _distinct_grid(200, 136)
+    options = heicconv.Options(quality=95, max_size=box)
+    result = heicconv.convert_with_report(data, fmt, options, backend="ffmpeg")
+    scaled = "resized (Lanczos) and " if box else ""
+    assert _route(result) == (
+        f"decoded by FFmpeg (12 tile(s), {ffmpeg.threads or threads.threads()} thread(s)); "
+        f"{scaled}converted to RGB by FFmpeg's scaler, encoded by Pillow"
+    )
+    theirs = heicconv.convert(data, fmt, options, backend="pillow")
+    assert _pixels(result.data).shape == _pixels(theirs).shape
+    assert _psnr(_pixels(result.data), _pixels(theirs)) >= (40 if fmt in ("png", "tiff") and not box else 35)
+
+
+@pytest.mark.parametrize(("quality", "chroma"), [(85, "4:2:0"), (95, "4:4:4")])
+@pytest.mark.parametrize("box", [48, 100])
+def test_a_resized_jpeg_is_resized_in_ycbcr_and_agrees_with_pillow(
+    ffmpeg: Any, quality: int, chroma: str, box: int
+) -> None:
+    from PIL import Image
+
+    data = fixtures.set_heif_transform(_distinct_grid(200, 136), 90, None)
+    options = heicconv.Options(quality=quality, max_size=box)
+    result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
+    assert "resized by FFmpeg's scaler (Lanczos) in YCbCr" in _route(result)
+    assert f"{chroma}, encoded whole" in _route(result)
+    sampling = Image.open(io.BytesIO(result.data)).layer[0][1:3]  # Y's sampling factors: 2x2 over 4:2:0 chroma
+    assert sampling == ((1, 1) if chroma == "4:4:4" else (2, 2))
+    theirs = heicconv.convert(data, "jpeg", options, backend="pillow")
+    assert _pixels(result.data).shape == _pixels(theirs).shape
+    assert _psnr(_pixels(result.data), _pixels(theirs)) >= 35
+
+
+def test_the_embedded_thumbnail_still_serves_small_sizes(ffmpeg: Any) -> None:
+    data = fixtures.make_heic((640, 480), thumbnail=160, quality=90)
+    result = heicconv.convert_with_report(
+        data, "jpeg", heicconv.Options(max_size=100, use_thumbnail=True), backend="ffmpeg"
+    )
+    assert _route(result).endswith("the embedded thumbnail is decoded instead")

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import output_edits
 from ..errors import EncodeError, HeicconvError
-from . import _hevc, threads
+from . import _hevc, _ycbcr, threads
 from .contract import Job, Result
 from .pillow import PillowBackend
 
@@ -35,6 +35,7 @@ STRIP_PIXELS = 0
 _PENDING_STRIPS = 2
 _SOF0, _DHT, _SOS, _EOI = 0xC0, 0xC4, 0xDA, 0xD9
 _MAX_RESTART_INTERVAL = 0xFFFF  # DRI's field is 16 bits: MCUs per strip
+_OUTPUTS = frozenset({"jpeg", "png", "webp", "tiff", "avif"})  # what Pillow writes from the RGB picture
 _XMP_MAX = 65_504  # what one APP1 segment holds after the XMP namespace header (Pillow's limit too)
 
 
@@ -81,52 +82,70 @@ class FfmpegBackend(PillowBackend):
             return "an HDR (PQ or HLG) source, rendered SDR by heicconv"
         if src.info.format != "heic" or src.container is None or src.item is None:
             return f"{src.info.format} input"
-        if job.fmt != "jpeg":
-            return f"{job.fmt} output (the FFmpeg route writes JPEG)"
-        if job.size != (src.width, src.height):
-            return "resizing"
-        if src.alpha or src.grayscale or src.bit_depth != 8:
+        if job.fmt not in _OUTPUTS:
+            return f"{job.fmt} output (the FFmpeg route writes {', '.join(sorted(_OUTPUTS)).upper()})"
+        if src.alpha or src.grayscale or src.bit_depth != 8 or job.depth != 8:
             return "alpha, grayscale or more than 8 bits"
         if job.thumbnail is not None:
             return "the embedded thumbnail is decoded instead"
         if job.to_srgb and job.source_icc is not None:
             return "conversion to sRGB"
-        if job.xmp is not None and len(job.xmp) > _XMP_MAX:
+        if job.fmt == "jpeg" and job.xmp is not None and len(job.xmp) > _XMP_MAX:
             return "XMP larger than a JPEG segment"
         return None
 
     def _run_ffmpeg(self, job: Job) -> Result:
-        import simplejpeg
-
         src = job.source
         assert src.container is not None and src.item is not None
         geo = _hevc.geometry(src.container, src.item, src.data)
-        strip_rows = self._strip_rows(geo, src.orientation)
-        quality = job.options.quality
+        size = (src.width, src.height)
+        resized = job.size != size
+        strip_rows = 0 if resized or job.fmt != "jpeg" else self._strip_rows(geo, src.orientation)
         count = self.threads or threads.threads()
+        what = f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s));"
         try:
             strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation)
-            if strip_rows:
-                pieces = _encoded(_even(strips, strip_rows), quality, overlap=count > 1)
-                jpeg = _join_strips(pieces, (src.width, src.height), strip_rows)
-                how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
+            if job.fmt == "jpeg":
+                jpeg, how = self._jpeg(strips, job, strip_rows, count)
             else:
-                y, cb, cr = _whole(strips, (src.width, src.height))
-                jpeg = simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality)
-                how = "encoded whole"
+                img = _ycbcr.rgb(_ycbcr.frame(strips, size), job.size, threads=count)
         except (HeicconvError, _hevc.NotHandled):
             raise
         except Exception as exc:  # FFmpeg's and libjpeg-turbo's own errors
             raise self._library_error(exc, job, decoding=not _is_encoder_error(exc)) from exc
-        if (size := _jpeg_size(jpeg)) != (src.width, src.height):
-            raise EncodeError("the JPEG is {}x{}, not {}x{}".format(*size, src.width, src.height))
+        if job.fmt != "jpeg":
+            scaled = "resized (Lanczos) and " if resized else ""
+            job.note("decoder", f"{what} {scaled}converted to RGB by FFmpeg's scaler, encoded by Pillow")
+            try:
+                return job.result(self.save(img, job), self.name)
+            except HeicconvError:
+                raise
+            except Exception as exc:
+                raise self._library_error(exc, job, decoding=False) from exc
+        if (written := _jpeg_size(jpeg)) != job.size:
+            raise EncodeError("the JPEG is {}x{}, not {}x{}".format(*written, *job.size))
         jpeg = output_edits.jpeg_add_metadata(jpeg, job.icc, job.exif, job.xmp)
-        job.note(
-            "decoder",
-            f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s)); its YCbCr 4:2:0 written to "
-            f"JPEG without a conversion to RGB, {how}",
-        )
+        scaled = "resized by FFmpeg's scaler (Lanczos) in YCbCr, " if resized else ""
+        job.note("decoder", f"{what} {scaled}its YCbCr written to JPEG without a conversion to RGB, {how}")
         return job.result(jpeg, self.name)
+
+    def _jpeg(self, strips: Iterator[_hevc.Strip], job: Job, strip_rows: int, count: int) -> tuple[bytes, str]:
+        """The JPEG of the decoded planes, and how it was written."""
+        import simplejpeg
+
+        src, quality = job.source, job.options.quality
+        if strip_rows:
+            pieces = _encoded(_even(strips, strip_rows), quality, overlap=count > 1)
+            how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
+            return _join_strips(pieces, (src.width, src.height), strip_rows), how
+        if job.size == (src.width, src.height):
+            y, cb, cr = _whole(strips, job.size)
+            return simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality), "4:2:0, encoded whole"
+        # As the pillow backend writes a resized picture: chroma at full resolution from quality 90 up.
+        full = quality >= 90
+        whole = _ycbcr.frame(strips, (src.width, src.height))
+        y, cb, cr = _ycbcr.planes(whole, job.size, full_chroma=full, threads=count)
+        return simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality), f"{'4:4:4' if full else '4:2:0'}, encoded whole"
 
     def _strip_rows(self, geo: _hevc.Geometry, orientation: int) -> int:
         """Rows per strip if this picture is encoded in strips, else 0.
