@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import heicconv
-from heicconv import isobmff
 from heicconv.backends import threads
+from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

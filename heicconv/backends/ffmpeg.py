@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .. import output_edits
+from ..container import output_edits
 from ..errors import EncodeError, HeicconvError
 from . import _hevc, _ycbcr, threads
 from .contract import Job, Result
