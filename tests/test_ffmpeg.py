@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,7 @@ def test_a_damaged_tile_is_a_decode_error(ffmpeg: Any) -> None:
     ffmpeg.threads, threads = 2, ffmpeg.threads  # frame threads: freeing them after a damaged tile once deadlocked
     try:
         for _ in range(5):
-            with pytest.raises(heicconv.DecodeError, match=r"tiles decoded|ffmpeg could not decode"):
+            with pytest.raises(heicconv.DecodeError, match=r"damaged: tile 2 of 2 (cannot be|is refused)"):
                 heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
     finally:
         ffmpeg.threads = threads
@@ -164,7 +165,7 @@ def test_a_damaged_tile_after_strips_were_sent_to_the_encoder_is_a_decode_error(
     data[start + 6 : start + length] = random.Random(5).randbytes(length - 6).replace(b"\x00", b"\x55")
     ffmpeg.threads, before = 2, ffmpeg.threads
     try:
-        with pytest.raises(heicconv.DecodeError, match=r"tiles? .*decode|ffmpeg could not decode|damaged"):
+        with pytest.raises(heicconv.DecodeError, match=r"damaged: tile 10 of 10 (cannot be|is refused)"):
             heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
     finally:
         ffmpeg.threads = before
@@ -211,3 +212,41 @@ def test_the_embedded_thumbnail_still_serves_small_sizes(ffmpeg: Any) -> None:
         data, "jpeg", heicconv.Options(max_size=100, use_thumbnail=True), backend="ffmpeg"
     )
     assert _route(result).endswith("the embedded thumbnail is decoded instead")
+
+
+def _with_nal(data: bytes, nal: bytes) -> bytes:
+    """A one-image HEIC whose coded data ends the file, with ``nal`` appended to the image's data."""
+    c = isobmff.parse(data)
+    item = c.items[c.primary_id]
+    (offset, length), base = item.extents[-1], item.base_offset
+    assert base + offset + length == len(data) and data[base - 4 : base] == b"mdat"
+    out = bytearray(data) + struct.pack(">I", len(nal)) + nal
+    field = bytes(out[:base]).index(struct.pack(">I", length))  # the extent's length in 'iloc' (the only match)
+    struct.pack_into(">I", out, field, length + 4 + len(nal))
+    struct.pack_into(">I", out, base - 8, struct.unpack_from(">I", out, base - 8)[0] + 4 + len(nal))
+    return bytes(out)
+
+
+def test_data_ffmpeg_refuses_but_that_decodes_to_one_picture_is_converted_by_libheif(ffmpeg: Any) -> None:
+    # A suffix SEI message whose payload claims 200 bytes and has 3: FFmpeg (strict) refuses the tile, libheif
+    # skips the message; the picture itself is whole, and both decoders make the same one of it.
+    data = _with_nal(fixtures.make_heic((128, 96), quality=90), bytes([0x50, 0x01, 0x05, 0xC8, 0x11, 0x22, 0x80]))
+    result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(quality=95), backend="ffmpeg")
+    assert _route(result).startswith("decoded by pillow-heif (libheif), not FFmpeg: FFmpeg refused the data")
+    assert _route(result).endswith("(tile(s) 1), and libheif decodes the same picture from them")
+    assert _psnr(_pixels(result.data), _reference(data)) >= 40
+
+
+def test_two_decoders_agree_on_a_whole_tile_and_not_on_another_picture(ffmpeg: Any) -> None:
+    from heicconv.backends import _hevc
+    from heicconv.container.info import read_source
+
+    data = _distinct_grid(128, 64)
+    src = read_source(data)
+    assert src.container is not None and src.item is not None
+    geo = _hevc.geometry(src.container, src.item, data)
+    lenient = _hevc.decode_tile(geo, data, src.container, 1, strict=False)
+    reference = _reference(data)[:, 64:128]  # libheif's picture of tile 2
+    assert not _hevc.disagree(src.item, lenient, reference)
+    assert _hevc.disagree(src.item, lenient, reference[::-1])  # another picture: the same tile upside down
+    assert _hevc.disagree(src.item, lenient, reference[:32])  # another size

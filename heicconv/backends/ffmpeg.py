@@ -13,6 +13,7 @@ report says so. The picture is the same either way (tests/test_equivalence.py, t
 
 from __future__ import annotations
 
+import io
 import struct
 from collections import deque
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..container import output_edits
-from ..errors import EncodeError, HeicconvError
+from ..errors import DecodeError, EncodeError, HeicconvError
 from . import _hevc, _ycbcr, threads
+from ._native import zeroed_allocations
 from .contract import Job, Result
 from .pillow import PillowBackend
 
@@ -71,6 +73,8 @@ class FfmpegBackend(PillowBackend):
                 return self._run_ffmpeg(job)
             except _hevc.NotHandled as exc:
                 why = str(exc)
+            except _hevc.Refused as exc:
+                why = self._refused(job, exc)
         job.note("decoder", f"decoded by pillow-heif (libheif), not FFmpeg: {why}")
         return super().run(job)
 
@@ -94,6 +98,36 @@ class FfmpegBackend(PillowBackend):
             return "XMP larger than a JPEG segment"
         return None
 
+    def _refused(self, job: Job, refusal: _hevc.Refused) -> str:
+        """After FFmpeg refused the picture: why libheif decodes it instead, or ``DecodeError`` if the data is
+        damaged. Each tile FFmpeg refuses on its own is decoded by FFmpeg concealing and by libheif; where the two
+        make different pictures, the data is damaged (every backend's output would be a decoder's guess)."""
+        import numpy as np
+
+        src = job.source
+        assert src.container is not None and src.item is not None
+        geo = _hevc.geometry(src.container, src.item, src.data)
+        refused = []
+        for index, tile in enumerate(geo.tiles):
+            if _hevc.decode_tile(geo, src.data, src.container, index, strict=True) is not None:
+                continue
+            refused.append(index + 1)
+            where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
+            # An 8-bit 4:2:0 tile (geometry() lets no other through) is within what FFmpeg's decoder reads: one it
+            # makes no picture of even when concealing errors cannot be parsed, whatever libheif makes of it.
+            lenient = _hevc.decode_tile(geo, src.data, src.container, index, strict=False)
+            if lenient is None:
+                raise DecodeError(f"the HEVC data is damaged: {where} cannot be parsed ({refusal})")
+            with zeroed_allocations():
+                theirs = np.asarray(self._heif.open_heif(io.BytesIO(job.heif_input(tile)))[0].to_pillow())
+            if _hevc.disagree(src.item, lenient, theirs):
+                raise DecodeError(
+                    f"the HEVC data is damaged: {where} is refused by FFmpeg and decodes to another picture on "
+                    f"libheif ({refusal})"
+                )
+        tiles = f"tile(s) {', '.join(map(str, refused))}" if refused else "the grid"
+        return f"{refusal} ({tiles}), and libheif decodes the same picture from them"
+
     def _run_ffmpeg(self, job: Job) -> Result:
         src = job.source
         assert src.container is not None and src.item is not None
@@ -109,7 +143,7 @@ class FfmpegBackend(PillowBackend):
                 jpeg, how = self._jpeg(strips, job, strip_rows, count)
             else:
                 img = _ycbcr.rgb(_ycbcr.frame(strips, size), job.size, threads=count)
-        except (HeicconvError, _hevc.NotHandled):
+        except (HeicconvError, _hevc.NotHandled, _hevc.Refused):
             raise
         except Exception as exc:  # FFmpeg's and libjpeg-turbo's own errors
             raise self._library_error(exc, job, decoding=not _is_encoder_error(exc)) from exc
