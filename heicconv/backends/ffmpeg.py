@@ -24,7 +24,7 @@ from ..container import output_edits
 from ..errors import DecodeError, EncodeError, HeicconvError
 from . import _hevc, _ycbcr, threads
 from ._native import zeroed_allocations
-from .contract import Job, Result
+from .contract import Job, Result, first_line
 from .pillow import PillowBackend
 
 __all__ = ["STRIP_PIXELS", "FfmpegBackend"]
@@ -118,15 +118,22 @@ class FfmpegBackend(PillowBackend):
             lenient = _hevc.decode_tile(geo, src.data, src.container, index, strict=False)
             if lenient is None:
                 raise DecodeError(f"the HEVC data is damaged: {where} cannot be parsed ({refusal})")
-            with zeroed_allocations():
-                theirs = np.asarray(self._heif.open_heif(io.BytesIO(job.heif_input(tile)))[0].to_pillow())
+            try:
+                with zeroed_allocations():
+                    theirs = np.asarray(self._heif.open_heif(io.BytesIO(job.heif_input(tile)))[0].to_pillow())
+            except Exception as exc:  # libheif's own error: both decoders refuse it
+                raise DecodeError(
+                    f"the HEVC data is damaged: {where} is refused by FFmpeg ({refusal}) and by libheif "
+                    f"({first_line(exc)})"
+                ) from exc
             if _hevc.disagree(src.item, lenient, theirs):
                 raise DecodeError(
                     f"the HEVC data is damaged: {where} is refused by FFmpeg and decodes to another picture on "
                     f"libheif ({refusal})"
                 )
-        tiles = f"tile(s) {', '.join(map(str, refused))}" if refused else "the grid"
-        return f"{refusal} ({tiles}), and libheif decodes the same picture from them"
+        if not refused:
+            return f"{refusal}, though it decodes each tile on its own"
+        return f"{refusal} (tile(s) {', '.join(map(str, refused))}), and libheif decodes the same picture from them"
 
     def _run_ffmpeg(self, job: Job) -> Result:
         src = job.source
