@@ -1,14 +1,18 @@
-"""The ``ffmpeg`` backend: FFmpeg's HEVC decoder (PyAV) for HEIC -> JPEG, pillow-heif for everything else.
+"""The ``ffmpeg`` backend: FFmpeg's HEVC decoder (PyAV) for 8-bit HEIC photos, pillow-heif for everything else.
 
 A HEIC photo is HEVC-coded YCbCr 4:2:0, and a JPEG is YCbCr 4:2:0 too. For HEIC -> JPEG this backend
-decodes the tiles with FFmpeg (``_hevc``) and hands the planes to libjpeg-turbo (simplejpeg) without the
-round trip through RGB that every other route makes: that round trip, and libde265 being slower than
-FFmpeg's decoder, are most of what a conversion costs. Large pictures are decoded and encoded a row of
-tiles at a time (strips joined with restart markers), so memory stays bounded by a strip.
+decodes the tiles with FFmpeg (``_hevc``, frame threads: several tiles at once) and hands the planes to
+libjpeg-turbo (simplejpeg) without the round trip through RGB that every other route makes: that round trip,
+and libde265 being slower than FFmpeg's decoder, are most of what a conversion costs. A picture of two rows
+of tiles or more is encoded a row at a time (strips joined with restart markers), in a thread beside the
+decoder, so the encode overlaps the decoding and memory stays bounded by a few strips. A resized picture is
+resized in YCbCr by FFmpeg's scaler (``_ycbcr``) before it is encoded; PNG, WebP, TIFF and AVIF get the
+scaler's RGB, encoded by Pillow.
 
-Whatever this route does not do (other outputs, resizing, alpha, 10/12-bit, crops, other colour matrices,
-AVIF and non-HEIF inputs, thumbnails, sRGB conversion) runs the pillow backend's pipeline, and the
-report says so. The picture is the same either way (tests/test_equivalence.py, tests/test_corpus.py).
+Whatever this route does not do (HEIC output, alpha, 10/12-bit, crops, other colour matrices, AVIF and
+non-HEIF inputs, thumbnails, sRGB conversion, data FFmpeg refuses but that decodes to one picture) runs the
+pillow backend's pipeline, and the report says so. The picture is the same either way
+(tests/test_equivalence.py, tests/test_corpus.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ _XMP_MAX = 65_504  # what one APP1 segment holds after the XMP namespace header 
 
 
 class FfmpegBackend(PillowBackend):
-    """FFmpeg's HEVC decoder straight into libjpeg-turbo for HEIC -> JPEG; the pillow backend for the rest."""
+    """FFmpeg's HEVC decoder for 8-bit HEIC photos (straight into libjpeg-turbo for JPEG); the pillow backend for
+    the rest."""
 
     name = "ffmpeg"
 
