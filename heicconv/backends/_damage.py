@@ -20,9 +20,12 @@ and FFmpeg's HEVC decoder report nothing when this happens. heicconv makes that 
 FFmpeg reuses its frame buffers without clearing them: the ffmpeg route also compares each tile's corner
 block with those of the tiles decoded before it (``_hevc._Corners``).
 
-What this cannot see: a decoder that lost its place and kept decoding garbage to the end of the tile
-(the remaining damaged cases, see docs/hardening.md), and a tile whose damage leaves its untouched part
-outside the picture (the cropped edge of the grid: nothing of it shows).
+A decoder that lost its place and kept decoding garbage to the end of the tile leaves no such tail; the
+garbage breaks with the neighbouring tiles along the tile's edges instead. :func:`suspects` ranks the tiles by
+that break, and :func:`find` has libde265 read the most suspect ones again (``_de265``), which tells damaged
+data from a real edge. What this cannot see: a tile whose damage leaves its untouched part outside the picture
+(the cropped edge of the grid: nothing of it shows), and garbage in a tile that is not among the suspects
+(see docs/hardening.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ..errors import DecodeError
 if TYPE_CHECKING:
     from ..isobmff import Container, Item
 
-__all__ = ["Layout", "coded", "find", "layout", "refuse", "untouched", "upright_box"]
+__all__ = ["Layout", "coded", "find", "layout", "refuse", "suspects", "untouched", "upright_box"]
 
 #: CTU sizes HEVC allows (log2 4 to 6); the size a stream uses is in its SPS, which heicconv does not parse.
 _CTU_SIZES = (64, 32, 16)
