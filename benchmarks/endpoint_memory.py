@@ -1,4 +1,4 @@
-"""Memory one request can take under the endpoint defaults (``heicconv.webapi.ENDPOINT_DEFAULTS``).
+"""Memory one request can take under the endpoint defaults (``heicconv.api.web.ENDPOINT_DEFAULTS``).
 
     python benchmarks/endpoint_memory.py [--backends pillow,vips,wand]
 
@@ -22,7 +22,7 @@ from pathlib import Path
 WORKER = r"""
 import json, sys, time
 import heicconv
-from heicconv.webapi import endpoint_settings
+from heicconv.api.web import endpoint_settings
 
 def hwm():  # peak RSS of this process image (ru_maxrss would include the parent's, inherited at fork)
     with open("/proc/self/status") as fh:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import heicconv
-from heicconv.isolated import IsolatedConverter
+from heicconv.api.workers import IsolatedConverter
 from heicconv.testing import fixtures
 
 

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import heicconv
-from heicconv.info import read_source
+from heicconv.container.info import read_source
 
 # Run by each decoder's interpreter: decode every path, print one JSON result per path.
 _CHILD = r"""

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from heicconv import isobmff
 from heicconv.backends import _hevc
+from heicconv.container import isobmff
 
 
 def _tiles(data: bytes) -> tuple[Any, Any, Any]:

@@ -27,8 +27,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import heicconv
-from heicconv.isolated import IsolatedConverter
-from heicconv.webapi import endpoint_settings
+from heicconv.api.web import endpoint_settings
+from heicconv.api.workers import IsolatedConverter
 
 _AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 

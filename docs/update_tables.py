@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from heicconv import registry
+from heicconv.backends import registry
 
 DOCS = Path(__file__).resolve().parent
 

@@ -32,7 +32,7 @@ __all__ = [
 class HeicconvError(Exception):
     """Root of every heicconv error."""
 
-    #: On an error that :class:`heicconv.isolated.IsolatedConverter` raises about its worker rather than about
+    #: On an error that :class:`heicconv.api.workers.IsolatedConverter` raises about its worker rather than about
     #: the input's conversion: ``"timeout"``, ``"memory"`` (the cap), ``"died"`` (a crash or the OOM killer)
     #: or ``"bug"`` (an exception that was not a heicconv error). ``None`` everywhere else.
     worker_event: str | None = None
@@ -80,7 +80,7 @@ class LimitExceededError(HeicconvError, ValueError):
 
 
 class TimeoutError(HeicconvError, builtins.TimeoutError):
-    """A conversion ran past its wall-clock budget (see ``heicconv.isolated``)."""
+    """A conversion ran past its wall-clock budget (see ``heicconv.api.workers``)."""
 
 
 #: The HTTP status and error code of each heicconv error class, on every HTTP route (docs/errors.md), and

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from heicconv import registry
+from heicconv.backends import registry
 from heicconv.testing import fixtures
 
 FAULTS = ("silent", "slow_head", "slow_body", "reset", "short_body", "cut_image", "busy")

@@ -19,10 +19,12 @@ def test_every_public_name_is_documented_by_its_public_path() -> None:
     assert not missing, f"add them to docs/api.md: {sorted(missing)}"
     for testing in ("heicconv.testing", "heicconv.testing.fixtures", "heicconv.testing.conformance.ConformanceSuite"):
         assert testing in documented
-    # Nothing by the path of an internal module (heicconv.core, heicconv.backends.contract...): those may move.
-    # (heicconv.errors.HTTP_ERRORS is the one name of heicconv.errors that heicconv itself does not export.)
-    internal = ("heicconv.core", "heicconv.backends", "heicconv.errors")
-    assert not [d for d in documented if d.startswith(internal) and d != "heicconv.errors.HTTP_ERRORS"]
+    # Nothing by the path of an internal module (heicconv.api.calls, heicconv.backends.contract...): those may move.
+    # (heicconv.errors.HTTP_ERRORS is the one name of heicconv.errors that heicconv itself does not export, and
+    # heicconv.backends.registry.reset the one of the registry: a plugin's tests call it.)
+    internal = ("heicconv.api.calls", "heicconv.backends", "heicconv.errors")
+    exceptions = ("heicconv.errors.HTTP_ERRORS", "heicconv.backends.registry.reset")
+    assert not [d for d in documented if d.startswith(internal) and d not in exceptions]
 
 
 def test_every_function_the_guides_call_is_in_the_reference() -> None:

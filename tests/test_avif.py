@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import heicconv
-from heicconv import bitstream, isobmff
 from heicconv.backends.contract import PipelineBackend
-from heicconv.info import read_source
+from heicconv.container import bitstream, isobmff
+from heicconv.container.info import read_source
 from heicconv.testing import fixtures
 from heicconv.testing.conformance import _psnr, decode
 from heicconv.testing.plugin import require_backend

@@ -241,7 +241,7 @@ def test_no_infinite_numbers_reach_the_projection() -> None:
 
 
 def test_every_built_in_backend_has_its_lambda_package_in_the_report() -> None:
-    from heicconv import registry
+    from heicconv.backends import registry
     from heicconv.bench.prices import LAMBDA_PACKAGES, LambdaLimits
     from heicconv.bench.report import package_note
 

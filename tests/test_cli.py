@@ -962,7 +962,7 @@ def _profile_name(img: Image.Image) -> str:
 
 
 def test_strip_location_and_srgb_flags(tmp_path: Path) -> None:
-    from heicconv.colour import profile_from_nclx
+    from heicconv.container.colour import profile_from_nclx
     from heicconv.testing.fixtures import exif_block
 
     p3 = profile_from_nclx(12, 13)

@@ -17,7 +17,7 @@ def test_defaults_are_auto_and_ffmpeg_then_pillow_first() -> None:
     s = settings()
     assert s.backend == "auto"
     assert s.order[:2] == ("ffmpeg", "pillow")
-    first = "ffmpeg" if heicconv.registry.status("ffmpeg").available else "pillow"
+    first = "ffmpeg" if heicconv.backends.registry.status("ffmpeg").available else "pillow"
     assert heicconv.select().name == first
     assert heicconv.selected_backend() == (first, "default (auto)")
 
@@ -136,7 +136,7 @@ def test_named_backend_must_work_or_raise_while_auto_falls_back() -> None:
 
 
 def test_register_backend_refuses_a_known_name_unless_replacing() -> None:
-    from heicconv import registry
+    from heicconv.backends import registry
 
     with pytest.raises(heicconv.ConfigError, match="exists; pass replace=True"):
         heicconv.register_backend("pillow", "somewhere:Else")
@@ -222,7 +222,7 @@ def test_a_slow_backend_probe_does_not_hold_up_another_backend() -> None:
 
 
 def test_unavailable_backend_message_names_extra_and_system_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv import registry
+    from heicconv.backends import registry
 
     monkeypatch.setattr(registry, "_instances", {})
     monkeypatch.setattr(registry, "_unavailable", {})
@@ -256,7 +256,7 @@ def test_import_loads_no_backend_library() -> None:
 def test_entry_point_backends_are_registered_as_strings(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
 
-    from heicconv import registry
+    from heicconv.backends import registry
 
     ep = metadata.EntryPoint("mine", "some_package.module:MyBackend", registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])

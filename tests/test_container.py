@@ -7,8 +7,8 @@ import io
 import pytest
 
 import heicconv
-from heicconv import exif
-from heicconv.info import read_source
+from heicconv.container import exif
+from heicconv.container.info import read_source
 from heicconv.testing import fixtures
 
 

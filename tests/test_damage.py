@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import heicconv
-from heicconv import isobmff
+from heicconv.container import isobmff
 from heicconv.testing import damage, fixtures
 from heicconv.testing.plugin import require_backend
 

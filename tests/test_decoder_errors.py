@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv import isobmff
 from heicconv.backends import _damage
+from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from test_server import Server, _free_port, stop_server
 
-from heicconv import registry
+from heicconv.backends import registry
 from heicconv.testing.plugin import require_backend
 
 if sys.version_info >= (3, 11):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from heicconv import registry
+from heicconv.backends import registry
 from heicconv.testing.plugin import require_backend
 
 if sys.version_info >= (3, 11):
@@ -42,7 +42,7 @@ def test_readme_commands_name_files_that_exist() -> None:
 def test_the_package_summary_names_every_output_format_and_backend() -> None:
     """pyproject.toml's description (the wheel's summary) is the CLI's --help sentence, and it stays complete."""
     from heicconv.cli import DESCRIPTION
-    from heicconv.formats import DISPLAY_NAMES, OUTPUT_FORMATS
+    from heicconv.options.formats import DISPLAY_NAMES, OUTPUT_FORMATS
 
     project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert project["description"] == DESCRIPTION

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv.colour import profile_from_nclx
+from heicconv.container.colour import profile_from_nclx
 from heicconv.testing import fixtures
 from heicconv.testing.conformance import decode
 from heicconv.testing.plugin import require_backend, require_module
@@ -152,7 +152,7 @@ def _chroma_444(data: bytes) -> bool:
 
 
 def _chroma(data: bytes) -> int:
-    from heicconv.info import read_source
+    from heicconv.container.info import read_source
 
     item = read_source(data).item
     return item.chroma if item is not None else -1

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import heicconv
-from heicconv import isobmff
+from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

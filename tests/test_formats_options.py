@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import heicconv
-from heicconv import formats
+from heicconv.options import formats
 from heicconv.testing import fixtures
 
 

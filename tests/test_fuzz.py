@@ -61,8 +61,8 @@ def _reaching_the_backend(seed: str, count: int) -> int:
     """How many of the ``count`` inputs ``fuzz.run`` makes from ``seed`` pass the header checks at full width."""
     import random
 
+    from heicconv.container.info import read_source
     from heicconv.errors import HeicconvError
-    from heicconv.info import read_source
     from heicconv.options import Limits
 
     rng = random.Random(seed)

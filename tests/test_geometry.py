@@ -8,8 +8,8 @@ import io
 import pytest
 
 import heicconv
-from heicconv import isobmff
-from heicconv.info import _TRANSFORM_TO_EXIF
+from heicconv.container import isobmff
+from heicconv.container.info import _TRANSFORM_TO_EXIF
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend, require_module
 

@@ -1,7 +1,7 @@
 """HDR sources without a gain map (issue 14, item 5): PQ and HLG tone mapped to SDR, with a gain map in JPEG.
 
 The fixtures are gray stripes at known signal levels, so the expected SDR samples follow from the published
-formulas by hand (worked out below, not by calling heicconv.tonemap): what the old sRGB-curve rendering
+formulas by hand (worked out below, not by calling heicconv.pipeline.tonemap): what the old sRGB-curve rendering
 gave is far outside each tolerance.
 """
 
@@ -183,7 +183,7 @@ def test_a_broken_hdr_picture_is_the_same_error_on_every_backend(backend: str) -
 
 
 def test_formulas_at_points_the_standards_give() -> None:
-    from heicconv import tonemap
+    from heicconv.pipeline import tonemap
 
     assert tonemap.pq_inverse_eotf(100) == pytest.approx(0.5081, abs=1e-4)  # BT.2408: 100 cd/m² is PQ 51 %
     assert tonemap.pq_inverse_eotf(10000) == pytest.approx(1.0)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv import isobmff
+from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 
@@ -221,7 +221,7 @@ def _heicconv(*args: str) -> subprocess.CompletedProcess[str]:
 def test_png_image_data_is_checked_to_the_last_row(mode: str) -> None:
     from PIL import Image
 
-    from heicconv import completeness
+    from heicconv.container import completeness
 
     buf = io.BytesIO()
     fixtures.gradient((61, 37), "RGBA" if mode in ("RGBA", "LA") else "RGB").convert(mode).save(buf, "PNG")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import heicconv
-from heicconv.isolated import IsolatedConverter
+from heicconv.api.workers import IsolatedConverter
 from heicconv.testing import fixtures
 from heicconv.testing.conformance import decode
 
@@ -54,7 +54,7 @@ def test_timeout_stops_the_worker() -> None:
 # A quick script, with no `if __name__ == "__main__":` guard.
 _SCRIPT = """
 import heicconv
-from heicconv.isolated import IsolatedConverter
+from heicconv.api.workers import IsolatedConverter
 from heicconv.testing.fixtures import make_heic
 
 print("top level", flush=True)

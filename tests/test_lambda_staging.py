@@ -131,7 +131,7 @@ def test_small_images_still_travel_in_the_event(staged: Any, monkeypatch: pytest
     monkeypatch.setattr("heicconv.backends.wire.exchange", watched)  # every exchange of the conversion
     monkeypatch.setattr("heicconv.backends.lambda_invoke.exchange", watched)  # the deletions afterwards
     photo = fixtures.make_heic((64, 48))
-    assert heicconv.registry.get("lambda").capabilities  # the function's /health: asked once, before
+    assert heicconv.backends.registry.get("lambda").capabilities  # the function's /health: asked once, before
     seen.clear()
     assert heicconv.convert(photo, "jpeg", backend="lambda") == heicconv.convert(photo, "jpeg", backend="pillow")
     assert seen == ["POST /2015-03-31/functions/heicconv/invocations"] and _keys(staged) == []

@@ -21,7 +21,7 @@ from test_lambda import _bucket, rest_event, s3, s3_endpoint, s3_event  # noqa: 
 
 import heicconv
 from heicconv.aws_lambda import handler, invocation
-from heicconv.telemetry import JsonFormatter
+from heicconv.config.logs import JsonFormatter
 from heicconv.testing.fixtures import make_heic
 
 PHOTO = make_heic(size=(64, 48))
@@ -156,7 +156,7 @@ def test_log_lines_carry_the_lambda_request_id(capsys: pytest.CaptureFixture[str
     assert ok["conversion_ms"] > 0 and ok["status"] == 200
     assert bad["request_id"] == "second-req" and bad["status"] == 422
     assert bad["outcome"] == bad["error"] == "DecodeError"
-    from heicconv.telemetry import REQUEST_ID
+    from heicconv.config.logs import REQUEST_ID
 
     assert REQUEST_ID.get() is None  # reset after the invocation
 

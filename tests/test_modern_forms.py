@@ -7,9 +7,9 @@ import io
 import pytest
 
 import heicconv
-from heicconv import mini
-from heicconv.info import _TRANSFORM_TO_EXIF
-from heicconv.isobmff import _box, _full_box
+from heicconv.container import mini
+from heicconv.container.info import _TRANSFORM_TO_EXIF
+from heicconv.container.isobmff import _box, _full_box
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend, require_module
 

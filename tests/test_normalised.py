@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import heicconv
-from heicconv import isobmff
+from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.conformance import decode
 from heicconv.testing.plugin import require_backend, require_module

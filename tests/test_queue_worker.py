@@ -357,9 +357,9 @@ def test_metrics_count_messages_objects_and_conversions(aws: tuple[Any, Any]) ->
     from test_server_observability import metric
 
     import heicconv
+    from heicconv.aws_lambda.queue_worker import load
+    from heicconv.aws_lambda.queue_worker.worker import QueueWorker
     from heicconv.aws_lambda.settings import load as load_output
-    from heicconv.queue_worker import load
-    from heicconv.queue_worker.worker import QueueWorker
 
     s3, sqs = aws
     queue, _ = make_queue(sqs, visibility=3)
@@ -445,7 +445,7 @@ def test_metrics_on_the_health_port_count_worker_restarts_and_renewals(aws: tupl
 
 def test_without_boto3_the_worker_names_its_own_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import heicconv
-    from heicconv.queue_worker import work
+    from heicconv.aws_lambda.queue_worker import work
 
     monkeypatch.setitem(sys.modules, "boto3", None)  # as if boto3 were not installed
     with pytest.raises(heicconv.BackendUnavailableError, match=r"pip install 'heicconv\[worker\]'"):

@@ -99,7 +99,7 @@ def _psnr(a: bytes, b: bytes) -> float:
 
 
 def _photos() -> list[Any]:
-    from heicconv.colour import profile_from_nclx
+    from heicconv.container.colour import profile_from_nclx
 
     photos = [
         pytest.param(fixtures.make_heic((120, 80), quality=95), id="rgb"),
@@ -473,7 +473,7 @@ def test_waiting_for_the_remote_holds_neither_the_loop_nor_a_thread(
 
     try:
         with monkeypatch.context() as m:
-            m.setattr("heicconv.core._pool", None)  # a pool of its own, of two threads, for this test
+            m.setattr("heicconv.api.calls._pool", None)  # a pool of its own, of two threads, for this test
             m.setattr("os.cpu_count", lambda: 2)
             converted = asyncio.run(main())
     finally:

@@ -80,7 +80,9 @@ def _failing(kind: str, fault: str, monkeypatch: pytest.MonkeyPatch, **more: str
 
 def _pointed_at(kind: str, server: FaultyRemote, monkeypatch: pytest.MonkeyPatch, **more: str) -> None:
     _use(kind, server.url, monkeypatch, **more)
-    assert heicconv.registry.get(kind).capabilities  # /health answered: from here on, only the conversion is timed
+    assert heicconv.backends.registry.get(
+        kind
+    ).capabilities  # /health answered: from here on, only the conversion is timed
 
 
 def _assert_raised(

@@ -18,8 +18,8 @@ import pytest
 from test_server import Server, start_server, stop_server
 
 import heicconv
+from heicconv.config.logs import LOGGERS
 from heicconv.server.settings import ServerSettings, load
-from heicconv.telemetry import LOGGERS
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 

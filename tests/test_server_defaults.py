@@ -103,7 +103,7 @@ def test_a_png_above_the_limit_is_refused_before_its_pixels_are_decoded() -> Non
 
 
 def test_a_configured_limit_wins_over_the_endpoint_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv.webapi import endpoint_settings
+    from heicconv.api.web import endpoint_settings
 
     monkeypatch.setenv("HEICCONV_MAX_PIXELS", "300000000")
     monkeypatch.setenv("HEICCONV_METADATA", "strip")
@@ -133,7 +133,7 @@ def test_process_workers_with_a_memory_cap_are_the_default() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc")
 def test_malloc_arenas_are_capped_in_the_service_and_its_workers(server: Server) -> None:
-    from heicconv.isolated import cap_malloc_arenas
+    from heicconv.api.workers import cap_malloc_arenas
 
     for pid in worker_pids(server):
         with open(f"/proc/{pid}/environ", "rb") as fh:

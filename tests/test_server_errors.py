@@ -2,7 +2,7 @@
 
 Every case is an input that really raises the class (checked by converting it here), sent to a real
 ``heicconv serve`` and to the Lambda handler as a Function URL request; both must answer the status
-and error code of ``heicconv.webapi.ERRORS``. docs/errors.md must show the same table.
+and error code of ``heicconv.api.web.ERRORS``. docs/errors.md must show the same table.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from test_server import Server, slow_backend_env, start_server, stop_server
 
 import heicconv
 from heicconv import errors
+from heicconv.api.web import ERRORS
 from heicconv.testing.fixtures import make_heic, make_image, set_ispe
 from heicconv.testing.plugin import require_module
-from heicconv.webapi import ERRORS
 
 require_module("uvicorn", "server")
 
@@ -54,7 +54,7 @@ class Case:
 
     def convert_here(self) -> None:
         """Convert as the endpoints do (their defaults: 50 MP), in this process."""
-        from heicconv.webapi import endpoint_settings
+        from heicconv.api.web import endpoint_settings
 
         options, limits = endpoint_settings()
         fields = {k: heicconv.options.field_from_text(k, v) for k, v in self.query.items() if k != "format"}
@@ -125,7 +125,7 @@ BLOCK_PYVIPS = "import sys; sys.modules['pyvips'] = None; from heicconv.server._
 
 
 def test_a_backend_that_cannot_load_is_503_on_both_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heicconv import registry
+    from heicconv.backends import registry
 
     # As if pyvips were not installed, in this process and in a service started the same way.
     monkeypatch.setitem(sys.modules, "pyvips", None)

@@ -18,7 +18,7 @@ from test_server import Server, _json, slow_backend_env, start_server, stop_serv
 from test_server_pool import wait_for
 
 import heicconv
-from heicconv.telemetry import REQUEST_ID, JsonFormatter, TextFormatter
+from heicconv.config.logs import REQUEST_ID, JsonFormatter, TextFormatter
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 

@@ -11,7 +11,8 @@ import struct
 import pytest
 
 import heicconv
-from heicconv import formats, isobmff
+from heicconv.container import isobmff
+from heicconv.options import formats
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

@@ -1,4 +1,4 @@
-"""heicconv.telemetry's pieces that no route uses yet: the CloudWatch Embedded Metric Format line."""
+"""heicconv.config.logs's pieces that no route uses yet: the CloudWatch Embedded Metric Format line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from heicconv.telemetry import emf_line
+from heicconv.config.logs import emf_line
 
 
 def test_an_emf_line_declares_each_metric_and_carries_its_dimensions() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
+from heicconv.api.terminal import StatusLine
 from heicconv.cli.report import Record, Reporter
-from heicconv.terminal import StatusLine
 
 
 class Terminal(io.StringIO):

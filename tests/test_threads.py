@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 import heicconv
-from heicconv import registry
-from heicconv.backends import threads
+from heicconv.api.workers import IsolatedConverter
+from heicconv.backends import registry, threads
 from heicconv.cli.run import Item, Outcome, execute
 from heicconv.errors import BackendUnavailableError
-from heicconv.isolated import IsolatedConverter
 from heicconv.options import Limits, Options
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend

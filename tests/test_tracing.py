@@ -1,4 +1,4 @@
-"""OpenTelemetry spans (heicconv.tracing): present when the application sets a tracer provider, absent otherwise.
+"""OpenTelemetry spans (heicconv.config.tracing): present when the application sets a tracer provider, absent otherwise.
 
 The spans are read with opentelemetry-sdk's in-memory exporter (the ``test`` extra). The provider is set
 for one test at a time and the API's global state put back after, so no other test traces.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv import tracing
+from heicconv.config import tracing
 from heicconv.testing.fixtures import make_heic
 from heicconv.testing.plugin import require_module
 
@@ -57,7 +57,7 @@ def test_without_a_provider_nothing_is_traced_nor_imported() -> None:
         "import sys, heicconv\n"
         "from heicconv.testing.fixtures import make_heic\n"
         "heicconv.convert(make_heic(size=(32, 24)), 'png', backend='pillow')\n"
-        "from heicconv import tracing\n"
+        "from heicconv.config import tracing\n"
         "assert not tracing.tracing()\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )

@@ -1,5 +1,5 @@
 """Ultra HDR JPEG as an input (issue 24 item 3): recognised by probe and ``heicconv info``, and its gain map kept
-into JPEG or dropped with a note, as for a HEIF source. heicconv writes these itself (heicconv.ultrahdr)."""
+into JPEG or dropped with a note, as for a HEIF source. heicconv writes these itself (heicconv.container.ultrahdr)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, ImageStat
 
 import heicconv
-from heicconv import gainmap, ultrahdr
-from heicconv.gainmap import Metadata
+from heicconv.container import gainmap, ultrahdr
+from heicconv.container.gainmap import Metadata
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

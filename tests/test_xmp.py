@@ -7,7 +7,7 @@ import io
 import pytest
 
 import heicconv
-from heicconv import xmp
+from heicconv.container import xmp
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 

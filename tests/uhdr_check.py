@@ -104,7 +104,7 @@ def _display_light(data: bytes, transfer: int):  # type: ignore[no-untyped-def]
 def local_backends() -> list[str]:
     """Every backend that converts in this process and is available here; a required one missing is an error."""
     import heicconv
-    from heicconv import registry
+    from heicconv.backends import registry
     from heicconv.testing.plugin import required_backends
 
     statuses = [s for s in heicconv.list_backends() if not registry.is_remote(s.name)]
@@ -119,9 +119,9 @@ def convert(out: Path) -> None:
     from PIL import Image
 
     import heicconv
-    from heicconv import gainmap
     from heicconv.backends.pillow import load_pillow_heif
-    from heicconv.info import read_source as inspect
+    from heicconv.container import gainmap
+    from heicconv.container.info import read_source as inspect
     from heicconv.pipeline import hdr as carry
 
     out.mkdir(parents=True, exist_ok=True)

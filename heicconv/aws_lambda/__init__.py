@@ -62,7 +62,7 @@ def _handle(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise HeicconvError(f"unrecognised event: expected a JSON object, got {type(event).__name__}")
     if is_http_event(event):
-        from .. import webapi as api
+        from ..api import web as api
 
         if BUILD_MISMATCH:
             return _json_answer(api.reply_for_error(BackendUnavailableError(BUILD_MISMATCH)))

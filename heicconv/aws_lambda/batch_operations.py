@@ -25,10 +25,10 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .. import Options, formats
+from .. import Options
+from ..api.web import endpoint_settings
 from ..errors import ConfigError, HeicconvError, UnsupportedFormatError
-from ..options import field_from_text
-from ..webapi import endpoint_settings
+from ..options import field_from_text, formats
 from .s3_objects import Outcome, S3Object, convert_object
 from .settings import LambdaSettings
 

@@ -1,9 +1,9 @@
 """One Lambda invocation's figures and logs: its request id, its conversions, and one EMF line at its end.
 
 :func:`handling` wraps the handler: it puts the Lambda request id (``context.aws_request_id``) in
-:data:`heicconv.telemetry.REQUEST_ID`, so every line heicconv logs meanwhile carries it, and collects
+:data:`heicconv.config.logs.REQUEST_ID`, so every line heicconv logs meanwhile carries it, and collects
 what :func:`convert` counts. At the end it prints the figures to stdout as CloudWatch Embedded Metric
-Format (:func:`heicconv.telemetry.emf_line`), one line per backend and output format converted with
+Format (:func:`heicconv.config.logs.emf_line`), one line per backend and output format converted with
 (in practice one line: an invocation uses one backend and, but for an HTTP request naming another, one
 format), so CloudWatch has them without a ``PutMetricData`` call. ``[lambda] metrics = false``
 (``HEICCONV_LAMBDA_METRICS=false``) turns the line off. An invocation that converted nothing (a
@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import Limits, Options, Result, convert_with_report, formats
-from ..core import selected_backend
+from .. import Limits, Options, Result, convert_with_report
+from ..api.calls import selected_backend
+from ..config.logs import REQUEST_ID, emf_line, setup_logging
 from ..errors import HeicconvError
-from ..telemetry import REQUEST_ID, emf_line, setup_logging
+from ..options import formats
 
 __all__ = ["Invocation", "convert", "handling", "log_fields"]
 

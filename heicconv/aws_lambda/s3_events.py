@@ -32,8 +32,8 @@ import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
+from ..api.web import classify
 from ..errors import HeicconvError
-from ..webapi import classify
 from .s3_objects import Outcome, S3Object, convert_object
 from .settings import LambdaSettings
 

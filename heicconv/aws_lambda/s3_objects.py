@@ -1,7 +1,7 @@
 """One S3 object, converted: the step every S3 route shares.
 
 S3 notifications to the Lambda handler (:mod:`.s3_events`), S3 Batch Operations tasks
-(:mod:`.batch_operations`) and the queue worker (:mod:`heicconv.queue_worker`) all name objects
+(:mod:`.batch_operations`) and the queue worker (:mod:`heicconv.aws_lambda.queue_worker`) all name objects
 in their own way and then hand each one to :func:`convert_object`. It applies the loop guard
 (:func:`skip_reason`), checks the size (from the event, then from a HEAD, before any byte is read),
 skips an output already written from the same source, reads the object, converts it with the
@@ -14,7 +14,7 @@ source's ETag, and :data:`OPTIONS_DIGEST`, a digest of the format and options); 
 output with both equal, the object is skipped rather than converted and written a second time.
 
 The conversion itself is a parameter: the Lambda handler converts in its own process, while the
-queue worker passes its :class:`heicconv.isolated.IsolatedConverter`, so that a conversion runs
+queue worker passes its :class:`heicconv.api.workers.IsolatedConverter`, so that a conversion runs
 under a timeout and a memory cap.
 """
 
@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import Limits, Options, Result, formats
+from .. import Limits, Options, Result
+from ..api.web import classify, endpoint_settings
 from ..errors import LimitExceededError, TimeoutError
-from ..webapi import classify, endpoint_settings
+from ..options import formats
 from .aws import s3
 from .invocation import convert as counted
 from .settings import LambdaSettings
@@ -185,7 +186,7 @@ def convert_object(
     """Convert one object and write the output; never raises, a failure is an :class:`Outcome` too.
 
     ``options`` default to the configured ones with the endpoint defaults
-    (:func:`heicconv.webapi.endpoint_settings`); ``convert`` defaults to
+    (:func:`heicconv.api.web.endpoint_settings`); ``convert`` defaults to
     ``heicconv.convert_with_report`` in this process, counted for the Lambda invocation under way
     (:func:`.invocation.convert`).
     """

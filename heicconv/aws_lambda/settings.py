@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..backends.remotes import LAMBDA_CALLER_KEYS
 from ..config import Section
 from ..errors import ConfigError
-from ..remotes import LAMBDA_CALLER_KEYS
 
 __all__ = ["LAMBDA_RESPONSE_LIMIT", "LambdaSettings", "load"]
 

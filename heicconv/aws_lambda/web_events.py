@@ -2,7 +2,7 @@
 
 The body arrives base64-encoded and is decoded here with ``base64.b64decode``
 (a decoder that assumes UTF-8 text would corrupt image bytes). The request is
-answered by the same code as the HTTP service (:mod:`heicconv.webapi`), then
+answered by the same code as the HTTP service (:mod:`heicconv.api.web`), then
 wrapped in the proxy response shape; a response too large for Lambda is
 answered 413 or, if configured, stored in S3 and answered with a presigned URL.
 
@@ -19,10 +19,10 @@ import json
 import logging
 from typing import Any
 
-from .. import formats
-from .. import webapi as api
+from ..api import web as api
+from ..api.calls import list_backends
 from ..backends.remote import STAGING_KEY
-from ..core import list_backends
+from ..options import formats
 from .aws import s3
 from .invocation import convert, log_fields
 from .settings import LambdaSettings

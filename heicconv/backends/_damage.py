@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DecodeError
 
 if TYPE_CHECKING:
-    from ..isobmff import Container, Item
+    from ..container.isobmff import Container, Item
 
 __all__ = ["Layout", "coded", "find", "layout", "refuse", "suspects", "untouched", "upright_box"]
 

@@ -25,11 +25,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..bitstream import hvcc_units, nal_units
+from ..container.bitstream import hvcc_units, nal_units
 from ._native import mapped_libraries
 
 if TYPE_CHECKING:
-    from ..isobmff import Container, Item
+    from ..container.isobmff import Container, Item
 
 __all__ = ["available", "tile_errors", "verifier"]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..container.isobmff import Container, Item
 from ..errors import DecodeError
-from ..isobmff import Container, Item
 from . import _damage
 
 __all__ = ["Geometry", "NotHandled", "Strip", "decode_strips", "geometry", "parameter_sets", "to_annex_b"]

@@ -15,14 +15,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from ..config.tracing import span
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
-from ..tracing import span
 from . import _damage, _de265
 
 if TYPE_CHECKING:
-    from ..gainmap import Metadata
-    from ..info import ImageInfo, Source
-    from ..isobmff import Item
+    from ..container.gainmap import Metadata
+    from ..container.info import ImageInfo, Source
+    from ..container.isobmff import Item
     from ..options import Limits, Options
 
 __all__ = ["Backend", "Capabilities", "Feature", "Job", "Note", "PipelineBackend", "Result"]
@@ -133,10 +133,10 @@ class Note(str):
 class Result:
     """The output and what heicconv did to make it (``heicconv.convert_with_report``).
 
-    - ``data``: the output file's bytes; ``format``: its format name (``heicconv.formats``);
+    - ``data``: the output file's bytes; ``format``: its format name (``heicconv.options.formats``);
       ``width``, ``height``: its size in pixels;
     - ``backend``: the name of the backend that made it (as registered);
-    - ``source``: what the input held (:class:`~heicconv.info.ImageInfo`, header only);
+    - ``source``: what the input held (:class:`~heicconv.container.info.ImageInfo`, header only);
     - ``notes``: what was done and why, each a :class:`Note` (a ``str`` with a ``kind``);
     - ``sources``: where each setting came from, e.g. ``"options.quality" -> "the call's options"``,
       ``"backend" -> "default (auto)"``.
@@ -170,7 +170,7 @@ class Job:
     """One conversion, fully decided before a backend touches a pixel."""
 
     source: Source
-    fmt: str  # canonical output format name (heicconv.formats)
+    fmt: str  # canonical output format name (heicconv.options.formats)
     options: Options
     limits: Limits
     size: tuple[int, int]  # output width, height
@@ -273,7 +273,7 @@ class PipelineBackend(Generic[Img]):
     def run(self, job: Job) -> Result:
         """Drive the primitives: load (refusing a picture of the wrong size or with a decoder's tell-tale of
         damage), resize, convert to sRGB, flatten, save; a library's own exception becomes a heicconv error."""
-        # The spans (heicconv.tracing) are no-ops unless the application traces.
+        # The spans (heicconv.config.tracing) are no-ops unless the application traces.
         try:
             with span("heicconv.decode", {"heicconv.backend": self.name}):
                 img = self._load_preferring_thumbnail(job)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .. import output_edits
+from ..container import output_edits
 from ..errors import EncodeError, HeicconvError
 from . import _hevc, threads
 from .contract import Job, Result

@@ -1,7 +1,7 @@
 """The ``http`` backend: the conversion runs in a heicconv service (``heicconv serve``, the images in docker/).
 
 Standard library only (:mod:`.wire`): a blocking socket for calls, asyncio streams for ``heicconv.convert_async``.
-Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.remotes` reads them).
+Configured by ``[http]`` / ``HEICCONV_HTTP_*`` (:mod:`heicconv.backends.remotes` reads them).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.logs import REQUEST_ID, request_id
+from ..config.tracing import inject, span
 from ..errors import ConfigError
-from ..telemetry import REQUEST_ID, request_id
-from ..tracing import inject, span
 from .remote import RemoteBackend
 from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 

@@ -4,7 +4,7 @@ Each conversion is one synchronous ``Invoke`` of the function with an API Gatewa
 ``POST /convert`` event, which the function's handler answers as it answers a Function URL. boto3
 finds the region, credentials and endpoint the usual way (``AWS_REGION``, the credentials chain,
 ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``). Configured by ``[lambda]`` / ``HEICCONV_LAMBDA_*``
-(:mod:`heicconv.remotes` reads them).
+(:mod:`heicconv.backends.remotes` reads them).
 
 An Invoke carries at most 6 MB each way, and base64 makes an image a third larger. With
 ``lambda.staging_bucket`` set, an input too large for the event is uploaded to that bucket and the

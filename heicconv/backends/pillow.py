@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .. import sixteen_bit
-from ..colour import srgb_profile
-from ..formats import INPUT_FORMATS, OUTPUT_FORMATS
-from ..info import open_pillow
+from ..container import sixteen_bit
+from ..container.colour import srgb_profile
+from ..container.info import open_pillow
+from ..options.formats import INPUT_FORMATS, OUTPUT_FORMATS
 from ._native import load_pillow_heif, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 

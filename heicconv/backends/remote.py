@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from .. import completeness, isobmff
+from ..container import completeness, isobmff
 from ..errors import BackendUnavailableError, DecodeError, HeicconvError, TimeoutError, from_http
 from ..options import Options, field_to_text
 from .contract import Capabilities, Feature, Job, Note, Result
@@ -47,7 +47,7 @@ STAGING_KEY = "heicconvStaging"
 def query_for(job: Job) -> dict[str, str]:
     """The query parameters of ``job``: the format and every option field, set or not.
 
-    >>> from heicconv.info import read_source
+    >>> from heicconv.container.info import read_source
     >>> from heicconv.testing.fixtures import make_heic
     >>> from heicconv.options import Limits
     >>> job = Job(read_source(make_heic()), "png", Options(max_size=64), Limits(), (64, 48))

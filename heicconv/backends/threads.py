@@ -14,7 +14,7 @@ The CPUs are those this process may run on (:func:`cpus`): a container limited t
 64-CPU host has 2, not 64.
 
 This is the one place that knows each library's setting. The pools heicconv starts call :func:`share`
-(the batch's workers, :class:`heicconv.isolated.IsolatedConverter`'s, ``heicconv serve``'s thread pool);
+(the batch's workers, :class:`heicconv.api.workers.IsolatedConverter`'s, ``heicconv serve``'s thread pool);
 the registry calls :func:`apply` when it loads a backend, for libraries imported after :func:`share`.
 A process that never calls :func:`share` (a program using ``heicconv.convert``) keeps every library's own
 default: these settings are process-wide, and such a process is its owner's, not heicconv's.

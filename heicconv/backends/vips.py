@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .. import completeness, output_edits
+from ..container import completeness, output_edits
 from ..errors import BackendUnavailableError
-from ..formats import INPUT_FORMATS
+from ..options.formats import INPUT_FORMATS
 from ._native import hevc_decoder, load_pillow_heif, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 

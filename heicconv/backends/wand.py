@@ -18,10 +18,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from .. import output_edits
-from ..colour import srgb_profile
+from ..container import output_edits
+from ..container.colour import srgb_profile
 from ..errors import BackendUnavailableError, DecodeError
-from ..formats import INPUT_FORMATS
+from ..options.formats import INPUT_FORMATS
 from . import imagemagick
 from ._native import hevc_decoder, loaded_library_version, tiny_heic, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..api.terminal import StatusLine
 from ..config import section
 from ..config import where as config_where
 from ..errors import ConfigError, HeicconvError
-from ..terminal import StatusLine
 from .cost import ARCHS, CostModel
 from .measure import Bench, run
 from .month import Month, month_verdict, simulate_month

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import formats as _formats
-from .. import registry
+from ..backends import registry
 from ..config import settings
 from ..errors import ConfigError
+from ..options import formats as _formats
 from .cost import Workload
 
 __all__ = ["BOOTSTRAP", "Bench", "Measurement", "find_images", "run"]

@@ -50,7 +50,7 @@ def maxrss_mb() -> float:
 def main(started: float, imported: float) -> int:
     """Run the job in ``sys.argv[1]``; ``started``/``imported`` are ``time.time()`` at start and after the import."""
     import heicconv
-    from heicconv import registry
+    from heicconv.backends import registry
 
     job: dict[str, Any] = json.loads(sys.argv[1])
     spawned = float(job["spawned"])

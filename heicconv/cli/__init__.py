@@ -15,8 +15,8 @@ import os
 import sys
 from typing import Any
 
+from ..api.terminal import printable
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError
-from ..terminal import printable
 from . import convert, describe
 
 __all__ = ["main"]
@@ -25,7 +25,7 @@ __all__ = ["main"]
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("heicconv.bench.cli", "measure the backends on your files"),
     "serve": ("heicconv.server.cli", "run the HTTP conversion service"),
-    "worker": ("heicconv.queue_worker.cli", "convert the S3 notifications an SQS queue receives"),
+    "worker": ("heicconv.aws_lambda.queue_worker.cli", "convert the S3 notifications an SQS queue receives"),
 }
 #: What installs a lazy subcommand's own dependencies (pip extras in pyproject.toml).
 LAZY_EXTRAS: dict[str, str] = {"serve": "server", "worker": "worker"}

@@ -12,10 +12,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .. import config, formats
-from ..core import convert_with_report, select
+from .. import config
+from ..api.calls import convert_with_report, select
 from ..errors import ConfigError, HeicconvError
-from ..options import Options, parse_size
+from ..options import Options, formats, parse_size
 from . import settings as cli_settings
 from .inputs import read_limited, read_named
 from .plan import ALL_IMAGES, DEFAULT_FROM, Existing, Plan, make_plan, name_max

@@ -7,11 +7,10 @@ import json
 import sys
 from typing import Any
 
-from .. import config
-from ..core import list_backends, probe, selected_backend
+from .. import ImageInfo, config
+from ..api.calls import list_backends, probe, selected_backend
+from ..api.terminal import printable
 from ..errors import ConfigError, HeicconvError, UnsupportedInputError
-from ..info import ImageInfo
-from ..terminal import printable
 from .inputs import not_regular, open_regular, read_limited
 from .run import explain
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .. import formats
-from ..core import probe
+from ..api.calls import probe
 from ..errors import HeicconvError, UnsupportedInputError
-from ..options import Limits
+from ..options import Limits, formats
 from .inputs import not_regular, open_regular, read_limited
 
 __all__ = ["ALL_IMAGES", "DEFAULT_FROM", "Existing", "Plan", "Task", "image_suffix", "make_plan", "name_max"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..terminal import StatusLine, printable
+from ..api.terminal import StatusLine, printable
 
 __all__ = ["Record", "Reporter"]
 

@@ -28,7 +28,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import BinaryIO
 
-from ..core import convert_with_report, share_cpus
+from ..api.calls import convert_with_report, share_cpus
 from ..errors import DecodeError, HeicconvError
 from ..options import Limits, Options
 from .inputs import not_regular, open_regular, read_limited

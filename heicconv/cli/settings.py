@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import config, formats
+from .. import config
 from ..errors import ConfigError, UnsupportedFormatError
-from ..options import parse_bool, parse_size
+from ..options import formats, parse_bool, parse_size
 
 __all__ = ["KEYS", "CliSettings", "load", "parse_from", "parse_image_index"]
 

@@ -1,11 +1,11 @@
 """HDR into the output (issue 14): gain maps carried into Ultra HDR JPEG, PQ and HLG sources tone mapped.
 
-:mod:`heicconv.gainmap` finds and reads a photo's gain map from the header; here it is decoded by
+:mod:`heicconv.container.gainmap` finds and reads a photo's gain map from the header; here it is decoded by
 pillow-heif whatever the backend (so every backend carries the same map), made upright, cropped and
-resized as the photo was, and assembled with the backend's JPEG by :mod:`heicconv.ultrahdr`.
+resized as the photo was, and assembled with the backend's JPEG by :mod:`heicconv.container.ultrahdr`.
 
 A PQ or HLG source has no gain map: :func:`tone_map` decodes it with pillow-heif, renders it SDR by
-:mod:`heicconv.tonemap`'s method and hands the backend that picture (so every backend gives the same
+:mod:`heicconv.pipeline.tonemap`'s method and hands the backend that picture (so every backend gives the same
 one), and for JPEG output with ``hdr="keep"`` computes a gain map from the HDR and SDR renderings, which
 :func:`attach` writes as it writes a source's own.
 
@@ -21,18 +21,19 @@ import io
 import math
 from typing import Any
 
-from .. import colour, gainmap, tonemap
 from ..backends.contract import Job, Note, Result, first_line, out_of_memory
+from ..container import colour, gainmap
+from ..container.gainmap import GainMap, Metadata
+from ..container.info import Source, read_source
 from ..errors import DecodeError, HeicconvError, LimitExceededError
-from ..gainmap import GainMap, Metadata
-from ..info import Source, read_source
 from ..options import Options
+from . import tonemap
 
 __all__ = ["attach", "decode", "find_in", "tone_map"]
 
 
 def find_in(data: bytes) -> GainMap | None:
-    """:func:`heicconv.gainmap.find` for the primary image of a file's bytes."""
+    """:func:`heicconv.container.gainmap.find` for the primary image of a file's bytes."""
     return gainmap.find(read_source(data, whole=False))
 
 
@@ -46,10 +47,10 @@ def decode(source: Source, gm: GainMap) -> Any:
     from PIL import Image
 
     from ..backends._native import load_pillow_heif
-    from ..info import _TRANSFORM_TO_EXIF
+    from ..container.info import _TRANSFORM_TO_EXIF
 
     if gm.item is None:  # an Ultra HDR JPEG's map: stored as the photo is, so its EXIF orientation turns it too
-        from ..info import open_pillow
+        from ..container.info import open_pillow
 
         img = open_pillow(gm.jpeg, "jpeg").convert("L")
         for step in _TRANSPOSE.get(source.orientation, []):
@@ -86,7 +87,7 @@ def attach(
 ) -> Result:
     """``result`` with the source's gain map carried where the output can hold it, and notes saying so.
 
-    JPEG output becomes an Ultra HDR JPEG (:mod:`heicconv.ultrahdr`); every other format reports the
+    JPEG output becomes an Ultra HDR JPEG (:mod:`heicconv.container.ultrahdr`); every other format reports the
     map in ``dropped``. A map that cannot be read never fails the conversion: the photo is converted
     without it, and the notes say why. ``tone_mapped`` is the nclx transfer of a PQ or HLG source that
     :func:`tone_map` rendered SDR, and ``computed`` the gain map it made (``None`` if it made none).
@@ -128,7 +129,7 @@ def _assembled(img: Any, meta: Metadata, result: Result, options: Options, photo
     photo was."""
     from PIL import Image
 
-    from .. import ultrahdr
+    from ..container import ultrahdr
 
     size = gainmap.map_size(img.size, photo, (result.width, result.height))
     if size != img.size:
@@ -220,7 +221,7 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
 
 
 def _hlg_display(codes: list[Any], depth: int, weights: tuple[float, float, float]) -> list[Any]:
-    """HLG samples (``I`` bands) as display light over :data:`heicconv.tonemap.HLG_PEAK` (``F`` bands).
+    """HLG samples (``I`` bands) as display light over :data:`heicconv.pipeline.tonemap.HLG_PEAK` (``F`` bands).
 
     BT.2100's OOTF scales each component by the scene luminance ``Ys ** (gamma - 1)``: not a function of one
     sample, so it is computed on the picture. Scene light comes from tables as two bytes, each made a float by a
@@ -251,7 +252,7 @@ def _scaled(img: Any, factor: float) -> Any:
 
 
 def _hlg_index(img: Any) -> Any:
-    """Display light over HLG_PEAK as the index of :func:`heicconv.tonemap.hlg_table` (still ``F``)."""
+    """Display light over HLG_PEAK as the index of :func:`heicconv.pipeline.tonemap.hlg_table` (still ``F``)."""
     from PIL import ImageMath
 
     power = ImageMath.lambda_eval(lambda e: e["d"] ** (1 / tonemap.HLG_INDEX_GAMMA), d=img)

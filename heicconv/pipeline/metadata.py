@@ -6,8 +6,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import exif as exif_tools
-from .. import xmp as xmp_tools
+from ..container import exif as exif_tools
+from ..container import xmp as xmp_tools
 from ..options import Options
 
 __all__ = ["EXIF_LIMITS", "Kept", "icc_name", "keep"]

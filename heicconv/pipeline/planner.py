@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..backends.contract import Capabilities, Feature, Job
-from ..colour import describe_nclx, profile_from_nclx, srgb_profile
+from ..container.colour import describe_nclx, profile_from_nclx, srgb_profile
+from ..container.info import read_source
 from ..errors import UnsupportedInputError, UnsupportedOutputError
-from ..info import read_source
 from ..options import Limits, Options
-from ..tonemap import METHOD, NAMES
 from .metadata import icc_name, keep
+from .tonemap import METHOD, NAMES
 
 __all__ = ["Hint", "Job", "fit_size", "plan"]
 
@@ -112,7 +112,7 @@ def _check_formats(source_fmt: str, fmt: str, options: Options, caps: Capabiliti
 
 
 def _decide_tone_map(job: Job, caps: Capabilities) -> None:
-    """A 10/12-bit PQ or HLG HEIC without an ICC profile is tone mapped to SDR by heicconv (heicconv.tonemap)."""
+    """A 10/12-bit PQ or HLG HEIC without an ICC profile is tone mapped to SDR by heicconv (pipeline.tonemap)."""
     source = job.source
     nclx = source.item.nclx if source.item is not None and source.icc is None else None
     if nclx is None or nclx[1] not in NAMES or source.bit_depth <= 8:

@@ -2,7 +2,7 @@
 
 Importing this package imports neither Starlette nor uvicorn: :mod:`.settings` and :mod:`.auth` use the
 standard library only (the transport-free request handling, shared with the Lambda handler, is
-:mod:`heicconv.webapi`); :mod:`.app` and :func:`serve` load the web stack when the service starts.
+:mod:`heicconv.api.web`); :mod:`.app` and :func:`serve` load the web stack when the service starts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from .. import isolated
+from ..api import workers as isolated
 from ..errors import BackendUnavailableError
 from .settings import ServerSettings
 
@@ -33,7 +33,7 @@ def serve(**overrides: Any) -> None:
             "install them with pip install 'heicconv[server]'"
         ) from exc
     from ..config import settings as core_settings
-    from ..telemetry import setup_logging
+    from ..config.logs import setup_logging
     from .settings import load
 
     core_settings()  # a bad HEICCONV_* value or config file stops the start, naming the key

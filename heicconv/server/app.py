@@ -38,13 +38,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .. import Result, formats
-from .. import webapi as api
-from ..core import convert_with_report, list_backends, selected_backend, share_cpus
+from .. import Result
+from ..api import web as api
+from ..api.calls import convert_with_report, list_backends, selected_backend, share_cpus
+from ..api.workers import IsolatedConverter
+from ..config.logs import REQUEST_ID, request_id
+from ..config.tracing import extract, span
 from ..errors import HeicconvError, TimeoutError
-from ..isolated import IsolatedConverter
-from ..telemetry import REQUEST_ID, request_id
-from ..tracing import extract, span
+from ..options import formats
 from .auth import Tokens, parse_tokens
 from .metrics import CONTENT_TYPE, ServiceMetrics
 from .settings import ServerSettings, load
@@ -75,7 +76,7 @@ class Pool:
     """At most ``workers`` conversions run at once and ``queue`` more wait; each may take ``timeout`` seconds.
 
     With ``pool="process"`` each conversion runs in a worker process
-    (:class:`heicconv.isolated.IsolatedConverter`) that is killed and replaced when the
+    (:class:`heicconv.api.workers.IsolatedConverter`) that is killed and replaced when the
     request's time is up or its resident memory passes ``memory_mb``. With
     ``pool="thread"`` conversions run in this process: a thread cannot be stopped, so
     a timed-out conversion keeps its slot until it really ends, and nothing caps its memory.

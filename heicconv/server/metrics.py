@@ -1,7 +1,7 @@
 """``GET /metrics``: what the service has done, in Prometheus's text format (``prometheus-client``).
 
 The figures the queue worker counts too (conversions, their seconds and bytes, worker restarts,
-build info) are :class:`heicconv.metrics.ConversionMetrics`; the service adds its answers by route and
+build info) are :class:`heicconv.api.metrics.ConversionMetrics`; the service adds its answers by route and
 status, its refusals, and gauges of its slots.
 
 Every figure is recorded in the service process: a conversion that runs in a worker process of the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from ..metrics import CONTENT_TYPE, ConversionMetrics
+from ..api.metrics import CONTENT_TYPE, ConversionMetrics
 
 __all__ = ["CONTENT_TYPE", "ServiceMetrics"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import heicconv
-from heicconv import formats
+from heicconv.options import formats
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
 
@@ -287,7 +287,7 @@ class ConformanceSuite:
         import pillow_heif
         from PIL import ImageCms
 
-        from heicconv.colour import profile_from_nclx, srgb_profile
+        from heicconv.container.colour import profile_from_nclx, srgb_profile
 
         p3 = profile_from_nclx(12, 13)
         assert p3 is not None

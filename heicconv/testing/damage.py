@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .. import isobmff
+from ..container import isobmff
 from ..errors import DecodeError, HeicconvError
 from ..options import Options
 

@@ -219,7 +219,7 @@ def encode_avif_10bit(image: Any) -> bytes:
     import av
     import numpy as np
 
-    from .. import isobmff
+    from ..container import isobmff
 
     frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24").reformat(format="yuv420p10le")
     encoder: Any = av.CodecContext.create("libsvtav1", "w")
@@ -315,7 +315,7 @@ def make_layered_avif(picture: Any, *, select: str = "lsel") -> bytes:
     the half-size one, as Apple's multilayer conformance files do: with ``lsel`` = 0, or (``select="a1op"``) with
     ``a1op`` = 1, the operating point holding the first layer only. ``select="both"``: two images of one stream,
     the full-size one (``lsel`` = 1) and the half-size one (``lsel`` = 0). libheif 1.15 outputs the top layer."""
-    from .. import isobmff
+    from ..container import isobmff
 
     data = _encode_layered_av1(picture)
     c = isobmff.parse(data)
@@ -357,7 +357,7 @@ def make_avif_grid(
     tiles (``grid_first=False``), tiles that are not hidden, and ``other_image``, a second top-level image."""
     from PIL import Image
 
-    from .. import isobmff
+    from ..container import isobmff
 
     def coded(image: Any, item_id: int) -> isobmff.NewItem:
         data = encode_avif(image, quality, subsampling)
@@ -387,7 +387,7 @@ def make_avif_grid(
 def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
     """A HEIC that really is ``width``x``height`` (a grid of ``tile``-sized HEVC tiles, as phones write
     large photos), small on disk because every tile repeats one coded picture."""
-    from .. import isobmff
+    from ..container import isobmff
 
     coded = encode_heic(gradient((tile, tile)), quality=30)
     c = isobmff.parse(coded)
@@ -399,7 +399,7 @@ def make_large_grid(width: int, height: int, tile: int = 512) -> bytes:
 
 def _grid_file(tiles: list[Any], cols: int, rows: int, size: tuple[int, int]) -> bytes:
     """A HEIF whose primary image is a ``cols`` x ``rows`` grid of ``tiles`` (row by row), cropped to ``size``."""
-    from .. import isobmff
+    from ..container import isobmff
 
     width, height = size
     wide = width > 0xFFFF or height > 0xFFFF
@@ -416,7 +416,7 @@ def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
     picture and coded on its own, as phones write photos; the last row and column are padded and cropped."""
     from PIL import Image
 
-    from .. import isobmff
+    from ..container import isobmff
 
     width, height = picture.size
     cols, rows = -(-width // tile), -(-height // tile)
@@ -445,7 +445,7 @@ def make_mini_heic(
     ``size`` should be a multiple of 64 each way: the ``mini`` box has no crop, and the HEVC
     encoder pads other sizes. ``mode`` is L, RGB or RGBA; ``orientation`` an EXIF orientation.
     """
-    from .. import isobmff
+    from ..container import isobmff
 
     def coded(image: Any) -> tuple[bytes, bytes]:
         data = encode_heic(image)
@@ -492,7 +492,7 @@ def make_iphone_heic(size: tuple[int, int] = (64, 48), *, exif: bytes | None = N
     libheif before 1.18 refuses such a file ("Too many auxiliary image references", "Metadata not
     correctly assigned to image"), as it refuses real iPhone photos.
     """
-    from .. import isobmff
+    from ..container import isobmff
 
     def coded(data: bytes) -> list[isobmff.NewItem]:
         c = isobmff.parse(data)
@@ -551,7 +551,7 @@ def make_hdr_heic(
     """
     from PIL import Image
 
-    from .. import isobmff
+    from ..container import isobmff
 
     def coded(data: bytes) -> isobmff.NewItem:
         c = isobmff.parse(data)
@@ -627,7 +627,7 @@ def set_heif_transform(
     both; libheif's own encoder writes them on the primary image only. ``crop`` (width, height, and the
     offset of its centre from the picture's, each way) is written as a clean aperture (``clap``), applied first.
     """
-    from heicconv import isobmff
+    from heicconv.container import isobmff
 
     container = isobmff.parse(data)
     primary = container.primary_id

@@ -6,7 +6,7 @@ Inputs are generated fixtures (and small corpus files with ``--corpus``) mutated
 truncations, corrupted box sizes, swapped ``ftyp`` brands, lying ``ispe`` sizes, inserted
 bytes, zero-filled tails of the same length and runs of zeros inside the data, from a fixed seed,
 so a run is repeatable. Each backend runs in the worker process of a
-:class:`heicconv.isolated.IsolatedConverter`, so a segfault is caught: the pool replaces the worker
+:class:`heicconv.api.workers.IsolatedConverter`, so a segfault is caught: the pool replaces the worker
 and the run records the input. Every input must give an image or a ``HeicconvError`` within
 ``--timeout`` seconds and 3 GB of memory; anything else (a crash, a hang, the memory cap, another
 exception) is a finding, saved under ``--out``.
@@ -26,8 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..api.workers import IsolatedConverter
 from ..errors import HeicconvError
-from ..isolated import IsolatedConverter
 from ..options import Options
 
 __all__ = ["FuzzReport", "mutate", "run", "seeds"]

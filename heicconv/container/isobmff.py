@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..errors import DecodeError
 from .bitstream import av1_damage, av1_select_layer, hevc_damage, hevc_picture_size
-from .errors import DecodeError
 
 __all__ = ["Container", "Item", "NewItem", "check_image", "cut_short", "parse", "sequence_only", "write"]
 

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import formats, registry
-from .backends.contract import Result
-from .config import settings
-from .core import convert_with_report, selected_backend
-from .errors import HTTP_ERRORS, ConfigError, HeicconvError, UnsupportedFormatError
-from .options import Limits, Options, field_from_text
+from ..backends import registry
+from ..backends.contract import Result
+from ..config import settings
+from ..errors import HTTP_ERRORS, ConfigError, HeicconvError, UnsupportedFormatError
+from ..options import Limits, Options, field_from_text, formats
+from .calls import convert_with_report, selected_backend
 
 __all__ = [
     "ENDPOINT_DEFAULTS",
@@ -159,7 +159,7 @@ def health() -> dict[str, Any]:
 
 
 def _versions(backend: str) -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     try:
         libraries = registry.get(backend).versions()

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from ..errors import HeicconvError
+    from ...errors import HeicconvError
     from . import work
 
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(WorkerSettings)}

@@ -3,7 +3,7 @@
 Decoders differ on a file that ends early: some stop with an error, others return the picture
 with the missing part grey, green, black or repeated. heicconv refuses such a file on every
 backend, with a ``DecodeError`` that says it is truncated. HEIF and AVIF are checked in
-``heicconv.isobmff`` (box sizes and item extents); this module covers JPEG, PNG, WebP and TIFF.
+``heicconv.container.isobmff`` (box sizes and item extents); this module covers JPEG, PNG, WebP and TIFF.
 
 >>> from heicconv.testing.fixtures import make_image
 >>> png = make_image("png")
@@ -21,7 +21,7 @@ import struct
 import zlib
 from typing import Any
 
-from .errors import DecodeError
+from ..errors import DecodeError
 
 __all__ = ["check", "check_jpeg_data", "check_png_data", "check_tiff_frame"]
 

@@ -2,7 +2,7 @@
 
 :class:`ConversionMetrics` holds what both count the same way (conversions by backend, formats and
 outcome, their seconds, bytes in and out, worker processes restarted by cause, build info) in a
-registry of its own; :mod:`heicconv.server.metrics` and :mod:`heicconv.queue_worker.worker` add their
+registry of its own; :mod:`heicconv.server.metrics` and :mod:`heicconv.aws_lambda.queue_worker.worker` add their
 own figures to it. ``prometheus-client`` comes with the ``server`` and ``worker`` extras; importing this
 module imports it.
 """
@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from .errors import HeicconvError, LimitExceededError
+from ..errors import HeicconvError, LimitExceededError
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "ConversionMetrics", "restart_cause"]
 
@@ -112,7 +112,7 @@ class ConversionMetrics:
 
     def describe_build(self, backend: str, versions: Mapping[str, str]) -> None:
         """``heicconv_build_info``: this heicconv's version, the backend, and its libraries' versions."""
-        from . import __version__
+        from .. import __version__
 
         libraries = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "heicconv")
         self.build.info({"version": __version__, "backend": backend, "libraries": libraries})

@@ -38,7 +38,7 @@ LOCATION: dict[str, tuple[str, ...]] = {
 
 
 #: The namespaces in which an Ultra HDR JPEG's XMP says it has a gain map, and where it is: heicconv reads the map
-#: itself, and writes these again for the output that keeps it (``heicconv.ultrahdr``).
+#: itself, and writes these again for the output that keeps it (``heicconv.container.ultrahdr``).
 GAIN_MAP = ("http://ns.adobe.com/hdr-gain-map/1.0/", "http://ns.google.com/photos/1.0/container/")
 
 

@@ -6,7 +6,7 @@ Threads, each with one job:
   message waits hidden behind another's conversion;
 - ``jobs`` **handlers** read each message's S3 objects (:func:`heicconv.aws_lambda.s3_events.objects_in_body`)
   and convert each (:func:`heicconv.aws_lambda.s3_objects.convert_object`), the conversion in a process of
-  an :class:`heicconv.isolated.IsolatedConverter`; the message is deleted once every object is written
+  an :class:`heicconv.api.workers.IsolatedConverter`; the message is deleted once every object is written
   or skipped, and left alone otherwise, so it comes back after its visibility timeout and, after the
   queue's ``maxReceiveCount``, goes to the dead-letter queue;
 - the **heartbeat** renews the visibility timeout of every message being converted, every third
@@ -32,21 +32,23 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .. import Limits, Options, Result, formats, webapi
-from ..aws_lambda import aws
-from ..aws_lambda.s3_events import Unrecognised, objects_in_body
-from ..aws_lambda.s3_objects import convert_object, is_transient
-from ..aws_lambda.settings import LambdaSettings
-from ..core import selected_backend
-from ..errors import ConfigError, HeicconvError
-from ..isolated import IsolatedConverter
-from ..metrics import CONTENT_TYPE, ConversionMetrics
-from ..telemetry import REQUEST_ID
+from ... import Limits, Options, Result
+from ...api import web as webapi
+from ...api.calls import selected_backend
+from ...api.metrics import CONTENT_TYPE, ConversionMetrics
+from ...api.workers import IsolatedConverter
+from ...config.logs import REQUEST_ID
+from ...errors import ConfigError, HeicconvError
+from ...options import formats
+from .. import aws
+from ..s3_events import Unrecognised, objects_in_body
+from ..s3_objects import convert_object, is_transient
+from ..settings import LambdaSettings
 from .settings import WorkerSettings
 
 __all__ = ["Counters", "QueueWorker", "WorkerMetrics"]
 
-log = logging.getLogger("heicconv.queue_worker")
+log = logging.getLogger("heicconv.aws_lambda.queue_worker")
 
 
 @dataclass

@@ -20,7 +20,7 @@ the map is decoded by pillow-heif whatever the backend, so every backend carries
 This module reads (container level); :mod:`heicconv.pipeline.hdr` decodes the map and carries it
 into the output.
 
->>> from heicconv.info import read_source
+>>> from heicconv.container.info import read_source
 >>> from heicconv.testing.fixtures import make_heic
 >>> find(read_source(make_heic(size=(32, 24)))) is None
 True
@@ -35,8 +35,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import DecodeError
 from . import isobmff
-from .errors import DecodeError
 
 if TYPE_CHECKING:
     from .info import Source
@@ -62,7 +62,9 @@ __all__ = [
 APPLE = "urn:com:apple:photo:2020:aux:hdrgainmap"
 SAMSUNG = "urn:com:samsung:photo:2024:aux:hdrgainmap"
 _HDRGM = "http://ns.adobe.com/hdr-gain-map/1.0/"
-XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"  # in Ultra HDR JPEGs' segments (heicconv.ultrahdr writes them)
+XMP_NAMESPACE = (
+    b"http://ns.adobe.com/xap/1.0/\0"  # in Ultra HDR JPEGs' segments (heicconv.container.ultrahdr writes them)
+)
 ISO_NAMESPACE = b"urn:iso:std:iso:ts:21496:-1\0"
 _MPF = b"MPF\0"
 _APPLE_NS = "http://ns.apple.com/HDRGainMap/1.0/"
@@ -350,7 +352,7 @@ def _find(source: Source, c: isobmff.Container, item: isobmff.Item) -> GainMap |
 
 
 def _find_jpeg(source: Source) -> GainMap | None:
-    """The gain map of an Ultra HDR JPEG (heicconv writes them: :mod:`heicconv.ultrahdr`), or None."""
+    """The gain map of an Ultra HDR JPEG (heicconv writes them: :mod:`heicconv.container.ultrahdr`), or None."""
     found = read_ultra_hdr(source.data)
     if found is None:
         return None

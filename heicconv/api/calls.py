@@ -11,16 +11,15 @@ import os
 import threading
 from typing import Any
 
-from . import formats, registry
-from .backends import threads
-from .backends.contract import Backend, Job, Result, is_remote
-from .config import effective, settings
-from .errors import BackendUnavailableError, EncodeError, HeicconvError, UnsupportedInputError
-from .info import ImageInfo
-from .info import probe as read_header
-from .options import Limits, Options
-from .pipeline import hdr, plan
-from .tracing import span
+from ..backends import registry, threads
+from ..backends.contract import Backend, Job, Result, is_remote
+from ..config import effective, settings
+from ..config.tracing import span
+from ..container.info import ImageInfo
+from ..container.info import probe as read_header
+from ..errors import BackendUnavailableError, EncodeError, HeicconvError, UnsupportedInputError
+from ..options import Limits, Options, formats
+from ..pipeline import hdr, plan
 
 __all__ = [
     "convert",

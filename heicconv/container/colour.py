@@ -169,7 +169,7 @@ def profile_from_nclx(primaries: int, transfer: int, tone_mapped: bool = False) 
 
     HDR transfer functions (PQ, HLG) have no ICC v2 equivalent: the profile then uses the sRGB curve, which
     keeps the gamut right though not the tone; ``tone_mapped`` says heicconv has tone mapped the pixels to
-    SDR with the sRGB curve (:mod:`heicconv.tonemap`), which is then the right one.
+    SDR with the sRGB curve (:mod:`heicconv.pipeline.tonemap`), which is then the right one.
     """
     if primaries in (1, 2) or primaries not in _PRIMARIES:
         return None

@@ -25,14 +25,13 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import formats
-from .errors import ConfigError, UnsupportedOutputError
-from .options import E, Limits, Options, field_from_text
+from ..errors import ConfigError, UnsupportedOutputError
+from ..options import E, Limits, Options, field_from_text, formats
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -92,6 +91,29 @@ class Settings:
 
 
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _BackendNames:
+    """Which backend names exist and which of them convert remotely, for checking ``backend(s)`` keys."""
+
+    known: Callable[[], tuple[str, ...]] = tuple
+    remote: Callable[[str], bool] = bool
+
+
+_backends = _BackendNames()
+
+
+def know_backends(known: Callable[[], tuple[str, ...]], remote: Callable[[str], bool]) -> None:
+    """Called once, by :mod:`heicconv.backends.registry` when it is imported (``import heicconv`` does).
+
+    The registry sits above the settings (a backend reads its own settings section), so it hands its
+    two look-ups down here instead of being imported from here.
+    """
+    global _backends
+    _backends = _BackendNames(known, remote)
+
+
 _configured: dict[str, Any] = {}
 _cache: tuple[Any, Settings] | None = None
 
@@ -270,9 +292,7 @@ def _check_table(table: dict[str, Any], where: str, allowed: frozenset[str]) -> 
 
 def _resolve(configured: dict[str, Any], key: tuple[Any, ...]) -> Settings:
     """Every source's keys, lowest precedence first, merged key by key: the one place the order is applied."""
-    from .registry import known_names
-
-    known = known_names()
+    known = _backends.known()
     env = dict(key[0])
     path = _config_path(env)
     layers: list[_Layer] = []
@@ -394,12 +414,10 @@ def _backend(name: Any, where: str, known: tuple[str, ...]) -> str:
 def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"backends: must be a non-empty list of backend names (in {where})")
-    from .registry import is_remote
-
     for n in names:
         if n not in known:
             raise ConfigError(f"backends: unknown backend {n!r} (in {where}); known: {', '.join(known)}")
-        if is_remote(n):
+        if _backends.remote(n):
             raise ConfigError(
                 f"backends: {n!r} converts remotely and 'auto' never sends an image away (in {where}); "
                 f"choose it by name: backend = {n!r}"

@@ -107,7 +107,7 @@ def iso_payload(meta: Metadata) -> bytes:
     """ISO 21496-1 metadata as the gain map's APP2 segment holds it (after the namespace): version 0,
     one channel, each value a numerator and its denominator.
 
-    >>> from heicconv.gainmap import parse_iso
+    >>> from heicconv.container.gainmap import parse_iso
     >>> m = Metadata(0.0, 1.8, alternate_headroom_log2=1.8)
     >>> parse_iso(iso_payload(m)) == m
     True

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Section
-from ..errors import ConfigError
+from ...config import Section
+from ...errors import ConfigError
 
 __all__ = ["WorkerSettings", "load"]
 

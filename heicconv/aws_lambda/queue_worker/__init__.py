@@ -4,7 +4,7 @@ The queue receives the same messages the Lambda handler reads through SQS: S3 no
 straight to the queue, through SNS (with or without raw message delivery) or through EventBridge.
 Each object takes the path the Lambda handler takes (:mod:`heicconv.aws_lambda.s3_objects`): the
 same loop guard, output key, options and bytes. Install with ``pip install 'heicconv[worker]'``.
-See :mod:`heicconv.queue_worker.worker` for how messages are received, renewed, deleted and
+See :mod:`heicconv.aws_lambda.queue_worker.worker` for how messages are received, renewed, deleted and
 released, and docs/deployment.md for running it on ECS or Kubernetes.
 """
 
@@ -21,11 +21,11 @@ def work(*, drain: bool = False, **overrides: object) -> int:
     ``overrides`` win over ``[worker]`` and ``HEICCONV_WORKER_*``; the output format, bucket and
     prefix are the Lambda handler's settings (``HEICCONV_LAMBDA_FORMAT``, ...).
     """
-    from ..aws_lambda.settings import load as load_output
-    from ..config import settings as core_settings
-    from ..errors import BackendUnavailableError
-    from ..isolated import cap_malloc_arenas
-    from ..telemetry import setup_logging
+    from ...api.workers import cap_malloc_arenas
+    from ...config import settings as core_settings
+    from ...config.logs import setup_logging
+    from ...errors import BackendUnavailableError
+    from ..settings import load as load_output
 
     try:
         import boto3  # noqa: F401  (imported later, per client: without it the first S3 call would name the lambda extra)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import DecodeError, UnsupportedInputError, UnsupportedOutputError
+from ..errors import DecodeError, UnsupportedInputError, UnsupportedOutputError
 
 __all__ = [
     "DISPLAY_NAMES",
@@ -121,7 +121,7 @@ def detect(data: bytes) -> str:
     brands = _ftyp_brands(bytes(data[:4096]))
     if brands is not None:
         major, all_brands = brands
-        if major == b"mif3":  # low-overhead HEIF: the codec brand is the minor version (heicconv.mini)
+        if major == b"mif3":  # low-overhead HEIF: the codec brand is the minor version (heicconv.container.mini)
             all_brands = all_brands | {head[12:16]}
         if major in _AVIF_BRANDS or (all_brands & _AVIF_BRANDS and major not in _HEIC_BRANDS - {b"mif1", b"msf1"}):
             return "avif"

@@ -16,7 +16,7 @@ process serves many users (the container route); on AWS Lambda the function's ow
 and timeout play that role.
 
 >>> import heicconv
->>> from heicconv.isolated import IsolatedConverter
+>>> from heicconv.api.workers import IsolatedConverter
 >>> from heicconv.testing.fixtures import make_heic
 >>> with IsolatedConverter(workers=1, timeout=60) as pool:
 ...     pool.convert(make_heic(), "png")[:4]
@@ -36,10 +36,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import config
-from .backends.contract import Result
-from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
-from .options import Limits, Options
+from .. import config
+from ..backends.contract import Result
+from ..errors import ConfigError, DecodeError, HeicconvError, LimitExceededError, TimeoutError
+from ..options import Limits, Options
 
 __all__ = ["IsolatedConverter", "cap_malloc_arenas"]
 
@@ -59,7 +59,7 @@ def _rss(pid: int) -> int:
 def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int, workers: int) -> None:
     """Worker loop: say it is ready, then convert what arrives until the pipe closes."""
     import heicconv
-    from heicconv.core import share_cpus
+    from heicconv.api.calls import share_cpus
 
     share_cpus(workers)  # one of `workers` processes converting at once: its decoders get their share of the CPUs
 

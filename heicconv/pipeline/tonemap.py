@@ -13,7 +13,7 @@ an SDR screen in three steps, the same for every backend (:mod:`heicconv.pipelin
    it changes nothing.
 3. **SDR white is HDR reference white.** ITU-R BT.2408 puts diffuse white at 203 cd/m² (75 % HLG,
    58 % PQ); it becomes SDR 1.0, and the result is coded with the sRGB curve, the curve of the ICC
-   profile heicconv makes from the nclx signal (:func:`heicconv.colour.profile_from_nclx`).
+   profile heicconv makes from the nclx signal (:func:`heicconv.container.colour.profile_from_nclx`).
 
 So PQ reference white (203 cd/m²) comes out at 159 cd/m² (sRGB code 229 of 255), a 1,000 cd/m²
 highlight at SDR white, and everything below the knee (88 cd/m²: mid-grey, skin) unchanged.

@@ -7,10 +7,10 @@ import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import completeness, formats, gainmap, isobmff, mini
+from ..errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
+from ..options import Limits, formats
+from . import completeness, gainmap, isobmff, mini
 from . import xmp as xmp_tools
-from .errors import ConfigError, DecodeError, HeicconvError, LimitExceededError
-from .options import Limits
 
 __all__ = ["ImageInfo", "Source", "probe", "read_source"]
 

@@ -13,8 +13,8 @@ import os
 import threading
 from typing import Any
 
-from .backends.http import HttpBackend, HttpSettings
-from .config import Section
+from ..config import Section
+from .http import HttpBackend, HttpSettings
 
 __all__ = [
     "AWS_VARIABLES",
@@ -40,7 +40,7 @@ def http_settings() -> HttpSettings:
     s.check_keys(HTTP_KEYS)
     d = HttpSettings()
     if not s.string("url", "").strip():
-        from .errors import BackendUnavailableError
+        from ..errors import BackendUnavailableError
 
         raise BackendUnavailableError(
             "backend 'http' needs the service's URL: set HEICCONV_HTTP_URL (or [http] url in the config file)"
@@ -58,7 +58,7 @@ def http_settings() -> HttpSettings:
 
 def lambda_settings() -> Any:
     """The caller's keys of ``[lambda]`` and ``HEICCONV_LAMBDA_*`` (``function``, ``qualifier``, ...)."""
-    from .backends.lambda_invoke import LambdaSettings
+    from .lambda_invoke import LambdaSettings
 
     s = Section("lambda")  # the handler's keys live here too; it checks the whole table
     d = LambdaSettings()
@@ -92,7 +92,7 @@ AWS_VARIABLES = (
 
 def lambda_backend() -> Any:
     """The ``lambda`` backend for the current settings and AWS environment (needs boto3)."""
-    from .backends.lambda_invoke import LambdaBackend
+    from .lambda_invoke import LambdaBackend
 
     aws = tuple(os.environ.get(name, "") for name in AWS_VARIABLES)
     return _one(LambdaBackend, lambda_settings(), aws)
@@ -108,7 +108,7 @@ def _one(kind: Any, settings: Any, *more: Any) -> Any:
 
 
 def _flag(s: Section, key: str, default: bool) -> bool:
-    from .options import parse_bool
+    from ..options import parse_bool
 
     value = s.values.get(key, default)
     flag = value if isinstance(value, bool) else parse_bool(value)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
-from .errors import ConfigError, LimitExceededError
+from ..errors import ConfigError, LimitExceededError
 
 __all__ = ["Limits", "Options", "field_from_text", "field_to_text", "parse_bool", "parse_colour", "parse_size"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+from ..errors import DecodeError
 from . import isobmff
-from .errors import DecodeError
 
 __all__ = ["expand", "is_mini"]
 

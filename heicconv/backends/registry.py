@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendConflictError, BackendConflictWarning, BackendUnavailableError, ConfigError, HeicconvError
+from .. import config
+from ..errors import (
+    BackendConflictError,
+    BackendConflictWarning,
+    BackendUnavailableError,
+    ConfigError,
+    HeicconvError,
+)
 
 if TYPE_CHECKING:
-    from .backends.contract import Backend, Capabilities, Feature
+    from .contract import Backend, Capabilities, Feature
 
 __all__ = [
     "BUILTIN",
@@ -56,8 +63,8 @@ BUILTIN: MappingProxyType[str, Entry] = MappingProxyType(
     {
         "ffmpeg": Entry("heicconv.backends.ffmpeg:FfmpegBackend", "ffmpeg", ""),
         "pillow": Entry("heicconv.backends.pillow:PillowBackend", "", ""),
-        "http": Entry("heicconv.remotes:http_backend", remote=True),
-        "lambda": Entry("heicconv.remotes:lambda_backend", "lambda", remote=True),
+        "http": Entry("heicconv.backends.remotes:http_backend", remote=True),
+        "lambda": Entry("heicconv.backends.remotes:lambda_backend", "lambda", remote=True),
         "vips": Entry(
             "heicconv.backends.vips:VipsBackend",
             "vips",
@@ -243,8 +250,8 @@ def get(name: str) -> Backend:
 
 
 def _build(name: str, entry: Entry) -> Backend:
-    from .backends import threads
-    from .backends.contract import missing_from_contract
+    from . import threads
+    from .contract import missing_from_contract
 
     factory: Callable[[], Any]
     if isinstance(entry.target, str):
@@ -329,7 +336,7 @@ def _warn_conflict(name: str, exc: BackendConflictError) -> None:
 
 def _outside_heicconv() -> int:
     """The ``stacklevel`` of the first caller outside heicconv, so a warning names the application's line."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # heicconv/, above backends/
     frame, level = sys._getframe(1), 1
     while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
@@ -344,8 +351,8 @@ def is_remote(name: str) -> bool:
 
 def capabilities_table() -> str:
     """A Markdown table of every available backend's capabilities (``docs/backends.md`` embeds it)."""
-    from .backends.contract import Feature
-    from .formats import INPUT_FORMATS, OUTPUT_FORMATS
+    from ..options.formats import INPUT_FORMATS, OUTPUT_FORMATS
+    from .contract import Feature
 
     statuses = [status(n) for n in known_names() if not is_remote(n)]
     ready = [s for s in statuses if s.available and s.capabilities is not None]
@@ -374,3 +381,6 @@ def status(name: str) -> BackendStatus:
     except HeicconvError as exc:  # a remote that answers, but not as a heicconv service
         return BackendStatus(name, False, str(exc), target=target)
     return BackendStatus(name, True, "", versions, capabilities, target)
+
+
+config.know_backends(known_names, is_remote)
