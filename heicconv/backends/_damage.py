@@ -39,7 +39,7 @@ from ..errors import DecodeError
 if TYPE_CHECKING:
     from ..container.isobmff import Container, Item
 
-__all__ = ["Layout", "coded", "find", "layout", "refuse", "suspects", "untouched", "upright_box"]
+__all__ = ["Layout", "coded", "find", "garbage", "layout", "refuse", "suspects", "untouched", "upright_box"]
 
 #: CTU sizes HEVC allows (log2 4 to 6); the size a stream uses is in its SPS, which heicconv does not parse.
 _CTU_SIZES = (64, 32, 16)
@@ -160,21 +160,26 @@ def find(
     with tile ``n``'s coded data (``_de265.verifier``); it is asked about the tiles :func:`suspects` names.
     """
     boxes = grid.boxes()
-
-    def name(n: int) -> str:
-        return f"tile {n + 1} of {len(boxes)}" if len(boxes) > 1 else "the image"
-
     for n, box in enumerate(boxes):
         found = untouched(fetch, box, grid.size, kind)
         if found is not None:
-            return f"{name(n)} {found}"
-    if verify is None:
-        return None
+            return f"{_tile_name(n, len(boxes))} {found}"
+    return garbage(fetch, grid, kind, verify) if verify is not None else None
+
+
+def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None]) -> str | None:
+    """What ``verify`` finds wrong with the tiles :func:`suspects` names, in words, or None (``fetch`` and ``kind``
+    as for :func:`find`; for ``"ycbcr"`` only the luma band is read, so a luma plane alone will do)."""
+    count = len(grid.boxes())
     for n in suspects(fetch, grid, kind):
         found = verify(n)
         if found is not None:
-            return f"{name(n)}: {found}"
+            return f"{_tile_name(n, count)}: {found}"
     return None
+
+
+def _tile_name(n: int, count: int) -> str:
+    return f"tile {n + 1} of {count}" if count > 1 else "the image"
 
 
 #: How many pixels of tiles :func:`suspects` names at most: about two 512x512 tiles, re-decoded by libde265 in
