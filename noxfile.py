@@ -21,6 +21,18 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "tests", "heicconv", "docs", *session.posargs)
 
 
+@nox.session(reuse_venv=True)
+def fast(session: nox.Session) -> None:
+    """The everyday loop: the tests session without its slow tier, on every CPU (pytest-xdist).
+
+    Every backend's conformance, the corpus (with HEICCONV_CORPUS set), the unit tests and the doctests; not the
+    builds, the waits and the 200 MP photo (``SLOW`` in tests/conftest.py lists them with why). The environment is
+    kept between runs; ``nox -R -s fast`` skips even pip's check that it is up to date.
+    """
+    session.install("-e", ".[all,test,lambda,server,deploy]")
+    session.run("pytest", "tests", "heicconv", "docs", "-m", "not slow", "-n", "auto", "-q", *session.posargs)
+
+
 @nox.session
 def fuzz(session: nox.Session) -> None:
     """The long fuzz run: 20,000 mutated inputs per backend, fixed seed (``-- --count N --seed S`` to change)."""

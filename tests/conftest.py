@@ -1,10 +1,37 @@
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 
 import pytest
 
 import heicconv
+
+# The slow tier: what `nox -s fast` (pytest -m "not slow") leaves to the full run, in one list, with why. Each
+# is either a build (a ZIP, a wheel, an index), a wait that is the point of the test (slow clients, heartbeats,
+# memory caps), or a repetition of what the fast tier covers at a smaller size. Tests in the files can also carry
+# @pytest.mark.slow themselves (the 200 MP photo).
+SLOW = {
+    "tests/test_coexistence.py::test_every_backend_gives_the_same_bytes_whatever_was_imported_first": (
+        "a process per import order"
+    ),
+    "tests/test_lambda_package.py::test_the_real_zip_for_another_python_is_named_at_init": "builds a real Lambda ZIP",
+    "tests/test_release.py::*": "builds the sdist and the wheel and serves them from a local index",
+    "tests/test_docker.py::test_apt_packages_exist_on_debian_12*": "asks apt about every package of every image",
+    "tests/test_queue_worker.py::test_the_heartbeat_keeps_a_slow_conversion_hidden": "waits for visibility renewals",
+    "tests/test_server_load.py::*": "a load run per backend",
+    "tests/test_server_slow_clients.py::*": "clients that send a byte a second",
+    "tests/test_fuzz.py::test_mutated_inputs_give_images_or_heicconv_errors*": "hundreds of mutated files per backend",
+    "tests/test_cli_inputs.py::test_no_temporary_file_outlives_a_terminated_run*": "starts runs and kills them",
+    "tests/test_isolated.py::test_memory_cap_gives_limit_exceeded_and_the_pool_survives*": "grows a worker to its cap",
+    "tests/test_equivalence.py::test_corpus_files_agree[[]real/*-None]": "full-size; the fast tier compares at 512 px",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(fnmatch.fnmatchcase(item.nodeid, pattern) for pattern in SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
