@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from heicconv.bench.markdown import in_words, seconds, usd
+
 DOCS = Path(__file__).resolve().parent
 CHARTS = DOCS / "charts"
 PHOTOS = ("pug.heic", "xiaomi.heic")
@@ -72,23 +74,6 @@ def write(bench: Any) -> dict[str, Any]:
     return data
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}"
-
-
-def _volume(n: float) -> str:
-    for unit, size in (("billion", 1e9), ("million", 1e6), ("thousand", 1e3)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n:,.0f}"
-
-
-def _seconds(s: float) -> str:
-    if s >= 120:
-        return f"{s / 60:.0f} min"
-    return f"{s:.1f} s" if s >= 10 else f"{s:.2f} s"
-
-
 def busy(measured: list[dict[str, Any]]) -> str:
     """A sentence on how busy the machine was, from wall against CPU time ("" when it was quiet)."""
     ratio = sum(m["wall_s"] for m in measured) / max(1e-9, sum(m["cpu_s"] for m in measured))
@@ -137,7 +122,7 @@ def render(data: dict[str, Any]) -> str:
         out.append(
             f"| {w['backend']} | {w['wall_s'] * 1000:.0f} | {w['peak_rss_mb']:.0f} MB | "
             f"{w['cold_extra_s'] * 1000:.0f} ms | {package} | "
-            + (f"{_money(best['per_million'])} ({best['label'].removeprefix('Lambda ')})" if best else "none fits")
+            + (f"{usd(best['per_million'])} ({best['label'].removeprefix('Lambda ')})" if best else "none fits")
             + " |"
         )
     out += ["", "![Cost per 1,000,000 conversions, per backend](charts/cost_per_million.svg)", ""]
@@ -145,7 +130,7 @@ def render(data: dict[str, Any]) -> str:
         t = month["traffic"]
         slug = re.sub(r"[^a-z0-9]+", "-", t["label"].lower()).strip("-")
         out += [
-            f"### {_volume(t['per_month']).capitalize()} uploads a month, {t['label']}",
+            f"### {in_words(t['per_month']).capitalize()} uploads a month, {t['label']}",
             "",
             f"![The traffic]({f'charts/traffic-{slug}.svg'})",
             "",
@@ -163,13 +148,13 @@ def render(data: dict[str, Any]) -> str:
             out.append(
                 f"| {b} | "
                 + (
-                    f"{lam['route']} | {_money(lam['monthly'])} | {_seconds(lam['p95_s'])} | {lam['cold_share']:.2%}"
+                    f"{lam['route']} | {usd(lam['monthly'])} | {seconds(lam['p95_s'])} | {lam['cold_share']:.2%}"
                     if lam
                     else "none fits | | |"
                 )
-                + f" | {box['route']} | {_money(box['monthly'])} | {_seconds(box['p95_s'])} | "
+                + f" | {box['route']} | {usd(box['monthly'])} | {seconds(box['p95_s'])} | "
                 f"{box['waited_share']:.1%} | {box['peak']} | "
-                + (f"{_volume(volume)} a month" if volume else "never (to 1 billion)")
+                + (f"{in_words(volume)} a month" if volume else "never (to 1 billion)")
                 + " |"
             )
         out.append("")
@@ -193,32 +178,32 @@ def reading(data: dict[str, Any]) -> list[str]:
     if lam1 is not None and lam2 is not None:
         lines.append(
             f"- **Start with the backend.** `auto` picks **{auto}** here; the cheapest on Lambda is "
-            f"**{cheapest}** ({_money(c_lam['monthly'] if c_lam else 0)} a month at {_volume(v1)}), the dearest "
-            f"**{costliest}** ({_money(x_lam['monthly'] if x_lam else 0)}): the backend moves the bill more than "
+            f"**{cheapest}** ({usd(c_lam['monthly'] if c_lam else 0)} a month at {in_words(v1)}), the dearest "
+            f"**{costliest}** ({usd(x_lam['monthly'] if x_lam else 0)}): the backend moves the bill more than "
             "the route does."
         )
         cheaper1 = "Lambda" if lam1["monthly"] <= box1["monthly"] else "the container"
         lines.append(
-            f"- **Office hours, {_volume(v1)} a month, {auto}.** Lambda ({lam1['route'].removeprefix('Lambda ')}) "
-            f"costs {_money(lam1['monthly'])} and the autoscaled container {_money(box1['monthly'])}: "
-            f"**{cheaper1} is cheaper**. Users wait p95 {_seconds(lam1['p95_s'])} and p99 {_seconds(lam1['p99_s'])} "
-            f"on Lambda ({lam1['cold_share']:.2%} of requests start cold) against p95 {_seconds(box1['p95_s'])} and "
-            f"p99 {_seconds(box1['p99_s'])} on the container, whose fleet lags each morning's ramp "
+            f"- **Office hours, {in_words(v1)} a month, {auto}.** Lambda ({lam1['route'].removeprefix('Lambda ')}) "
+            f"costs {usd(lam1['monthly'])} and the autoscaled container {usd(box1['monthly'])}: "
+            f"**{cheaper1} is cheaper**. Users wait p95 {seconds(lam1['p95_s'])} and p99 {seconds(lam1['p99_s'])} "
+            f"on Lambda ({lam1['cold_share']:.2%} of requests start cold) against p95 {seconds(box1['p95_s'])} and "
+            f"p99 {seconds(box1['p99_s'])} on the container, whose fleet lags each morning's ramp "
             f"({box1['waited_share']:.1%} of requests queue; it peaks at {box1['peak']} tasks)."
         )
         volume, bursty = first["break_even_per_month"].get(auto), second["break_even_per_month"].get(auto)
         if volume:
             lines.append(
                 f"- **Where the lines cross.** In office hours the container gets cheaper for {auto} above about "
-                f"{_volume(volume)} a month"
-                + (f"; in bursts only above {_volume(bursty)}" if bursty else "; in bursts never (to 1 billion)")
+                f"{in_words(volume)} a month"
+                + (f"; in bursts only above {in_words(bursty)}" if bursty else "; in bursts never (to 1 billion)")
                 + ": a burst makes the fleet scale out late, then keep the extra tasks through the scale-in delay."
             )
         v2 = second["traffic"]["per_month"]
         lines.append(
-            f"- **The same {_volume(v2)} in bursts.** Lambda costs the same {_money(lam2['monthly'])} (it bills "
-            f"requests, not hours) and still answers in p95 {_seconds(lam2['p95_s'])}; the container costs "
-            f"{_money(box2['monthly'])} and its p95 becomes **{_seconds(box2['p95_s'])}**: CPU target tracking "
+            f"- **The same {in_words(v2)} in bursts.** Lambda costs the same {usd(lam2['monthly'])} (it bills "
+            f"requests, not hours) and still answers in p95 {seconds(lam2['p95_s'])}; the container costs "
+            f"{usd(box2['monthly'])} and its p95 becomes **{seconds(box2['p95_s'])}**: CPU target tracking "
             f"grows a saturated fleet by at most 1/0.7 a step, {data['months'][1]['fleet']['scale_out_delay_min']} "
             f"minutes apart, while the burst queues."
         )
@@ -226,8 +211,8 @@ def reading(data: dict[str, Any]) -> list[str]:
         if queued:
             lines.append(
                 f"- **Scaled on the queue instead** (`--scale-on queue`, KEDA's SQS scaler), the container answers "
-                f"in p50 {_seconds(queued['p50_s'])}, p95 {_seconds(queued['p95_s'])} ({queued['waited_share']:.0%} "
-                f"of requests still queue while tasks start) and costs {_money(queued['monthly'])} a month, peaking "
+                f"in p50 {seconds(queued['p50_s'])}, p95 {seconds(queued['p95_s'])} ({queued['waited_share']:.0%} "
+                f"of requests still queue while tasks start) and costs {usd(queued['monthly'])} a month, peaking "
                 f"at {queued['peak']} tasks"
                 + (
                     ": for this traffic Lambda is both cheaper and faster."

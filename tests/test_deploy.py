@@ -98,7 +98,7 @@ def test_converters_get_least_privilege() -> None:
     assert function["WriteOutputs"][1]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Bucket}/${OutputPrefix}*"
     assert function["TakeMessages"] == (["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], queue)
     assert function["Log"] == (["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": ["LogGroup", "Arn"]})
-    # The worker pods also renew visibility (heicconv/aws_lambda/queue_worker/worker.py change_message_visibility_batch).
+    # The worker pods also renew visibility (aws_lambda/queue_worker/worker.py change_message_visibility_batch).
     pods = _statements(resources["WorkerPolicy"])
     assert pods["ReadInputs"] == function["ReadInputs"] and pods["WriteOutputs"] == function["WriteOutputs"]
     assert pods["WorkTheQueue"] == (

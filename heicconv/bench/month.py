@@ -17,6 +17,7 @@ from typing import Any
 
 from .charts import PALETTE, Mark, Series, bar_chart, line_chart, short_number
 from .cost import CostModel, Projection
+from .markdown import in_words, seconds, table, usd
 from .simulate import (
     SWEEP_VOLUMES,
     Fleet,
@@ -112,23 +113,6 @@ def simulate_month(
     return month
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}"
-
-
-def _seconds(s: float) -> str:
-    if s >= 120:
-        return f"{s / 60:.0f} min"
-    return f"{s:.1f} s" if s >= 10 else f"{s:.2f} s"
-
-
-def _volume(n: float) -> str:
-    for unit, size in (("billion", 1e9), ("million", 1e6), ("thousand", 1e3)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n:,.0f}"
-
-
 def month_verdict(month: Month) -> list[str]:
     """Per backend, in words: which route is cheaper for this traffic, what users wait on each, the break-even."""
     t = month.traffic
@@ -138,25 +122,25 @@ def month_verdict(month: Month) -> list[str]:
             continue
         if lam is None:
             lines.append(
-                f"**{backend}**: no Lambda size tried holds it; {box.route} costs {_money(box.monthly)} a month, "
-                f"p95 {_seconds(box.p95_s)}."
+                f"**{backend}**: no Lambda size tried holds it; {box.route} costs {usd(box.monthly)} a month, "
+                f"p95 {seconds(box.p95_s)}."
             )
             continue
         cheaper, dearer = (lam, box) if lam.monthly <= box.monthly else (box, lam)
         text = (
-            f"**{backend}**: at {_volume(t.per_month)} a month, **{cheaper.route}** is cheaper "
-            f"({_money(cheaper.monthly)} against {_money(dearer.monthly)} a month). Users wait p50 "
-            f"{_seconds(lam.p50_s)} / p95 {_seconds(lam.p95_s)} / p99 {_seconds(lam.p99_s)} on Lambda "
+            f"**{backend}**: at {in_words(t.per_month)} a month, **{cheaper.route}** is cheaper "
+            f"({usd(cheaper.monthly)} against {usd(dearer.monthly)} a month). Users wait p50 "
+            f"{seconds(lam.p50_s)} / p95 {seconds(lam.p95_s)} / p99 {seconds(lam.p99_s)} on Lambda "
             f"({lam.cold_share:.2%} cold starts"
             + (f", {lam.waited_share:.1%} throttled at the concurrency limit" if lam.waited else "")
-            + f"), p50 {_seconds(box.p50_s)} / p95 {_seconds(box.p95_s)} / p99 "
-            f"{_seconds(box.p99_s)} on the container (peak {box.peak} tasks"
+            + f"), p50 {seconds(box.p50_s)} / p95 {seconds(box.p95_s)} / p99 "
+            f"{seconds(box.p99_s)} on the container (peak {box.peak} tasks"
             + (f", {box.waited_share:.1%} of requests queued" if box.waited else "")
             + ")."
         )
         volume = month.break_evens.get(backend)
         if volume is not None:
-            text += f" With this shape, the container is cheaper above about {_volume(volume)} a month."
+            text += f" With this shape, the container is cheaper above about {in_words(volume)} a month."
         elif month.lines:
             text += " With this shape, Lambda is cheaper at every volume charted (10 thousand to 1 billion a month)."
         lines.append(text)
@@ -189,10 +173,10 @@ def route_rows(month: Month) -> list[list[str]]:
             rows.append(
                 [
                     f"{backend}: {o.route}",
-                    _money(o.monthly),
-                    _seconds(o.p50_s),
-                    _seconds(o.p95_s),
-                    _seconds(o.p99_s),
+                    usd(o.monthly),
+                    seconds(o.p50_s),
+                    seconds(o.p95_s),
+                    seconds(o.p99_s),
                     f"{o.cold_share:.2%}" if o.kind == "lambda" else "–",
                     f"{o.waited_share:.1%}",
                     f"{o.peak} {'at once' if o.kind == 'lambda' else 'tasks'}",
@@ -247,7 +231,7 @@ def month_charts(month: Month) -> dict[str, str]:
                 )
     if groups:
         charts[f"latency-{month.slug}.svg"] = bar_chart(
-            f"Time to the converted object: {t.label}, {_volume(t.per_month)} a month",
+            f"Time to the converted object: {t.label}, {in_words(t.per_month)} a month",
             "s",
             groups,
             ["p50", "p95", "p99"],
@@ -314,8 +298,8 @@ ASSUMPTIONS = (
 )
 
 
-def month_markdown(month: Month, charts: Sequence[str], table: Any) -> list[str]:
-    """The report's section for one traffic (``table``: the report's Markdown table writer)."""
+def month_markdown(month: Month, charts: Sequence[str]) -> list[str]:
+    """The report's section for one traffic."""
     t = month.traffic
     f = month.fleet
     out = [

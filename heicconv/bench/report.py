@@ -11,6 +11,7 @@ from typing import Any
 
 from .charts import Bar, bar_chart
 from .cost import HOURS_PER_MONTH, CostModel, Projection, project
+from .markdown import in_words, table
 from .measure import Bench, Measurement
 from .month import ASSUMPTIONS, Month, month_charts, month_markdown
 from .prices import LAMBDA_PACKAGES, PRICES_DATE, LambdaLimits
@@ -113,13 +114,6 @@ def _money(x: float) -> str:
     return f"${x:,.2f}" if x >= 0.1 else f"${x:.4f}"
 
 
-def _count(n: float) -> str:
-    for unit, size in (("billion", 1e9), ("million", 1e6), ("thousand", 1e3)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n:,.0f}"
-
-
 def _pct(x: float) -> str:
     return "never (> 100%)" if not math.isfinite(x) or x > 1 else f"{x:.1%}"
 
@@ -188,8 +182,8 @@ def _backend_verdict(p: Projection, model: CostModel) -> str:
     capacity_month = box.per_hour_capacity * HOURS_PER_MONTH
     text += (
         f"One always-on container ({box.arch}, {box.vcpu:g} vCPU, {box.memory_gb:g} GB) costs "
-        f"{_money(box.monthly)} a month and can do about {_count(capacity_month)} conversions a month flat out. "
-        f"**Below about {_count(u * capacity_month)} conversions a month Lambda is cheaper; above it the container "
+        f"{_money(box.monthly)} a month and can do about {in_words(capacity_month)} conversions a month flat out. "
+        f"**Below about {in_words(u * capacity_month)} conversions a month Lambda is cheaper; above it the container "
         f"is** (break-even at {u:.1%} utilisation). At the {model.utilisation:.0%} utilisation assumed, the "
         f"container costs {_money(box.per_million)} per 1M"
     )
@@ -307,15 +301,6 @@ def noise_notes(bench: Bench) -> list[str]:
             "use more `--runs`."
         )
     return notes
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cell(s: str) -> str:
-        return s.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -440,8 +425,22 @@ def render_markdown(
     """The whole report as Markdown (``charts``: file names of the SVGs beside it; ``months``: each simulated
     traffic with its charts' file names)."""
     projs = projections(bench, model)
+    out = _opening(bench, projs, model)
+    for month, names in months:
+        out += month_markdown(month, names)
+    if months:
+        out += ["### What the simulation assumes", "", *[f"- {a}" for a in ASSUMPTIONS], ""]
+    out += _measurements_section(bench, projs, model)
+    if charts:
+        out += ["## Charts", ""] + [f"![{c.rsplit('.', 1)[0].replace('_', ' ')}]({c})\n" for c in charts]
+    out += _cost_section(projs, model)
+    return "\n".join(out)
+
+
+def _opening(bench: Bench, projs: Sequence[Projection], model: CostModel) -> list[str]:
+    """The title, where and how the bench measured, and the verdict."""
     env = bench.environment
-    out = [
+    return [
         "# heicconv bench",
         "",
         f"Measured {env.get('date', '')} on {env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs, "
@@ -454,18 +453,18 @@ def render_markdown(
         *[f"- {line}" for line in verdict(projs, model, list(bench.remotes()))],
         "",
     ]
-    for month, names in months:
-        out += month_markdown(month, names, _md_table)
-    if months:
-        out += ["### What the simulation assumes", "", *[f"- {a}" for a in ASSUMPTIONS], ""]
-    out += [
+
+
+def _measurements_section(bench: Bench, projs: Sequence[Projection], model: CostModel) -> list[str]:
+    """Lambda's limits, every measurement, the per-backend workloads, and what could not be measured."""
+    out = [
         "## Where Lambda's limits bite",
         "",
         *[f"- {line}" for line in limit_notes(bench, projs, model)],
         "",
         "## Measurements",
         "",
-        _md_table(MEASUREMENT_HEADERS, measurement_rows(bench.measurements)),
+        table(MEASUREMENT_HEADERS, measurement_rows(bench.measurements)),
         "",
         "Cold start: from the process start to the end of the first conversion (interpreter, `import heicconv`, "
         'the backend\'s libraries, the first conversion). Timed "in process": decode and encode here; '
@@ -480,7 +479,7 @@ def render_markdown(
         "base RSS the memory after `import heicconv`; cold-start overhead is the median of cold start minus "
         "the warm median, what a cold Lambda request pays on top.",
         "",
-        _md_table(SUMMARY_HEADERS, _summary_rows(bench, projs)),
+        table(SUMMARY_HEADERS, _summary_rows(bench, projs)),
         "",
     ]
     failed = [m for m in bench.measurements if not m.ok]
@@ -489,26 +488,29 @@ def render_markdown(
         out += [f"- {name}: {why}" for name, why in bench.unavailable.items()]
         out += [f"- {m.backend}, {m.name} → {m.format}: {m.error}" for m in failed]
         out.append("")
-    if charts:
-        out += ["## Charts", ""] + [f"![{c.rsplit('.', 1)[0].replace('_', ' ')}]({c})\n" for c in charts]
-    out += [
+    return out
+
+
+def _cost_section(projs: Sequence[Projection], model: CostModel) -> list[str]:
+    """Cost per million conversions, the break-even utilisation, and the prices they come from."""
+    return [
         "## Cost per 1,000,000 conversions (USD)",
         "",
         f"Lambda: requests + GB-seconds (rounded up to 1 ms), {model.cold_start_fraction:.1%} of requests cold "
         f"(they also pay the cold-start overhead). Containers: {model.container_vcpu:g} vCPU, "
         f"{model.container_memory_gb:g} GB, billed all the time, {model.utilisation:.0%} busy.",
         "",
-        _md_table(*cost_table(projs)),
+        table(*cost_table(projs)),
         "",
         "### Break-even container utilisation",
         "",
         "Above this utilisation a container of the same architecture is cheaper than the Lambda route.",
         "",
-        _md_table(*break_even_table(projs)),
+        table(*break_even_table(projs)),
         "",
         f"## Prices used (defaults taken {PRICES_DATE})",
         "",
-        _md_table(
+        table(
             ["key", "value", "unit", "source"],
             [[r["key"], f"{r['value']:g}", r["unit"], r["source"]] for r in model.prices.rows()],
         ),
@@ -518,7 +520,6 @@ def render_markdown(
         "measure on the target machine to know.",
         "",
     ]
-    return "\n".join(out)
 
 
 def write_report(bench: Bench, model: CostModel, out_dir: str | Path, months: Sequence[Month] = ()) -> Path:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
@@ -259,6 +259,58 @@ def _minutes(traffic: Traffic) -> Iterable[tuple[int, int]]:
     return enumerate((*pre, *traffic.counts), start=-len(pre))
 
 
+@dataclass
+class _Tally:
+    """What a simulation counts over the recorded minutes (not the pre-roll), and the outcome it makes of them."""
+
+    requests: int = 0
+    waited: int = 0
+    peak: int = 0
+    cold_starts: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)  # milliseconds from the upload -> requests
+
+    def outcome(
+        self,
+        workload: Workload,
+        kind: str,
+        arch: str,
+        label: str,
+        traffic: Traffic,
+        cost: float,
+        *,
+        package: str = "",
+        memory_mb: int = 0,
+        flags: tuple[str, ...] = (),
+    ) -> Outcome:
+        p50, p95, p99, top = _summary(self.histogram)
+        return Outcome(
+            workload.backend,
+            kind,
+            arch,
+            label,
+            self.requests,
+            traffic.months,
+            cost,
+            p50,
+            p95,
+            p99,
+            top,
+            self.cold_starts,
+            self.waited,
+            self.peak,
+            package=package,
+            memory_mb=memory_mb,
+            flags=flags,
+        )
+
+
+def _count(served: list[tuple[float, int]]) -> tuple[int, int]:
+    """The requests a minute served, and how many of them had waited."""
+    if len(served) == 1 and not served[0][0]:
+        return served[0][1], 0  # the common case: this minute's requests, nobody waiting
+    return sum(take for _, take in served), sum(take for wait, take in served if wait > 0)
+
+
 def simulate_lambda(
     traffic: Traffic,
     workload: Workload,
@@ -273,89 +325,104 @@ def simulate_lambda(
 
     ``latency=False`` skips the waits (the percentiles are then 0): for cost alone, faster.
     """
-    limits = model.limits
-    duration = lambda_duration_s(workload.wall_s, workload.cpu_s, memory_mb, limits)
+    duration = lambda_duration_s(workload.wall_s, workload.cpu_s, memory_mb, model.limits)
     cold_duration = duration + workload.cold_extra_s
     gb = memory_mb / 1024
-    gb_s = model.prices.gb_second(arch)
-    kept_price, provisioned_gb_s = model.prices.provisioned(arch)
-    warm_gb_s, cold_gb_s = billed_ms(duration) / 1000 * gb, billed_ms(cold_duration) / 1000 * gb
+    provisioned = min(fleet.provisioned, fleet.concurrency_limit)
     per_env = 60 / max(duration, 1e-6)  # requests one environment serves in a minute
-    limit = fleet.concurrency_limit
-    capacity = limit * per_env
-    keep = fleet.keep_warm_min
-    provisioned = min(fleet.provisioned, limit)
-    recent: deque[tuple[int, int]] = deque()  # (minute, environments) with falling environments: a window max
-    queue = _Queue()
-    histogram: dict[int, int] = {}
-    on_demand_gb_s = pc_gb_s = 0.0
-    requests = colds = waited = peak = 0
+    environments = _Environments(per_env, fleet.concurrency_limit, fleet.keep_warm_min, provisioned)
+    bill = _LambdaBill(billed_ms(duration) / 1000 * gb, billed_ms(cold_duration) / 1000 * gb, provisioned)
+    queue, tally = _Queue(), _Tally()
     for minute, arrivals in _minutes(traffic):
         record = minute >= 0
         if record:
-            requests += arrivals
+            tally.requests += arrivals
         if not arrivals and not queue.length:
             continue
-        served = queue.serve(minute, arrivals, capacity)
-        if len(served) == 1 and not served[0][0]:
-            n = served[0][1]  # the common case: this minute's requests, nobody waiting
-        else:
-            n = sum(take for _, take in served)
-            if record:
-                waited += sum(take for wait, take in served if wait > 0)
-        busy = min(limit, math.ceil(n / per_env)) if n else 0
-        while recent and recent[0][0] < minute - keep:
+        served = queue.serve(minute, arrivals, environments.capacity)
+        n, waited = _count(served)
+        busy, cold = environments.serve(minute, n)
+        if not record:
+            continue
+        tally.waited += waited
+        tally.peak = max(tally.peak, busy)
+        tally.cold_starts += cold
+        if latency:
+            _add_lambda_waits(tally.histogram, served, cold, cold_duration, duration)
+        bill.add(n, busy, cold)
+    cost = bill.usd(tally.requests, arch, gb, traffic.minutes, model)
+    flags = lambda_cost(workload, memory_mb, arch, model).flags
+    if queue.length:
+        flags += (f"throttled: {queue.length:,} requests still waiting at the end",)
+    label = f"Lambda {arch} {memory_mb} MB"
+    package = lambda_package(workload.backend, arch, model.limits)
+    return tally.outcome(
+        workload, "lambda", arch, label, traffic, cost, package=package, memory_mb=memory_mb, flags=flags
+    )
+
+
+class _Environments:
+    """Lambda's execution environments, minute by minute: how many are busy, and how many of those start cold.
+
+    Environments used in the last ``keep`` minutes, and the ``provisioned`` ones, are warm.
+    """
+
+    def __init__(self, per_env: float, limit: int, keep: int, provisioned: int) -> None:
+        self.per_env, self.limit, self.keep, self.provisioned = per_env, limit, keep, provisioned
+        self.capacity = limit * per_env  # requests all of them serve in a minute
+        self.recent: deque[tuple[int, int]] = deque()  # (minute, environments) with falling environments: a window max
+
+    def serve(self, minute: int, n: int) -> tuple[int, int]:
+        """Environments busy serving ``n`` requests in ``minute``, and how many of them start cold."""
+        busy = min(self.limit, math.ceil(n / self.per_env)) if n else 0
+        recent = self.recent
+        while recent and recent[0][0] < minute - self.keep:
             recent.popleft()
-        warm = max(provisioned, recent[0][1] if recent else 0)
+        warm = max(self.provisioned, recent[0][1] if recent else 0)
         cold = min(n, max(0, busy - warm))
         while recent and recent[-1][1] <= busy:
             recent.pop()
         recent.append((minute, busy))
-        if not record:
-            continue
-        peak = max(peak, busy)
-        colds += cold
-        # The first requests served meet the new environments; each slice keeps its own wait.
-        if latency:
-            left = cold
-            for wait, take in served:
-                c = min(left, take)
-                left -= c
-                _add(histogram, wait + cold_duration, c)
-                _add(histogram, wait + duration, take - c)
+        return busy, cold
+
+
+def _add_lambda_waits(
+    histogram: dict[int, int], served: list[tuple[float, int]], cold: int, cold_duration: float, duration: float
+) -> None:
+    """The first requests served meet the new environments; each slice keeps its own wait."""
+    left = cold
+    for wait, take in served:
+        c = min(left, take)
+        left -= c
+        _add(histogram, wait + cold_duration, c)
+        _add(histogram, wait + duration, take - c)
+
+
+@dataclass
+class _LambdaBill:
+    """GB-seconds of duration billed at the on-demand and at the provisioned price."""
+
+    warm_gb_s: float  # one request's on a warm environment
+    cold_gb_s: float  # one request's that starts an environment (Lambda bills the INIT phase)
+    provisioned: int
+    on_demand_gb_s: float = 0.0
+    provisioned_gb_s: float = 0.0
+
+    def add(self, n: int, busy: int, cold: int) -> None:
         # Requests on provisioned environments pay the lower duration price (never a cold start).
-        on_pc = n * min(1.0, provisioned / busy) if busy else 0.0
-        pc_gb_s += on_pc * warm_gb_s
-        on_demand_gb_s += (n - on_pc - cold) * warm_gb_s + cold * cold_gb_s
-    cost = (
-        requests * model.prices.lambda_requests_per_million / 1e6
-        + on_demand_gb_s * gb_s
-        + pc_gb_s * provisioned_gb_s
-        + provisioned * gb * traffic.minutes * 60 * kept_price
-    )
-    p50, p95, p99, top = _summary(histogram)
-    flags = lambda_cost(workload, memory_mb, arch, model).flags
-    if queue.length:
-        flags += (f"throttled: {queue.length:,} requests still waiting at the end",)
-    return Outcome(
-        workload.backend,
-        "lambda",
-        arch,
-        f"Lambda {arch} {memory_mb} MB",
-        requests,
-        traffic.months,
-        cost,
-        p50,
-        p95,
-        p99,
-        top,
-        colds,
-        waited,
-        peak,
-        package=lambda_package(workload.backend, arch, limits),
-        memory_mb=memory_mb,
-        flags=flags,
-    )
+        on_pc = n * min(1.0, self.provisioned / busy) if busy else 0.0
+        self.provisioned_gb_s += on_pc * self.warm_gb_s
+        self.on_demand_gb_s += (n - on_pc - cold) * self.warm_gb_s + cold * self.cold_gb_s
+
+    def usd(self, requests: int, arch: str, gb: float, minutes: int, model: CostModel) -> float:
+        """The requests, the duration, and the provisioned environments kept all the ``minutes``."""
+        kept_price, provisioned_gb_s = model.prices.provisioned(arch)
+        return (
+            requests * model.prices.lambda_requests_per_million / 1e6
+            + self.on_demand_gb_s * model.prices.gb_second(arch)
+            + self.provisioned_gb_s * provisioned_gb_s
+            + self.provisioned * gb * minutes * 60 * kept_price
+        )
 
 
 def container_service_s(workload: Workload, vcpu: float, workers: int) -> float:
@@ -376,80 +443,89 @@ def simulate_container(
     workers = fleet.workers or max(1, round(vcpu))
     service = container_service_s(workload, vcpu, workers)
     per_task = workers * 60 / max(service, 1e-6)  # requests a task serves in a minute
-    per_vcpu, per_gb = model.prices.fargate(arch)
-    task_minute = (vcpu * per_vcpu + memory_gb * per_gb) / 60
-    running = fleet.min_tasks
-    peak = 0
-    starting: deque[tuple[int, int]] = deque()  # (minute it serves from, tasks)
-    pending = 0
-    wanted: deque[int] = deque(maxlen=fleet.scale_in_min)
-    queue = _Queue()
-    histogram: dict[int, int] = {}
+    tasks = _Tasks(fleet)
+    queue, tally = _Queue(), _Tally()
     task_minutes = 0
-    requests = waited = 0
     for minute, arrivals in _minutes(traffic):
         record = minute >= 0
-        while starting and starting[0][0] <= minute:
-            started = starting.popleft()[1]
-            running += started
-            pending -= started
+        tasks.start_due(minute)
         if record:
-            peak = max(peak, running)
-            task_minutes += running + pending
-            requests += arrivals
-        capacity = running * per_task
+            tally.peak = max(tally.peak, tasks.running)
+            task_minutes += tasks.running + tasks.pending
+            tally.requests += arrivals
+        capacity = tasks.running * per_task
         served = queue.serve(minute, arrivals, capacity)
-        n = 0
-        for wait, take in served:
-            n += take
-            if record and wait > 0:
-                waited += take
-            if record and latency:
-                _add(histogram, wait + service, take)
+        n, waited = _count(served)
+        if record:
+            tally.waited += waited
+            if latency:
+                for wait, take in served:
+                    _add(tally.histogram, wait + service, take)
         # The autoscaler looks at this minute's metric.
-        if fleet.scale_on == "cpu":
-            busy_share = n / capacity if capacity else (1.0 if queue.length else 0.0)
-            desired = math.ceil(round(max(running, 1 if queue.length else 0) * busy_share / fleet.scale_target, 9))
-        else:
-            # KEDA's SQS scaler: messages waiting plus those in flight, over what a task should carry.
-            desired = math.ceil(round((queue.length + n) / (per_task * fleet.scale_target), 9))
-        desired = min(fleet.max_tasks, max(fleet.min_tasks, desired))
-        wanted.append(desired)
-        if desired > running + pending:
-            starting.append((minute + 1 + fleet.scale_out_delay_min, desired - running - pending))
-            pending = desired - running
-        elif not pending and len(wanted) == wanted.maxlen and max(wanted) < running:
-            running = max(wanted)
-    cost = task_minutes * task_minute
-    p50, p95, p99, top = _summary(histogram)
+        tasks.scale(minute, _desired_tasks(fleet, tasks.running, queue.length, n, capacity, per_task))
+    per_vcpu, per_gb = model.prices.fargate(arch)
+    cost = task_minutes * ((vcpu * per_vcpu + memory_gb * per_gb) / 60)
+    flags = _container_flags(workload, workers, model, fleet, queue.length, tally)
+    label = f"Container {arch} {vcpu:g} vCPU {memory_gb:g} GB"
+    return tally.outcome(workload, "container", arch, label, traffic, cost, flags=flags)
+
+
+class _Tasks:
+    """A container fleet minute by minute: tasks running, tasks asked for and still starting, and scaling in."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.running = fleet.min_tasks
+        self.pending = 0
+        self.starting: deque[tuple[int, int]] = deque()  # (minute it serves from, tasks)
+        self.wanted: deque[int] = deque(maxlen=fleet.scale_in_min)
+
+    def start_due(self, minute: int) -> None:
+        """Tasks asked for earlier that serve from ``minute`` on join the running ones."""
+        while self.starting and self.starting[0][0] <= minute:
+            started = self.starting.popleft()[1]
+            self.running += started
+            self.pending -= started
+
+    def scale(self, minute: int, desired: int) -> None:
+        """Ask for tasks at once when ``desired`` is above the fleet; shrink after wanting fewer for a while."""
+        self.wanted.append(desired)
+        if desired > self.running + self.pending:
+            delay = self.fleet.scale_out_delay_min
+            self.starting.append((minute + 1 + delay, desired - self.running - self.pending))
+            self.pending = desired - self.running
+        elif not self.pending and len(self.wanted) == self.wanted.maxlen and max(self.wanted) < self.running:
+            self.running = max(self.wanted)
+
+
+def _desired_tasks(fleet: Fleet, running: int, waiting: int, n: int, capacity: float, per_task: float) -> int:
+    """The tasks the autoscaler asks for after a minute that served ``n`` requests and left ``waiting``."""
+    if fleet.scale_on == "cpu":
+        busy_share = n / capacity if capacity else (1.0 if waiting else 0.0)
+        desired = math.ceil(round(max(running, 1 if waiting else 0) * busy_share / fleet.scale_target, 9))
+    else:
+        # KEDA's SQS scaler: messages waiting plus those in flight, over what a task should carry.
+        desired = math.ceil(round((waiting + n) / (per_task * fleet.scale_target), 9))
+    return min(fleet.max_tasks, max(fleet.min_tasks, desired))
+
+
+def _container_flags(
+    workload: Workload, workers: int, model: CostModel, fleet: Fleet, waiting: int, tally: _Tally
+) -> tuple[str, ...]:
+    """Why the container route would fail: too little memory, a backlog left at the end, waits at max_tasks."""
     flags: tuple[str, ...] = ()
+    memory_gb = model.container_memory_gb
     need_mb = workers * workload.peak_rss_mb * model.memory_headroom
     if need_mb > memory_gb * 1024:
         flags += (
             f"memory: {workers} worker(s) x {model.memory_headroom:g} x peak RSS {workload.peak_rss_mb:.0f} MB"
             f" > {memory_gb:g} GB",
         )
-    if queue.length:
-        flags += (f"backlog: {queue.length:,} requests still waiting at the end",)
-    if peak >= fleet.max_tasks and waited:
+    if waiting:
+        flags += (f"backlog: {waiting:,} requests still waiting at the end",)
+    if tally.peak >= fleet.max_tasks and tally.waited:
         flags += (f"scaling: requests waited with the fleet at max_tasks ({fleet.max_tasks})",)
-    return Outcome(
-        workload.backend,
-        "container",
-        arch,
-        f"Container {arch} {vcpu:g} vCPU {memory_gb:g} GB",
-        requests,
-        traffic.months,
-        cost,
-        p50,
-        p95,
-        p99,
-        top,
-        0,
-        waited,
-        peak,
-        flags=flags,
-    )
+    return flags
 
 
 def simulate_projection(projection: Projection, traffic: Traffic, fleet: Fleet, model: CostModel) -> list[Outcome]:

@@ -270,6 +270,24 @@ def read_csv(path: str | Path) -> Traffic:
     is missing counts as no requests. Anything else is refused with the line it is on.
     """
     path = Path(path)
+    points = _csv_points(path, _csv_rows(path))
+    counts, per_row = _per_minute(points, path)
+    if not sum(counts):
+        raise ConfigError(f"{path}: every row counts 0 requests: nothing to simulate")
+    if len(counts) > 400 * 24 * 60:
+        raise ConfigError(f"{path}: spans {len(counts) / 1440:.0f} days; at most 400 can be simulated")
+    resolution = "minute" if per_row == 1 else "hour"
+    return Traffic(
+        path.stem,
+        tuple(float(c) for c in counts),
+        tuple(counts),
+        f"{path.name}: {len(points):,} rows, one a {resolution}, {len(counts) / 1440:.1f} days, "
+        f"{sum(counts):,} requests",
+    )
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The file's rows, the header first (refused if there is none)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -277,6 +295,11 @@ def read_csv(path: str | Path) -> Traffic:
     rows = list(csv.reader(text.splitlines()))
     if not rows or not any(c.strip() for c in rows[0]):
         raise ConfigError(f"{path}: empty; expected a header row (timestamp,requests) and one row a minute or hour")
+    return rows
+
+
+def _csv_points(path: Path, rows: list[list[str]]) -> list[tuple[float, int]]:
+    """``(Unix seconds, requests)`` of each row that is not blank, checked and in time order."""
     t_col, n_col = _column(rows[0], "time", path), _column(rows[0], "requests", path)
     points: list[tuple[float, int]] = []
     for line, row in enumerate(rows[1:], start=2):
@@ -298,6 +321,11 @@ def read_csv(path: str | Path) -> Traffic:
         points.append((when, int(number)))
     if not points:
         raise ConfigError(f"{path}: no rows after the header")
+    return points
+
+
+def _per_minute(points: list[tuple[float, int]], path: Path) -> tuple[list[int], int]:
+    """Requests a minute from the first row's minute to the last's, and the minutes a row covers (1 or 60)."""
     steps = [b[0] - a[0] for a, b in itertools.pairwise(points)]
     step = min(steps) if steps else 60.0
     if step not in (60.0, 3600.0):
@@ -312,15 +340,4 @@ def read_csv(path: str | Path) -> Traffic:
         q, r = divmod(n, per_row)
         for i in range(per_row):
             counts[first + i] = q + (1 if i < r else 0)
-    if not sum(counts):
-        raise ConfigError(f"{path}: every row counts 0 requests: nothing to simulate")
-    if len(counts) > 400 * 24 * 60:
-        raise ConfigError(f"{path}: spans {len(counts) / 1440:.0f} days; at most 400 can be simulated")
-    resolution = "minute" if per_row == 1 else "hour"
-    return Traffic(
-        path.stem,
-        tuple(float(c) for c in counts),
-        tuple(counts),
-        f"{path.name}: {len(points):,} rows, one a {resolution}, {len(counts) / 1440:.1f} days, "
-        f"{sum(counts):,} requests",
-    )
+    return counts, per_row

@@ -182,50 +182,21 @@ def _exif_payload(raw: bytes) -> bytes | None:
 
 
 def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
-    if mini.is_mini(data):
-        data = mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
-    elif isobmff.sequence_only(data):
-        # Decoders differ here (some read the first frame, some nothing); heicconv gives one answer.
-        raise DecodeError(
-            f"the {fmt.upper()} file holds only an image sequence (a 'moov' track) and no still image; "
-            "heicconv converts still images"
-        )
-    try:
-        c = isobmff.parse(data)
-    except DecodeError as exc:
-        why = f"the {fmt.upper()} file is damaged or incomplete: {exc}"
-        cut = isobmff.cut_short(data)
-        raise DecodeError(f"the {fmt.upper()} file is truncated: {cut}" if cut else why) from exc
-    if whole and c.truncated:
-        raise DecodeError(f"the {fmt.upper()} file is truncated: {c.truncated}")
+    data = _regular_heif(data, fmt)
+    c = _parse_heif(data, fmt, whole)
     primary_index = c.top_level.index(c.primary_id)
     index = _select(image_index, primary_index, len(c.top_level))
     item = c.items[c.top_level[index]]
     if not (item.width and item.height):
         raise DecodeError(f"image item {item.id} has no size ('ispe' box missing)")
-    primary = c.items[c.primary_id]
-    exif = xmp = None
-    for meta in c.metadata_of(item.id):
-        if meta.type == b"Exif" and exif is None:
-            raw = c.item_data(meta, data)
-            exif = _exif_payload(raw[4:] if len(raw) >= 4 else raw)
-        elif meta.type == b"mime" and "rdf+xml" in meta.content_type and xmp is None:
-            xmp = c.item_data(meta, data)
+    exif, xmp = _heif_metadata(c, item, data)
     width, height = item.display_size
     if limits is not None:  # the size first: a bomb is refused as one, before its parts are examined
         check_limits(width, height, limits)
         if fmt == "avif":
             _check_avif_ceiling(c, item)
     isobmff.check_image(c, item)
-    alpha_item = c.alpha_of(item.id)
-    alpha = alpha_item is not None
-    if alpha_item is not None:
-        isobmff.check_image(c, alpha_item, "alpha plane")
-        # Coded at the image's size (its transforms then apply to it), or already shown at the image's size.
-        if not (c.alpha_follows_image(alpha_item, item) or alpha_item.display_size == item.display_size):
-            raise DecodeError(
-                f"the alpha plane is {alpha_item.width}x{alpha_item.height} but the image is {item.width}x{item.height}"
-            )
+    alpha = _check_alpha(c, item)
     # A thumbnail is only a shortcut: one that does not hold together is ignored, not an error.
     thumbs = [t for t in c.thumbnails_of(item.id) if _sound(c, t, item)]
     if whole:  # everything a decoder will read must be in the file (size-0 'mdat' boxes say nothing)
@@ -234,26 +205,7 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         # its item): some decoders turn that into a picture with grey or green regions, so it is refused here.
         c.check_coded(data, c.parts_of(item.id), fmt)
         thumbs = [t for t in thumbs if not any(c.damage(data, c.items[i]) for i in c.parts_of(t.id))]
-    orientation = _TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1)
-    pw, ph = primary.display_size
-    info = ImageInfo(
-        format=fmt,
-        width=pw,
-        height=ph,
-        images=len(c.top_level),
-        primary_index=primary_index,
-        bit_depth=primary.bit_depth or 8,
-        alpha=c.alpha_of(primary.id) is not None,
-        grayscale=primary.monochrome,
-        icc_profile=primary.icc is not None,
-        colour="icc" if primary.icc else "nclx" if primary.nclx else "unspecified",
-        exif_bytes=len(exif) + 6 if exif and item.id == primary.id else 0,
-        xmp=xmp is not None and item.id == primary.id,
-        thumbnails=tuple(sorted((max(t.display_size) for t in c.thumbnails_of(primary.id)), reverse=True)),
-        depth_images=len(c.depth_of(primary.id)),
-        orientation=_TRANSFORM_TO_EXIF.get((primary.rotation, primary.mirror), 1),
-        image_sizes=tuple(c.items[i].display_size for i in c.top_level),
-    )
+    info = _heif_info(c, fmt, item, exif, xmp)
     source = Source(
         data,
         info,
@@ -266,16 +218,97 @@ def _read_heif(data: bytes, fmt: str, image_index: int | None, whole: bool, limi
         icc=item.icc,
         exif=exif,
         xmp=xmp,
-        orientation=orientation,
+        orientation=_TRANSFORM_TO_EXIF.get((item.rotation, item.mirror), 1),
         container=c,
         item=item,
         thumbnails=thumbs,
     )
-    if item.id == primary.id:  # ImageInfo describes the primary image
-        found = gainmap.find(source)
-        if found is not None:
-            source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
+    if item.id == c.primary_id:  # ImageInfo describes the primary image
+        _add_gain_map(source)
     return source
+
+
+def _regular_heif(data: bytes, fmt: str) -> bytes:
+    """``data`` as a regular HEIF file: a low-overhead one expanded, a sequence without a still image refused."""
+    if mini.is_mini(data):
+        return mini.expand(data)  # every reader below, and every backend, sees a regular HEIF file
+    if isobmff.sequence_only(data):
+        # Decoders differ here (some read the first frame, some nothing); heicconv gives one answer.
+        raise DecodeError(
+            f"the {fmt.upper()} file holds only an image sequence (a 'moov' track) and no still image; "
+            "heicconv converts still images"
+        )
+    return data
+
+
+def _parse_heif(data: bytes, fmt: str, whole: bool) -> isobmff.Container:
+    """The parsed container; a file cut short says so (always if the boxes break, only if ``whole`` otherwise)."""
+    try:
+        c = isobmff.parse(data)
+    except DecodeError as exc:
+        why = f"the {fmt.upper()} file is damaged or incomplete: {exc}"
+        cut = isobmff.cut_short(data)
+        raise DecodeError(f"the {fmt.upper()} file is truncated: {cut}" if cut else why) from exc
+    if whole and c.truncated:
+        raise DecodeError(f"the {fmt.upper()} file is truncated: {c.truncated}")
+    return c
+
+
+def _heif_metadata(c: isobmff.Container, item: isobmff.Item, data: bytes) -> tuple[bytes | None, bytes | None]:
+    """The first EXIF (as bare TIFF bytes) and the first XMP packet that describe ``item``."""
+    exif = xmp = None
+    for meta in c.metadata_of(item.id):
+        if meta.type == b"Exif" and exif is None:
+            raw = c.item_data(meta, data)
+            exif = _exif_payload(raw[4:] if len(raw) >= 4 else raw)
+        elif meta.type == b"mime" and "rdf+xml" in meta.content_type and xmp is None:
+            xmp = c.item_data(meta, data)
+    return exif, xmp
+
+
+def _check_alpha(c: isobmff.Container, item: isobmff.Item) -> bool:
+    """Whether ``item`` has an alpha plane; one that cannot be decoded or does not fit the image is refused."""
+    alpha_item = c.alpha_of(item.id)
+    if alpha_item is None:
+        return False
+    isobmff.check_image(c, alpha_item, "alpha plane")
+    # Coded at the image's size (its transforms then apply to it), or already shown at the image's size.
+    if not (c.alpha_follows_image(alpha_item, item) or alpha_item.display_size == item.display_size):
+        raise DecodeError(
+            f"the alpha plane is {alpha_item.width}x{alpha_item.height} but the image is {item.width}x{item.height}"
+        )
+    return True
+
+
+def _heif_info(c: isobmff.Container, fmt: str, item: isobmff.Item, exif: bytes | None, xmp: bytes | None) -> ImageInfo:
+    """The public description of the file: the primary image's, with ``item``'s EXIF and XMP if it is the primary."""
+    primary = c.items[c.primary_id]
+    pw, ph = primary.display_size
+    return ImageInfo(
+        format=fmt,
+        width=pw,
+        height=ph,
+        images=len(c.top_level),
+        primary_index=c.top_level.index(c.primary_id),
+        bit_depth=primary.bit_depth or 8,
+        alpha=c.alpha_of(primary.id) is not None,
+        grayscale=primary.monochrome,
+        icc_profile=primary.icc is not None,
+        colour="icc" if primary.icc else "nclx" if primary.nclx else "unspecified",
+        exif_bytes=len(exif) + 6 if exif and item.id == primary.id else 0,
+        xmp=xmp is not None and item.id == primary.id,
+        thumbnails=tuple(sorted((max(t.display_size) for t in c.thumbnails_of(primary.id)), reverse=True)),
+        depth_images=len(c.depth_of(primary.id)),
+        orientation=_TRANSFORM_TO_EXIF.get((primary.rotation, primary.mirror), 1),
+        image_sizes=tuple(c.items[i].display_size for i in c.top_level),
+    )
+
+
+def _add_gain_map(source: Source) -> None:
+    """Describe the HDR gain map ``source`` carries, if any, in its ``info``."""
+    found = gainmap.find(source)
+    if found is not None:
+        source.info = replace(source.info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
 
 
 def _sound(c: isobmff.Container, thumb: isobmff.Item, image: isobmff.Item) -> bool:
@@ -317,39 +350,14 @@ def open_pillow(data: bytes, fmt: str) -> Any:
 
 
 def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None) -> Source:
-    if whole:
-        completeness.check(data, fmt)
-    im = open_pillow(data, fmt)
-    frames = getattr(im, "n_frames", 1)
-    index = _select(image_index, 0, frames)
-    if index:
-        im.seek(index)
-    if whole and fmt == "tiff":
-        completeness.check_tiff_frame(data, im)
-    w, h = im.size
-    if limits is not None and w * h > limits.max_pixels:  # before getexif(), which decodes a PNG to find eXIf
-        check_limits(w, h, limits)
-    if whole and fmt == "jpeg":
-        completeness.check_jpeg_data(data)
+    im, index, frames = _open_frame(data, fmt, image_index, whole, limits)
     exif_raw = im.info.get("exif")
     exif = _exif_payload(exif_raw) if isinstance(exif_raw, bytes) else None
-    orientation = 1
-    try:
-        value = im.getexif().get(0x0112, 1)
-        orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
-    except Exception:  # an unreadable EXIF block only means no orientation
-        orientation = 1
-    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
-    if isinstance(xmp, str):
-        xmp = xmp.encode("utf-8")
+    orientation = _pillow_orientation(im)
+    w, h = im.size
     width, height = (h, w) if orientation >= 5 else (w, h)
     ultra_hdr = fmt == "jpeg" and gainmap.read_ultra_hdr(data) is not None
-    if ultra_hdr and isinstance(xmp, bytes):
-        # Its XMP says where its gain map is: heicconv carries the map itself, and writes that again if it keeps it.
-        try:
-            xmp = xmp_tools.rewrite(xmp, strip_location=False, drop=xmp_tools.GAIN_MAP)
-        except xmp_tools.XmpError:
-            xmp = None
+    xmp = _pillow_xmp(im, ultra_hdr)
     alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
     depth = (
         16 if im.mode in ("I;16", "I;16B", "I;16L", "I", "RGB;16") or "16" in str(im.info.get("bitdepth", "")) else 8
@@ -387,7 +395,49 @@ def _read_pillow(data: bytes, fmt: str, image_index: int | None, whole: bool, li
         orientation=orientation,
     )
     if ultra_hdr:
-        found = gainmap.find(source)
-        if found is not None:
-            source.info = replace(info, gain_map=found.describe(), hdr_headroom=round(found.headroom, 4))
+        _add_gain_map(source)
     return source
+
+
+def _open_frame(
+    data: bytes, fmt: str, image_index: int | None, whole: bool, limits: Limits | None
+) -> tuple[Any, int, int]:
+    """The Pillow image at the selected frame, its index and the frame count, once the file is known to be all there."""
+    if whole:
+        completeness.check(data, fmt)
+    im = open_pillow(data, fmt)
+    frames = getattr(im, "n_frames", 1)
+    index = _select(image_index, 0, frames)
+    if index:
+        im.seek(index)
+    if whole and fmt == "tiff":
+        completeness.check_tiff_frame(data, im)
+    w, h = im.size
+    if limits is not None and w * h > limits.max_pixels:  # before getexif(), which decodes a PNG to find eXIf
+        check_limits(w, h, limits)
+    if whole and fmt == "jpeg":
+        completeness.check_jpeg_data(data)
+    return im, index, frames
+
+
+def _pillow_orientation(im: Any) -> int:
+    """The EXIF orientation, 1 when there is none or the EXIF block cannot be read."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:  # an unreadable EXIF block only means no orientation
+        return 1
+
+
+def _pillow_xmp(im: Any, ultra_hdr: bool) -> Any:
+    """The XMP packet (bytes, or whatever else Pillow found); an Ultra HDR JPEG's without its gain map's location."""
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if ultra_hdr and isinstance(xmp, bytes):
+        # Its XMP says where its gain map is: heicconv carries the map itself, and writes that again if it keeps it.
+        try:
+            xmp = xmp_tools.rewrite(xmp, strip_location=False, drop=xmp_tools.GAIN_MAP)
+        except xmp_tools.XmpError:
+            xmp = None
+    return xmp

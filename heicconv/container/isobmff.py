@@ -306,6 +306,68 @@ def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | Non
     still images (not the original's brands, which may promise an image sequence that is not there).
     """
     wide = max(i.id for i in items) > 0xFFFF
+    if brands is None:
+        brands = _still_image_brands(items)
+    ftyp = _box(b"ftyp", brands[0] + b"\0\0\0\0" + b"".join(brands[1:]))
+    head = _meta_head(items, primary, wide)
+    # The data's offsets depend on the 'meta' box's size, which does not depend on their values.
+    at = len(ftyp) + len(_meta(head, items, [0] * len(items), wide)) + 16  # 16: the mdat header, with a 64-bit size
+    offsets = []
+    for item in items:
+        offsets.append(at)
+        at += len(item.data)
+    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + sum(len(i.data) for i in items))
+    return b"".join([ftyp, _meta(head, items, offsets, wide), mdat, *(i.data for i in items)])
+
+
+def _still_image_brands(items: list[NewItem]) -> tuple[bytes, ...]:
+    coded = {i.type for i in items}
+    brand = b"avif" if b"av01" in coded else b"heic" if b"hvc1" in coded else b"mif1"
+    return (brand, b"mif1", brand) if brand != b"mif1" else (b"mif1", b"mif1")
+
+
+def _meta_head(items: list[NewItem], primary: int, wide: bool) -> bytes:
+    """Every box of the 'meta' box but the last, 'iloc': handler, data reference, primary, items, references,
+    properties."""
+    infes = [
+        _full_box(
+            b"infe",
+            3 if wide else 2,
+            1 if i.hidden and i.id != primary else 0,
+            _id(i.id, wide) + b"\0\0" + i.type + b"\0" + (i.content_type + b"\0" if i.type == b"mime" else b""),
+        )
+        for i in items
+    ]
+    refs = _references(items, wide)
+    return b"".join(
+        [
+            _full_box(b"hdlr", 0, 0, b"\0" * 4 + b"pict" + b"\0" * 13),
+            _DINF,
+            _full_box(b"pitm", 1 if wide else 0, 0, _id(primary, wide)),
+            _full_box(b"iinf", 1 if wide else 0, 0, _count(len(infes), wide) + b"".join(infes)),
+            _full_box(b"iref", 1 if wide else 0, 0, b"".join(refs)) if refs else b"",
+            _properties(items, wide),
+        ]
+    )
+
+
+def _references(items: list[NewItem], wide: bool) -> list[bytes]:
+    """The 'iref' entries: tiles, auxiliary images, metadata and thumbnails, item by item."""
+    return [
+        _box(kind, _id(item.id, wide) + struct.pack(">H", len(targets)) + b"".join(_id(t, wide) for t in targets))
+        for item in items
+        for kind, targets in (
+            (b"dimg", item.parts),
+            (b"auxl", item.aux_of),
+            (b"cdsc", item.describes),
+            (b"thmb", item.thumbnail_of),
+        )
+        if targets
+    ]
+
+
+def _properties(items: list[NewItem], wide: bool) -> bytes:
+    """The 'iprp' box: each distinct property box once ('ipco'), and which items have which ('ipma')."""
     boxes: list[bytes] = []
     index: dict[bytes, int] = {}
     for item in items:
@@ -326,65 +388,18 @@ def write(items: list[NewItem], primary: int, *, brands: tuple[bytes, ...] | Non
     ipma = _full_box(
         b"ipma", 1 if wide else 0, 1 if big_index else 0, struct.pack(">I", len(items)) + b"".join(entries)
     )
-    iprp = _box(b"iprp", _box(b"ipco", b"".join(boxes)) + ipma)
+    return _box(b"iprp", _box(b"ipco", b"".join(boxes)) + ipma)
 
-    infes = [
-        _full_box(
-            b"infe",
-            3 if wide else 2,
-            1 if i.hidden and i.id != primary else 0,
-            _id(i.id, wide) + b"\0\0" + i.type + b"\0" + (i.content_type + b"\0" if i.type == b"mime" else b""),
-        )
-        for i in items
-    ]
-    refs = [
-        _box(kind, _id(item.id, wide) + struct.pack(">H", len(targets)) + b"".join(_id(t, wide) for t in targets))
-        for item in items
-        for kind, targets in (
-            (b"dimg", item.parts),
-            (b"auxl", item.aux_of),
-            (b"cdsc", item.describes),
-            (b"thmb", item.thumbnail_of),
-        )
-        if targets
-    ]
 
-    def meta(offsets: list[int]) -> bytes:
-        # One extent per item, 64-bit offsets and lengths; version 2 adds the construction method field.
-        extent, fields = (">HHHQQ", (0, 0, 1)) if wide else (">HHQQ", (0, 1))
-        extents = b"".join(
-            _id(i.id, wide) + struct.pack(extent, *fields, off, len(i.data))
-            for i, off in zip(items, offsets, strict=True)
-        )
-        return _full_box(
-            b"meta",
-            0,
-            0,
-            b"".join(
-                [
-                    _full_box(b"hdlr", 0, 0, b"\0" * 4 + b"pict" + b"\0" * 13),
-                    _DINF,
-                    _full_box(b"pitm", 1 if wide else 0, 0, _id(primary, wide)),
-                    _full_box(b"iinf", 1 if wide else 0, 0, _count(len(infes), wide) + b"".join(infes)),
-                    _full_box(b"iref", 1 if wide else 0, 0, b"".join(refs)) if refs else b"",
-                    iprp,
-                    _full_box(b"iloc", 2 if wide else 0, 0, b"\x88\x00" + _count(len(items), wide) + extents),
-                ]
-            ),
-        )
-
-    if brands is None:
-        coded = {i.type for i in items}
-        brand = b"avif" if b"av01" in coded else b"heic" if b"hvc1" in coded else b"mif1"
-        brands = (brand, b"mif1", brand) if brand != b"mif1" else (b"mif1", b"mif1")
-    ftyp = _box(b"ftyp", brands[0] + b"\0\0\0\0" + b"".join(brands[1:]))
-    at = len(ftyp) + len(meta([0] * len(items))) + 16  # 16: the mdat header, with a 64-bit size
-    offsets = []
-    for item in items:
-        offsets.append(at)
-        at += len(item.data)
-    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + sum(len(i.data) for i in items))
-    return b"".join([ftyp, meta(offsets), mdat, *(i.data for i in items)])
+def _meta(head: bytes, items: list[NewItem], offsets: list[int], wide: bool) -> bytes:
+    """The 'meta' box: ``head``, then 'iloc' with one extent per item at ``offsets``."""
+    # 64-bit offsets and lengths; version 2 adds the construction method field.
+    extent, fields = (">HHHQQ", (0, 0, 1)) if wide else (">HHQQ", (0, 1))
+    extents = b"".join(
+        _id(i.id, wide) + struct.pack(extent, *fields, off, len(i.data)) for i, off in zip(items, offsets, strict=True)
+    )
+    iloc = _full_box(b"iloc", 2 if wide else 0, 0, b"\x88\x00" + _count(len(items), wide) + extents)
+    return _full_box(b"meta", 0, 0, head + iloc)
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
