@@ -47,7 +47,26 @@ def planes(source: Any, size: tuple[int, int], *, full_chroma: bool, threads: in
         np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w]
         for p, (w, h) in zip(out.planes, shapes, strict=True)
     )
-    return y, cb, cr
+    return (y if full_chroma else even_luma(y)), cb, cr
+
+
+def even_luma(y: Any) -> Any:
+    """``y`` as a view whose memory holds one more row and column, copies of the last, when its size is odd.
+
+    libjpeg-turbo reads a 4:2:0 picture's luma plane to an even size (TurboJPEG's ``tjPlaneHeight``), one row
+    past the last of an odd height: without this, simplejpeg handed it whatever followed the plane (a frame's
+    padding, or the heap), which changed the output from one call to the next.
+    """
+    import numpy as np
+
+    h, w = y.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return y
+    padded = np.empty((h + h % 2, w + w % 2), np.uint8)
+    padded[:h, :w] = y
+    padded[:h, w:] = y[:, -1:]
+    padded[h:, :] = padded[h - 1 : h, :]
+    return padded[:h, :w]
 
 
 def rgb(source: Any, size: tuple[int, int], *, threads: int) -> Any:
