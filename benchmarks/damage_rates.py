@@ -8,11 +8,16 @@ random HEVC tile's data (``heicconv.testing.damage.changed_bytes``), converts th
 and compares the result with the undamaged file's conversion on the same backend: ``refused`` (a
 ``heicconv.DecodeError``), ``invisible`` (PSNR >= 30 dB) or ``VISIBLE`` (accepted, PSNR < 30 dB). Inputs: the
 corpus photos named by ``--files`` and a generated 1536x1024 grid of 512-pixel tiles (``fixtures.make_grid``).
+
+Before and after in one run: a case refused is converted again with libde265's second reading of the suspect
+tiles switched off (``backends._de265``), so the table shows what it adds (``before``: refused or invisible
+without it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import random
@@ -43,14 +48,14 @@ def inputs(names: list[str]) -> dict[str, bytes]:
 
 def cost(data: bytes, backends: list[str], runs: int) -> None:
     """Median conversion time to JPEG with heicconv's damage checks and with them switched off."""
-    import contextlib
     import statistics
     from unittest import mock
 
-    from heicconv.backends import _hevc, contract, pillow, vips, wand
+    from heicconv.backends import _de265, _hevc, contract, pillow, vips, wand
 
     off = [
         mock.patch.object(contract.PipelineBackend, "_check_damage", lambda *a: None),
+        mock.patch.object(_de265, "verifier", lambda *a: None),
         mock.patch.object(_hevc, "_untouched", lambda *a: None),
         mock.patch.object(_hevc._Corners, "stale", lambda *a: None),
         *(mock.patch.object(m, "zeroed_allocations", contextlib.nullcontext) for m in (pillow, vips, wand)),
@@ -75,6 +80,24 @@ def cost(data: bytes, backends: list[str], runs: int) -> None:
         )
 
 
+def outcome(bad: bytes, reference: bytes, backend: str, verify: bool = True) -> tuple[str, float, str]:
+    """What ``backend`` makes of ``bad``: ("refused", 0, message), ("invisible" or "VISIBLE", PSNR, ""), or
+    ("other error (...)", 0, message); ``verify`` False: without libde265's reading of suspect tiles."""
+    from unittest import mock
+
+    from heicconv.backends import _de265
+
+    with mock.patch.object(_de265, "verifier", lambda *a: None) if not verify else contextlib.nullcontext():
+        try:
+            out = heicconv.convert(bad, "jpeg", backend=backend)
+        except heicconv.DecodeError as exc:
+            return "refused", 0.0, str(exc)
+        except heicconv.HeicconvError as exc:
+            return f"other error ({type(exc).__name__})", 0.0, str(exc)
+    db = damage.psnr(reference, out)
+    return ("invisible" if db >= THRESHOLD_DB else "VISIBLE"), db, ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=10, help="cases per input")
@@ -91,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         cost(Path(args.cost).read_bytes(), backends, args.runs)
         return 0
     totals: dict[str, Counter[str]] = {b: Counter() for b in backends}
+    before: dict[str, Counter[str]] = {b: Counter() for b in backends}
     worst: dict[str, list[float]] = {b: [] for b in backends}
     seconds: dict[str, float] = dict.fromkeys(backends, 0.0)
     for name, data in inputs(args.files.split(",")).items():
@@ -100,47 +124,38 @@ def main(argv: list[str] | None = None) -> int:
             reference = heicconv.convert(data, "jpeg", backend=backend)
             for bad, where in cases:
                 t0 = time.perf_counter()
-                try:
-                    out = heicconv.convert(bad, "jpeg", backend=backend)
-                except heicconv.DecodeError as exc:
-                    seconds[backend] += time.perf_counter() - t0
-                    totals[backend]["refused"] += 1
-                    if args.verbose:
-                        print(f"{name} {where} {backend}: refused ({str(exc)[:100]})")
-                    continue
-                except heicconv.HeicconvError as exc:
-                    totals[backend][f"other error ({type(exc).__name__})"] += 1
-                    print(f"{name} {where} {backend}: {type(exc).__name__}: {str(exc)[:100]}")
-                    continue
+                kind, db, why = outcome(bad, reference, backend)
                 seconds[backend] += time.perf_counter() - t0
-                db = damage.psnr(reference, out)
-                kind = "invisible" if db >= THRESHOLD_DB else "VISIBLE"
                 totals[backend][kind] += 1
                 if kind == "VISIBLE":
                     worst[backend].append(db)
-                if args.verbose:
-                    print(f"{name} {where} {backend}: {kind} {db:.1f} dB")
+                old = outcome(bad, reference, backend, verify=False) if kind == "refused" else (kind, db, why)
+                before[backend][old[0]] += 1
+                if args.verbose or kind.startswith("other"):
+                    was = f" (without libde265's reading: {old[0]} {old[1]:.1f} dB)" if old[0] != kind else ""
+                    print(f"{name} {where} {backend}: {kind} {db:.1f} dB {why[:110]}{was}")
             sys.stdout.flush()
     print()
     print(
         f"| backend | cases | refused | invisible (>= {THRESHOLD_DB:.0f} dB) | visible, accepted | visible PSNR "
-        "| s/case |"
+        "| refused or invisible | before | s/case |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for backend in backends:
-        t = totals[backend]
+        t, b = totals[backend], before[backend]
         n = sum(t.values())
         ok = t["refused"] + t["invisible"]
+        was = b["refused"] + b["invisible"]
         dbs = ", ".join(f"{d:.0f}" for d in sorted(worst[backend])[:6])
         print(
             f"| {backend} | {n} | {t['refused']} | {t['invisible']} "
             f"| {t['VISIBLE']} ({100 * t['VISIBLE'] / max(n, 1):.0f} %)"
-            f" | {dbs} | {seconds[backend] / max(n, 1):.2f} |"
+            f" | {dbs} | {100 * ok / max(n, 1):.1f} % | {100 * was / max(n, 1):.1f} % ({b['refused']} refused)"
+            f" | {seconds[backend] / max(n, 1):.2f} |"
         )
-        print(
-            f"  refused or invisible: {100 * ok / max(n, 1):.1f} %",
-            *(f"{k}: {v}" for k, v in t.items() if "other" in k),
-        )
+        others = [f"{k}: {v}" for k, v in t.items() if "other" in k]
+        if others:
+            print("  ", *others)
     return 0
 
 

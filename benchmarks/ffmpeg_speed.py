@@ -1,16 +1,20 @@
-"""The ffmpeg backend against the decode floor: HEIC -> JPEG q85, wall time, CPU time and peak memory.
+"""The ffmpeg backend against the floor on the jobs web applications run: wall time, CPU time, peak memory.
 
-    python benchmarks/ffmpeg_speed.py [--runs 11] [--input photo.heic ...]
-    python benchmarks/ffmpeg_speed.py --memory 200MP.heic
+    python benchmarks/ffmpeg_speed.py [--runs 9] [--photo 12MP.heic] [--big 200MP.heic | --no-big]
 
-The floor is what the fastest route without heicconv costs: libheif (pillow-heif) decodes to RGB,
-libjpeg-turbo (Pillow) encodes JPEG q85. Every job runs in turn, round-robin, ``--runs`` times in one
-process, so a noisy machine slows them alike: compare ratios within one run. Inputs default to
-$HEICCONV_CORPUS/real/pug.heic (12 MP), nokia_alpha.heic (1440x960, an overlay) and pug's picture
-coded as a 1440x960 grid of 512x512 tiles.
+The floor is what the fastest route without heicconv costs: libheif (pillow-heif) decodes to RGB, Pillow
+encodes (libjpeg-turbo JPEG q85, ``thumbnail`` for a resize, libwebp WebP q85). The jobs:
 
-``--memory`` runs each job once in a fresh process and reports its peak RSS (ru_maxrss), for the
-whole-picture route and the strip route of the ffmpeg backend.
+* 12 MP JPEG q85, ``hdr="drop"`` and ``hdr="keep"`` (Ultra HDR: the floor drops the gain map in both);
+* 12 MP JPEG ``max_size=1600`` (and 1024, 2048);
+* 12 MP WebP q85;
+* 1440x960 JPEG: the 12 MP photo's picture coded as phones code photos, a grid of 512x512 tiles;
+* 200 MP JPEG, each run in a fresh process: time, CPU and peak RSS (ru_maxrss, the interpreter included).
+
+Every job runs in turn, round-robin, ``--runs`` times in one process (the 200 MP ones in child processes, in
+the same rounds), so a noisy machine slows them alike: compare the ratios within one run. The load average
+at the start and the end is printed with the table. Inputs default to $HEICCONV_CORPUS/real/pug.heic and
+$HEICCONV_CORPUS/real/200MP.heic.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -26,124 +31,134 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-def floor(data: bytes) -> bytes:
-    import pillow_heif
-
-    heif = pillow_heif.open_heif(io.BytesIO(data))
-    img = heif[heif.primary_index].to_pillow()
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
+Job = Callable[[bytes], bytes]
 
 
-def backend_job(name: str, strips: bool | None = None) -> Callable[[bytes], bytes]:
+def floor(fmt: str = "jpeg", box: int | None = None) -> Job:
+    """libheif's RGB, encoded by Pillow: what a web application does without heicconv."""
+
+    def run(data: bytes) -> bytes:
+        import pillow_heif
+
+        heif = pillow_heif.open_heif(io.BytesIO(data))
+        img = heif[heif.primary_index].to_pillow()
+        if box is not None:
+            img.thumbnail((box, box))
+        buf = io.BytesIO()
+        img.save(buf, fmt.upper(), quality=85)
+        return buf.getvalue()
+
+    return run
+
+
+def ffmpeg(fmt: str = "jpeg", box: int | None = None, hdr: str = "drop") -> Job:
     import heicconv
 
-    conv = heicconv.select(name)
-    if strips is not None:
-        conv.strip_pixels = 0 if strips else 1 << 62  # type: ignore[attr-defined]
-    options = heicconv.Options(quality=85, hdr="drop")  # the floor drops a gain map too
-    return lambda data: heicconv.convert(data, "jpeg", options, backend=name)
+    heicconv.select("ffmpeg")
+    options = heicconv.Options(quality=85, max_size=box, hdr=hdr)
+    return lambda data: heicconv.convert(data, fmt, options, backend="ffmpeg")
 
 
-def jobs() -> dict[str, Callable[[bytes], bytes]]:
-    return {
-        "floor": floor,
-        "ffmpeg": backend_job("ffmpeg"),
-        "pillow": backend_job("pillow"),
-        "vips": backend_job("vips"),
-    }
-
-
-def small_grid(photo: Path, size: tuple[int, int] = (1440, 960)) -> tuple[str, bytes]:
-    """``photo``'s picture at ``size``, coded as phones code photos: a grid of 512x512 HEVC tiles (a 1440x960
-    photo from a phone is usually a single image or an overlay, which the ffmpeg backend hands to libheif)."""
+def small_grid(photo: bytes, size: tuple[int, int] = (1440, 960)) -> bytes:
+    """``photo``'s picture at ``size``, coded as phones code photos: a grid of 512x512 HEVC tiles."""
     import pillow_heif
 
     from heicconv.testing.fixtures import make_grid
 
-    heif = pillow_heif.open_heif(io.BytesIO(photo.read_bytes()))
+    heif = pillow_heif.open_heif(io.BytesIO(photo))
     picture = heif[heif.primary_index].to_pillow().convert("RGB").resize(size)
-    return f"{photo.stem} as a {size[0]}x{size[1]} grid", make_grid(picture, 512, quality=80)
+    return make_grid(picture, 512, quality=80)
 
 
-def speed(inputs: list[tuple[str, bytes]], runs: int) -> None:
-    import heicconv
-
-    table = jobs()
-    print(f"# {runs} runs round-robin per input; {os.cpu_count()} CPUs; heicconv {heicconv.__version__}")
-    print("| input | job | median ms | median CPU ms | x floor (wall) | x floor (CPU) |")
-    print("|---|---|---|---|---|---|")
-    for label, data in inputs:
-        for job in table.values():  # warm up: imports, first-use costs
-            job(data)
-        wall: dict[str, list[float]] = {name: [] for name in table}
-        cpu: dict[str, list[float]] = {name: [] for name in table}
-        for _ in range(runs):
-            for name, job in table.items():
-                t, c = time.perf_counter(), time.process_time()
-                job(data)
-                wall[name].append(time.perf_counter() - t)
-                cpu[name].append(time.process_time() - c)
-        fw, fc = statistics.median(wall["floor"]), statistics.median(cpu["floor"])
-        for name in table:
-            w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-            print(f"| {label} | {name} | {w * 1000:.1f} | {c * 1000:.1f} | {fw / w:.2f} | {fc / c:.2f} |")
+def cases(photo: bytes) -> list[tuple[str, bytes, Job, Job]]:
+    """(label, input, floor, ffmpeg) for each in-process job."""
+    small = small_grid(photo)
+    return [
+        ("12 MP JPEG, hdr=drop", photo, floor(), ffmpeg()),
+        ("12 MP JPEG, hdr=keep (Ultra HDR)", photo, floor(), ffmpeg(hdr="keep")),
+        ("12 MP JPEG, max_size=1600", photo, floor(box=1600), ffmpeg(box=1600)),
+        ("12 MP JPEG, max_size=1024", photo, floor(box=1024), ffmpeg(box=1024)),
+        ("12 MP JPEG, max_size=2048", photo, floor(box=2048), ffmpeg(box=2048)),
+        ("12 MP WebP", photo, floor("webp"), ffmpeg("webp")),
+        ("1440x960 grid, JPEG", small, floor(), ffmpeg()),
+    ]
 
 
-def _one(job: str, path: str) -> None:
-    """Child process: run ``job`` once on ``path``; print seconds and peak RSS."""
+def _timed(job: Job, data: bytes) -> tuple[float, float]:
+    t, c = time.perf_counter(), time.process_time()
+    job(data)
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def _child(job: str, path: str) -> None:
+    """In a fresh process: run ``job`` once on ``path``; print wall seconds, CPU seconds, peak RSS (MB)."""
     data = Path(path).read_bytes()
-    if job == "floor":
-        fn = floor
-    elif job.startswith("ffmpeg-"):
-        fn = backend_job("ffmpeg", strips=job == "ffmpeg-strips")
-    else:
-        fn = backend_job(job)
-    t = time.perf_counter()
-    out = fn(data)
-    print(f"{time.perf_counter() - t:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} {len(out)}")
+    fn = floor() if job == "floor" else ffmpeg()
+    wall, cpu = _timed(fn, data)
+    print(f"{wall:.3f} {cpu:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
-def memory(path: Path, runs: int) -> None:
-    names = ["floor", "ffmpeg-whole", "ffmpeg-strips", "pillow", "vips"]
-    print(f"# {path.name}: peak RSS of one conversion per fresh process (the input's bytes included), {runs} runs")
-    print("| job | median s | peak RSS MB | x floor (wall) |")
-    print("|---|---|---|---|")
-    results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-    for _ in range(runs):
-        for name in names:
-            cmd = [sys.executable, __file__, "--one", name, str(path)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-            results[name].append((float(out[0]), float(out[1])))
-    fw = statistics.median(s for s, _ in results["floor"])
-    for name in names:
-        s = statistics.median(x for x, _ in results[name])
-        rss = max(m for _, m in results[name])
-        print(f"| {name} | {s:.2f} | {rss:.0f} | {fw / s:.2f} |")
+def _big(job: str, path: Path) -> tuple[float, float, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", job, str(path)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{job} on {path.name} failed: {out.stderr.strip().splitlines()[-1:]}")
+    wall, cpu, rss = (float(x) for x in out.stdout.split())
+    return wall, cpu, rss
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=11)
-    parser.add_argument("--input", action="append", type=Path)
-    parser.add_argument("--memory", type=Path, help="a (large) HEIC: peak RSS per job, fresh process each")
-    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--photo", type=Path, help="a 12 MP HEIC with a gain map (default: the corpus's pug.heic)")
+    parser.add_argument("--big", type=Path, help="a very large HEIC (default: the corpus's 200MP.heic)")
+    parser.add_argument("--no-big", action="store_true", help="leave the 200 MP job out")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        _one(*args.one)
+    if args.child:
+        _child(*args.child)
         return
-    if args.memory:
-        memory(args.memory, args.runs)
-        return
-    if args.input:
-        inputs = [(path.name, path.read_bytes()) for path in args.input]
-    else:
-        corpus = Path(os.environ.get("HEICCONV_CORPUS", "")) / "real"
-        inputs = [(name, (corpus / name).read_bytes()) for name in ("pug.heic", "nokia_alpha.heic")]
-        inputs.append(small_grid(corpus / "pug.heic"))
-    speed(inputs, args.runs)
+    corpus = Path(os.environ.get("HEICCONV_CORPUS", "")) / "real"
+    photo = (args.photo or corpus / "pug.heic").read_bytes()
+    big = None if args.no_big else (args.big or corpus / "200MP.heic")
+    table = cases(photo)
+    for _, data, a, b in table:  # warm up: imports, first-use costs
+        a(data), b(data)
+    wall: dict[tuple[int, str], list[float]] = {}
+    cpu: dict[tuple[int, str], list[float]] = {}
+    rss: dict[str, float] = {}
+    load = os.getloadavg()[0]
+    for _ in range(args.runs):
+        for n, (_, data, a, b) in enumerate(table):
+            for side, job in (("floor", a), ("ffmpeg", b)):
+                w, c = _timed(job, data)
+                wall.setdefault((n, side), []).append(w)
+                cpu.setdefault((n, side), []).append(c)
+        if big is not None:
+            for side in ("floor", "ffmpeg"):
+                w, c, m = _big(side, big)
+                wall.setdefault((-1, side), []).append(w)
+                cpu.setdefault((-1, side), []).append(c)
+                rss[side] = max(rss.get(side, 0.0), m)
+    import heicconv
+
+    print(
+        f"# {args.runs} rounds, medians; {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
+        f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; heicconv {heicconv.__version__}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    print("| job | floor ms (wall / CPU) | ffmpeg ms (wall / CPU) | x floor (wall) | x floor (CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    labels = [label for label, *_ in table] + ([f"{big.name} JPEG (fresh process)"] if big is not None else [])
+    keys = list(range(len(table))) + ([-1] if big is not None else [])
+    for key, label in zip(keys, labels, strict=True):
+        fw, fc = statistics.median(wall[key, "floor"]), statistics.median(cpu[key, "floor"])
+        w, c = statistics.median(wall[key, "ffmpeg"]), statistics.median(cpu[key, "ffmpeg"])
+        floor_ms, ffmpeg_ms = f"{fw * 1e3:,.1f} / {fc * 1e3:,.0f}", f"{w * 1e3:,.1f} / {c * 1e3:,.0f}"
+        print(f"| {label} | {floor_ms} | {ffmpeg_ms} | {fw / w:.2f} | {fc / c:.2f} |")
+    drop, keep = statistics.median(wall[0, "ffmpeg"]), statistics.median(wall[1, "ffmpeg"])
+    print(f"\nhdr='keep' costs {keep / drop:.2f}x hdr='drop' (wall) on the ffmpeg backend.")
+    if big is not None:
+        print(f"{big.name}: peak RSS {rss['floor']:,.0f} MB (floor), {rss['ffmpeg']:,.0f} MB (ffmpeg backend).")
 
 
 if __name__ == "__main__":

@@ -129,20 +129,67 @@ def test_a_damaged_gain_map_is_dropped_with_a_note() -> None:
     assert "damaged" in (heicconv.probe(damaged).gain_map or "")
 
 
-# Changed bytes keep the framing: what is refused depends on what each decoder reports, and on the tell-tale a
-# decoder that stopped early leaves (tests/test_decoder_errors.py). Garbage decoded to the end of a tile without
-# a word is not detected: the rates are measured and reported (docs/hardening.md), not asserted here.
+# Changed bytes keep the framing: what is refused depends on what each decoder reports, on the tell-tale a
+# decoder that stopped early leaves (tests/test_decoder_errors.py), and on libde265's second reading of the tiles
+# that break most with their neighbours (backends._de265). The rates on real photos are measured and reported
+# (benchmarks/damage_rates.py, docs/hardening.md).
 CHANGED_CASES = int(os.environ.get("HEICCONV_DAMAGE_CASES", "20"))
+CHANGED_PHOTO = fixtures.make_grid(_picture((768, 512)), tile=256)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_changed_bytes_give_a_decode_error_or_a_whole_picture(backend: str) -> None:
     require_backend(backend)
-    photo = fixtures.make_grid(_picture((768, 512)), tile=256)
-    rates = damage.changed_bytes_rates(photo, backend, CHANGED_CASES, seed=21)
+    rates = damage.changed_bytes_rates(CHANGED_PHOTO, backend, CHANGED_CASES, seed=21)
     print(f"{backend}: {dict(rates)}")
     assert sum(rates.values()) == CHANGED_CASES
     assert rates["error"] == 0, f"{backend}: damage must be a DecodeError, nothing else: {dict(rates)}"
+
+
+# Seeded changed bytes after which the decoder reads garbage to the end of the tile without a word: a picture with
+# a garbage tile (PSNR 22.7 and 13.2 dB against the undamaged photo) unless libde265 reads the tile again.
+GARBAGE_TILE = damage.changed_bytes(CHANGED_PHOTO, random.Random(0))
+GARBAGE_IMAGE = damage.changed_bytes(SINGLE, random.Random(0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
+@pytest.mark.parametrize("case", ["grid", "single"])
+def test_a_tile_decoded_to_garbage_is_refused(backend: str, output: str, case: str) -> None:
+    require_backend(backend)
+    if backend == "ffmpeg" and output == "jpeg":
+        pytest.skip("the FFmpeg route does not read tiles again with libde265 (docs/hardening.md)")
+    fmt, options = OUTPUTS[output]
+    bad = GARBAGE_TILE if case == "grid" else GARBAGE_IMAGE
+    where = "tile 4 of 6" if case == "grid" else "the image"
+    with pytest.raises(heicconv.DecodeError, match=rf"damaged: {where}: .*\(libde265: (end_of_sub_stream|CTB outside)"):
+        heicconv.convert(bad, fmt, options, backend=backend)
+
+
+def test_without_libde265s_reading_the_garbage_is_a_visible_picture() -> None:
+    """The cases above are the ones the second reading is for: without it they convert, visibly damaged."""
+    from unittest import mock
+
+    from heicconv.backends import _de265
+
+    assert _de265.available()
+    for bad, photo in ((GARBAGE_TILE, CHANGED_PHOTO), (GARBAGE_IMAGE, SINGLE)):
+        reference = heicconv.convert(photo, "jpeg", backend="pillow")
+        with mock.patch.object(_de265, "verifier", lambda *a: None):
+            seen = damage.verdict(bad, reference, "jpeg", backend="pillow")
+        assert seen.kind == "visible" and seen.db is not None and seen.db < 25, seen
+
+
+def test_libde265_finds_nothing_wrong_with_undamaged_tiles() -> None:
+    from heicconv.backends import _de265
+
+    for photo in (CHANGED_PHOTO, SINGLE, GRID):
+        c = isobmff.parse(photo)
+        primary = c.items[c.primary_id]
+        verify = _de265.verifier(c, primary, photo)
+        assert verify is not None
+        tiles = primary.refs.get(b"dimg", [primary.id])
+        assert [verify(n) for n in range(len(tiles))] == [None] * len(tiles)
 
 
 # The adapters: the service answers 422, the Lambda handler fails the record, the command line exits 1.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 from typing import Any
 
 import numpy as np
 import pytest
 
 import heicconv
+from heicconv.backends import threads
 from heicconv.container import isobmff
 from heicconv.testing import fixtures
 from heicconv.testing.plugin import require_backend
@@ -86,8 +88,11 @@ def test_other_matrices_and_outputs_go_to_pillow_heif_and_say_so(ffmpeg: Any) ->
     result = heicconv.convert_with_report(bt709, "jpeg", heicconv.Options(quality=95), backend="ffmpeg")
     assert "not BT.601" in _route(result) and result.backend == "ffmpeg"
     assert _psnr(_pixels(result.data), _reference(bt709)) >= 40
-    png = heicconv.convert_with_report(fixtures.make_heic(), "png", backend="ffmpeg")
-    assert _route(png) == "decoded by pillow-heif (libheif), not FFmpeg: png output (the FFmpeg route writes JPEG)"
+    heic = heicconv.convert_with_report(fixtures.make_heic(), "heic", backend="ffmpeg")
+    assert _route(heic) == (
+        "decoded by pillow-heif (libheif), not FFmpeg: "
+        "heic output (the FFmpeg route writes AVIF, JPEG, PNG, TIFF, WEBP)"
+    )
 
 
 @pytest.mark.parametrize(("rotation", "mirror"), [(0, None), (180, None), (0, 0), (90, None), (270, None), (90, 1)])
@@ -96,16 +101,17 @@ def test_strips_joined_with_restart_markers_decode_to_the_whole_picture(
 ) -> None:
     data = fixtures.set_heif_transform(_distinct_grid(200, 300), rotation, mirror)
     options = heicconv.Options(quality=95)
-    whole = heicconv.convert(data, "jpeg", options, backend="ffmpeg")
-    ffmpeg.strip_pixels = 0
+    ffmpeg.strip_pixels = 1 << 62
     try:
-        result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
+        whole = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
     finally:
         ffmpeg.strip_pixels = type(ffmpeg)().strip_pixels
+    assert "encoded whole" in _route(whole)
+    result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")  # strips: the default
     strips = 4 if rotation in (90, 270) else 5  # bands of tiles: columns when the picture is turned
     assert f"encoded in {strips} strips of 64 rows joined with restart markers" in _route(result)
     assert b"\xff\xdd\x00\x04" in result.data[: result.data.index(b"\xff\xda")]  # the restart interval
-    assert np.array_equal(_pixels(result.data), _pixels(whole))  # the same blocks, coded the same way
+    assert np.array_equal(_pixels(result.data), _pixels(whole.data))  # the same blocks, coded the same way
     assert _psnr(_pixels(result.data), _reference(data)) >= 38
 
 
@@ -131,7 +137,116 @@ def test_a_damaged_tile_is_a_decode_error(ffmpeg: Any) -> None:
     ffmpeg.threads, threads = 2, ffmpeg.threads  # frame threads: freeing them after a damaged tile once deadlocked
     try:
         for _ in range(5):
-            with pytest.raises(heicconv.DecodeError, match=r"tiles decoded|ffmpeg could not decode"):
+            with pytest.raises(heicconv.DecodeError, match=r"damaged: tile 2 of 2 (cannot be|is refused)"):
                 heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
     finally:
         ffmpeg.threads = threads
+
+
+def test_strips_encoded_beside_the_decoder_make_the_same_jpeg_as_one_thread(ffmpeg: Any) -> None:
+    data = _distinct_grid(192, 320)  # five bands of 64 rows
+    before = ffmpeg.threads
+    try:
+        ffmpeg.threads = 1  # no second core: each strip encoded in turn, on the decoding thread
+        alone = heicconv.convert_with_report(data, "jpeg", backend="ffmpeg")
+        ffmpeg.threads = 2  # strips encoded in a thread of their own while FFmpeg decodes the next bands
+        beside = heicconv.convert_with_report(data, "jpeg", backend="ffmpeg")
+    finally:
+        ffmpeg.threads = before
+    assert "encoded in 5 strips of 64 rows" in _route(beside)
+    assert beside.data == alone.data
+
+
+def test_a_damaged_tile_after_strips_were_sent_to_the_encoder_is_a_decode_error(ffmpeg: Any) -> None:
+    data = bytearray(_distinct_grid(128, 320))  # 5 bands of 2 tiles: the last band's tile is damaged
+    c = isobmff.parse(bytes(data))
+    tile = c.items[c.items[c.primary_id].refs[b"dimg"][9]]
+    start, length = tile.base_offset + tile.extents[0][0], tile.extents[0][1]
+    data[start + 6 : start + length] = random.Random(5).randbytes(length - 6).replace(b"\x00", b"\x55")
+    ffmpeg.threads, before = 2, ffmpeg.threads
+    try:
+        with pytest.raises(heicconv.DecodeError, match=r"damaged: tile 10 of 10 (cannot be|is refused)"):
+            heicconv.convert(bytes(data), "jpeg", backend="ffmpeg")
+    finally:
+        ffmpeg.threads = before
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "tiff", "avif"])
+@pytest.mark.parametrize("box", [None, 40])
+def test_every_output_is_decoded_by_ffmpeg_and_agrees_with_libheif(ffmpeg: Any, fmt: str, box: int | None) -> None:
+    data = _distinct_grid(200, 136)
+    options = heicconv.Options(quality=95, max_size=box)
+    result = heicconv.convert_with_report(data, fmt, options, backend="ffmpeg")
+    scaled = "resized (Lanczos) and " if box else ""
+    assert _route(result) == (
+        f"decoded by FFmpeg (12 tile(s), {ffmpeg.threads or threads.threads()} thread(s)); "
+        f"{scaled}converted to RGB by FFmpeg's scaler, encoded by Pillow"
+    )
+    theirs = heicconv.convert(data, fmt, options, backend="pillow")
+    assert _pixels(result.data).shape == _pixels(theirs).shape
+    assert _psnr(_pixels(result.data), _pixels(theirs)) >= (40 if fmt in ("png", "tiff") and not box else 35)
+
+
+@pytest.mark.parametrize(("quality", "chroma"), [(85, "4:2:0"), (95, "4:4:4")])
+@pytest.mark.parametrize("box", [48, 100])
+def test_a_resized_jpeg_is_resized_in_ycbcr_and_agrees_with_pillow(
+    ffmpeg: Any, quality: int, chroma: str, box: int
+) -> None:
+    from PIL import Image
+
+    data = fixtures.set_heif_transform(_distinct_grid(200, 136), 90, None)
+    options = heicconv.Options(quality=quality, max_size=box)
+    result = heicconv.convert_with_report(data, "jpeg", options, backend="ffmpeg")
+    assert "resized by FFmpeg's scaler (Lanczos) in YCbCr" in _route(result)
+    assert f"{chroma}, encoded whole" in _route(result)
+    sampling = Image.open(io.BytesIO(result.data)).layer[0][1:3]  # Y's sampling factors: 2x2 over 4:2:0 chroma
+    assert sampling == ((1, 1) if chroma == "4:4:4" else (2, 2))
+    theirs = heicconv.convert(data, "jpeg", options, backend="pillow")
+    assert _pixels(result.data).shape == _pixels(theirs).shape
+    assert _psnr(_pixels(result.data), _pixels(theirs)) >= 35
+
+
+def test_the_embedded_thumbnail_still_serves_small_sizes(ffmpeg: Any) -> None:
+    data = fixtures.make_heic((640, 480), thumbnail=160, quality=90)
+    result = heicconv.convert_with_report(
+        data, "jpeg", heicconv.Options(max_size=100, use_thumbnail=True), backend="ffmpeg"
+    )
+    assert _route(result).endswith("the embedded thumbnail is decoded instead")
+
+
+def _with_nal(data: bytes, nal: bytes) -> bytes:
+    """A one-image HEIC whose coded data ends the file, with ``nal`` appended to the image's data."""
+    c = isobmff.parse(data)
+    item = c.items[c.primary_id]
+    (offset, length), base = item.extents[-1], item.base_offset
+    assert base + offset + length == len(data) and data[base - 4 : base] == b"mdat"
+    out = bytearray(data) + struct.pack(">I", len(nal)) + nal
+    field = bytes(out[:base]).index(struct.pack(">I", length))  # the extent's length in 'iloc' (the only match)
+    struct.pack_into(">I", out, field, length + 4 + len(nal))
+    struct.pack_into(">I", out, base - 8, struct.unpack_from(">I", out, base - 8)[0] + 4 + len(nal))
+    return bytes(out)
+
+
+def test_data_ffmpeg_refuses_but_that_decodes_to_one_picture_is_converted_by_libheif(ffmpeg: Any) -> None:
+    # A suffix SEI message whose payload claims 200 bytes and has 3: FFmpeg (strict) refuses the tile, libheif
+    # skips the message; the picture itself is whole, and both decoders make the same one of it.
+    data = _with_nal(fixtures.make_heic((128, 96), quality=90), bytes([0x50, 0x01, 0x05, 0xC8, 0x11, 0x22, 0x80]))
+    result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(quality=95), backend="ffmpeg")
+    assert _route(result).startswith("decoded by pillow-heif (libheif), not FFmpeg: FFmpeg refused the data")
+    assert _route(result).endswith("(tile(s) 1), and libheif decodes the same picture from them")
+    assert _psnr(_pixels(result.data), _reference(data)) >= 40
+
+
+def test_two_decoders_agree_on_a_whole_tile_and_not_on_another_picture(ffmpeg: Any) -> None:
+    from heicconv.backends import _hevc
+    from heicconv.container.info import read_source
+
+    data = _distinct_grid(128, 64)
+    src = read_source(data)
+    assert src.container is not None and src.item is not None
+    geo = _hevc.geometry(src.container, src.item, data)
+    lenient = _hevc.decode_tile(geo, data, src.container, 1, strict=False)
+    reference = _reference(data)[:, 64:128]  # libheif's picture of tile 2
+    assert not _hevc.disagree(src.item, lenient, reference)
+    assert _hevc.disagree(src.item, lenient, reference[::-1])  # another picture: the same tile upside down
+    assert _hevc.disagree(src.item, lenient, reference[:32])  # another size

@@ -20,9 +20,12 @@ and FFmpeg's HEVC decoder report nothing when this happens. heicconv makes that 
 FFmpeg reuses its frame buffers without clearing them: the ffmpeg route also compares each tile's corner
 block with those of the tiles decoded before it (``_hevc._Corners``).
 
-What this cannot see: a decoder that lost its place and kept decoding garbage to the end of the tile
-(the remaining damaged cases, see docs/hardening.md), and a tile whose damage leaves its untouched part
-outside the picture (the cropped edge of the grid: nothing of it shows).
+A decoder that lost its place and kept decoding garbage to the end of the tile leaves no such tail; the
+garbage breaks with the neighbouring tiles along the tile's edges instead. :func:`suspects` ranks the tiles by
+that break, and :func:`find` has libde265 read the most suspect ones again (``_de265``), which tells damaged
+data from a real edge. What this cannot see: a tile whose damage leaves its untouched part outside the picture
+(the cropped edge of the grid: nothing of it shows), and garbage in a tile that is not among the suspects
+(see docs/hardening.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ..errors import DecodeError
 if TYPE_CHECKING:
     from ..container.isobmff import Container, Item
 
-__all__ = ["Layout", "coded", "find", "layout", "refuse", "untouched", "upright_box"]
+__all__ = ["Layout", "coded", "find", "garbage", "layout", "refuse", "suspects", "untouched", "upright_box"]
 
 #: CTU sizes HEVC allows (log2 4 to 6); the size a stream uses is in its SPS, which heicconv does not parse.
 _CTU_SIZES = (64, 32, 16)
@@ -146,19 +149,96 @@ def _turn(a: Any, orientation: int) -> Any:
     return a
 
 
-def find(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> str | None:
-    """Where the decoded picture shows the untouched tail of a tile, in words, or None.
+def find(
+    fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None] | None = None
+) -> str | None:
+    """Where the decoded picture shows the untouched tail of a tile, or a tile ends in garbage, in words, or None.
 
     ``fetch(box)`` gives the pixels of a box of the coded picture, as coded (a numpy array, rows x columns x
     3 or more bands; :func:`coded` makes one from an upright picture); ``kind`` says what they are: ``"rgb"``
-    (a library's conversion) or ``"ycbcr"`` (the decoder's planes).
+    (a library's conversion) or ``"ycbcr"`` (the decoder's planes). ``verify(n)``, if given, says what is wrong
+    with tile ``n``'s coded data (``_de265.verifier``); it is asked about the tiles :func:`suspects` names.
     """
     boxes = grid.boxes()
     for n, box in enumerate(boxes):
         found = untouched(fetch, box, grid.size, kind)
         if found is not None:
-            return f"tile {n + 1} of {len(boxes)} {found}" if len(boxes) > 1 else f"the image {found}"
+            return f"{_tile_name(n, len(boxes))} {found}"
+    return garbage(fetch, grid, kind, verify) if verify is not None else None
+
+
+def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None]) -> str | None:
+    """What ``verify`` finds wrong with the tiles :func:`suspects` names, in words, or None (``fetch`` and ``kind``
+    as for :func:`find`; for ``"ycbcr"`` only the luma band is read, so a luma plane alone will do)."""
+    count = len(grid.boxes())
+    for n in suspects(fetch, grid, kind):
+        found = verify(n)
+        if found is not None:
+            return f"{_tile_name(n, count)}: {found}"
     return None
+
+
+def _tile_name(n: int, count: int) -> str:
+    return f"tile {n + 1} of {count}" if count > 1 else "the image"
+
+
+#: How many pixels of tiles :func:`suspects` names at most: about two 512x512 tiles, re-decoded by libde265 in
+#: a few milliseconds each.
+VERIFY_PIXELS = 2 * 512 * 512
+
+
+def suspects(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> list[int]:
+    """The tiles (indices, row by row) whose decoded picture breaks most with their neighbours', most suspect
+    first, as many as :data:`VERIFY_PIXELS` allows; a picture of one tile, if it is that small.
+
+    A tile whose decoder read garbage to its end (see :mod:`_de265`) breaks with its neighbours along its
+    bottom edge and, below the damage, its left and right edges: the neighbours go on with the photo. A
+    natural picture changes across a tile edge about as much as beside it. The score of an edge pixel is how
+    much more the picture changes across the edge than on the calmer side next to it; a tile's score is the sum
+    along its edges. Real edges that follow a tile edge score too: the score only chooses what to verify.
+    """
+    import numpy as np
+
+    boxes = grid.boxes()
+    tw, th = grid.tile
+    if len(boxes) == 1:
+        return [0] if tw * th <= VERIFY_PIXELS else []
+    w, h = grid.size
+    score = np.zeros((grid.rows, grid.cols))
+    luma = kind == "ycbcr"
+    for c in range(1, grid.cols):
+        x = c * tw
+        if x + 2 > w:
+            break
+        excess = _seam(fetch((x - 2, 0, x + 2, h)), luma, axis=1)
+        for r in range(grid.rows):
+            part = float(excess[r * th : (r + 1) * th].sum())
+            score[r, c - 1] += part
+            score[r, c] += part
+    for r in range(1, grid.rows):
+        y = r * th
+        if y + 2 > h:
+            break
+        excess = _seam(fetch((0, y - 2, w, y + 2)), luma, axis=0)
+        for c in range(grid.cols):
+            part = float(excess[c * tw : (c + 1) * tw].sum())
+            score[r - 1, c] += part
+            score[r, c] += part
+    order = [int(i) for i in np.argsort(-score, axis=None, kind="stable") if score.flat[i] > 0]
+    return order[: max(1, VERIFY_PIXELS // (tw * th))]
+
+
+def _seam(strip: Any, luma: bool, axis: int) -> Any:
+    """For a strip 4 pixels across a tile edge (the edge between the 2nd and 3rd), how much more the picture
+    changes across the edge than on the calmer side beside it, at each position along the edge."""
+    import numpy as np
+
+    a = strip.astype(np.int16)
+    if axis == 1:
+        a = a.swapaxes(0, 1)  # rows: across the edge, columns: along it
+    a = a[..., :1] if luma else a[..., :3]
+    d = np.abs(np.diff(a, axis=0)).sum(axis=-1)  # 3 differences across: beside, across the edge, beside
+    return np.maximum(d[1] - np.minimum(d[0], d[2]), 0)
 
 
 def untouched(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind: str) -> str | None:

@@ -17,7 +17,18 @@ from ..container.isobmff import Container, Item
 from ..errors import DecodeError
 from . import _damage
 
-__all__ = ["Geometry", "NotHandled", "Strip", "decode_strips", "geometry", "parameter_sets", "to_annex_b"]
+__all__ = [
+    "Geometry",
+    "NotHandled",
+    "Refused",
+    "Strip",
+    "decode_strips",
+    "decode_tile",
+    "disagree",
+    "geometry",
+    "parameter_sets",
+    "to_annex_b",
+]
 
 _START = b"\x00\x00\x00\x01"
 #: FFmpeg pixel formats of 8-bit YCbCr 4:2:0 ("j": full range, an older spelling that FFmpeg still emits).
@@ -28,6 +39,13 @@ _BT601 = frozenset({2, 5, 6})
 
 class NotHandled(Exception):
     """This image is not for the FFmpeg route (the caller hands it to pillow-heif); the message says why."""
+
+
+class Refused(Exception):
+    """FFmpeg's decoder refused the coded data, or returned no picture for a tile (the message says which).
+
+    Not yet a verdict on the data: FFmpeg, strict here (``err_detect=explode``), also refuses some that decode
+    to one picture (a malformed SEI message, say); the caller decides (:func:`disagree`)."""
 
 
 @dataclass(frozen=True)
@@ -241,8 +259,8 @@ def decode_strips(
             packet = av.Packet(len(coded))
             memoryview(packet)[:] = coded
             packet.pts = n
-            yield from ctx.decode(packet)
-        yield from ctx.decode(None)
+            yield from _decoded(ctx, packet)
+        yield from _decoded(ctx, None)
 
     try:
         yield from _bands(frames(), image, geo, order, orientation, coded_crc)
@@ -276,7 +294,7 @@ def _bands(
     corners = _Corners()
     for frame in frames:
         if frame.pts != count:
-            raise DecodeError(f"tile {count + 1} of {len(geo.tiles)} did not decode")
+            raise Refused(f"FFmpeg returned no picture for tile {count + 1} of {len(geo.tiles)}")
         count += 1
         if (frame.width, frame.height) != (tw, th):
             raise DecodeError(f"tile {count} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
@@ -324,7 +342,56 @@ def _bands(
         yield Strip(top, y, cb, cr)
         top += y.shape[0]
     if count != len(geo.tiles):
-        raise DecodeError(f"only {count} of the {len(geo.tiles)} tiles decoded")
+        raise Refused(f"FFmpeg returned only {count} of the {len(geo.tiles)} tiles")
+
+
+def _decoded(ctx: Any, packet: Any) -> Any:
+    import av
+
+    try:
+        return ctx.decode(packet)
+    except av.FFmpegError as exc:
+        raise Refused(f"FFmpeg refused the data: {exc}") from exc
+
+
+def decode_tile(geo: Geometry, data: bytes, container: Container, index: int, *, strict: bool) -> Any | None:
+    """Tile ``index`` decoded on its own by a decoder of its own, strict (``err_detect=explode``) or concealing
+    what it cannot decode; None if FFmpeg refuses it or returns no picture."""
+    import av
+
+    params, length_size = parameter_sets(geo.hvcc)
+    coded = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
+    ctx = av.CodecContext.create("hevc", "r")
+    ctx.thread_count = 1
+    if strict:
+        ctx.options = {"err_detect": "explode"}
+    packet = av.Packet(len(coded))
+    memoryview(packet)[:] = coded
+    try:
+        frames = [*ctx.decode(packet), *ctx.decode(None)]
+    except av.FFmpegError:
+        return None
+    return frames[0] if frames else None
+
+
+def disagree(image: Item, lenient: Any, theirs: Any) -> bool:
+    """Whether FFmpeg's concealing decode of a tile (``lenient``, a frame) and libheif's (``theirs``, RGB as a
+    numpy array) are different pictures: luma further apart than 30 dB PSNR.
+
+    HEVC decoding is exact: two decoders that read a tile whole make the same picture (up to the conversion to
+    RGB, 45 dB and more). Where the data is damaged, each conceals or reads garbage its own way (10 to 20 dB)."""
+    import numpy as np
+
+    if theirs.shape[:2] != (lenient.height, lenient.width) or lenient.format.name not in _YUV420:
+        return True
+    _, full = _colour(image, lenient)
+    ours = _plane(lenient, 0, lenient.width, lenient.height).astype(np.float64)
+    if not full:
+        ours = (ours - 16) * 255 / 219
+    rgb = theirs[..., :3].astype(np.float64)
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    mse = float(((ours - luma) ** 2).mean())
+    return mse > 0 and 10 * np.log10(255.0**2 / mse) < 30
 
 
 def orient(planes: tuple[Any, Any, Any], orientation: int) -> tuple[Any, Any, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from ..config.tracing import span
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
-from . import _damage
+from . import _damage, _de265
 
 if TYPE_CHECKING:
     from ..container.gainmap import Metadata
@@ -344,7 +344,8 @@ class PipelineBackend(Generic[Img]):
         return img
 
     def _check_damage(self, img: Img, job: Job) -> None:
-        """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``)."""
+        """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``), or whose
+        suspect tiles libde265 finds broken when it reads them again (``_de265``)."""
         src = job.source
         if src.container is None or src.item is None or job.depth != 8 or src.grayscale:
             return
@@ -353,7 +354,8 @@ class PipelineBackend(Generic[Img]):
         if kind is None or grid is None or (kind == "rgb" and grid.nclx is not None and grid.nclx[2] == 0):
             return  # nothing to look at, or an RGB-coded (identity matrix) image, where zero chroma is black
         fetch = _damage.coded(lambda box: self.region(img, box), grid.size, src.orientation)
-        _damage.refuse(_damage.find(fetch, grid, kind))
+        verify = _de265.verifier(src.container, src.item, src.data)
+        _damage.refuse(_damage.find(fetch, grid, kind, verify))
 
     # The primitives.
     def load(self, job: Job) -> Img:

@@ -1,38 +1,53 @@
-"""The ``ffmpeg`` backend: FFmpeg's HEVC decoder (PyAV) for HEIC -> JPEG, pillow-heif for everything else.
+"""The ``ffmpeg`` backend: FFmpeg's HEVC decoder (PyAV) for 8-bit HEIC photos, pillow-heif for everything else.
 
 A HEIC photo is HEVC-coded YCbCr 4:2:0, and a JPEG is YCbCr 4:2:0 too. For HEIC -> JPEG this backend
-decodes the tiles with FFmpeg (``_hevc``) and hands the planes to libjpeg-turbo (simplejpeg) without the
-round trip through RGB that every other route makes: that round trip, and libde265 being slower than
-FFmpeg's decoder, are most of what a conversion costs. Large pictures are decoded and encoded a row of
-tiles at a time (strips joined with restart markers), so memory stays bounded by a strip.
+decodes the tiles with FFmpeg (``_hevc``, frame threads: several tiles at once) and hands the planes to
+libjpeg-turbo (simplejpeg) without the round trip through RGB that every other route makes: that round trip,
+and libde265 being slower than FFmpeg's decoder, are most of what a conversion costs. A picture of two rows
+of tiles or more is encoded a row at a time (strips joined with restart markers), in a thread beside the
+decoder, so the encode overlaps the decoding and memory stays bounded by a few strips. A resized picture is
+resized in YCbCr by FFmpeg's scaler (``_ycbcr``) before it is encoded; PNG, WebP, TIFF and AVIF get the
+scaler's RGB, encoded by Pillow.
 
-Whatever this route does not do (other outputs, resizing, alpha, 10/12-bit, crops, other colour matrices,
-AVIF and non-HEIF inputs, thumbnails, sRGB conversion) runs the pillow backend's pipeline, and the
-report says so. The picture is the same either way (tests/test_equivalence.py, tests/test_corpus.py).
+Whatever this route does not do (HEIC output, alpha, 10/12-bit, crops, other colour matrices, AVIF and
+non-HEIF inputs, thumbnails, sRGB conversion, data FFmpeg refuses but that decodes to one picture) runs the
+pillow backend's pipeline, and the report says so. The picture is the same either way
+(tests/test_equivalence.py, tests/test_corpus.py).
 """
 
 from __future__ import annotations
 
+import io
 import struct
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..container import output_edits
-from ..errors import EncodeError, HeicconvError
-from . import _hevc, threads
-from .contract import Job, Result
+from ..errors import DecodeError, EncodeError, HeicconvError
+from . import _hevc, _ycbcr, threads
+from ._native import zeroed_allocations
+from .contract import Job, Result, first_line
 from .pillow import PillowBackend
 
 __all__ = ["STRIP_PIXELS", "FfmpegBackend"]
 
-#: Pictures at least this large (pixels) are decoded and encoded a row of tiles at a time; smaller ones whole.
-STRIP_PIXELS = 16_000_000
+#: Pictures at least this large (pixels) are decoded and encoded a row of tiles at a time, if their tiles make
+#: two rows or more; smaller ones whole. Every size: a strip's JPEG encode overlaps the decoding of the next
+#: rows (a second core at work on one photo), and memory stays bounded by a few strips.
+STRIP_PIXELS = 0
+#: Strips decoded but not yet encoded, at most: the decoder waits for the encoder beyond that (memory bound).
+_PENDING_STRIPS = 2
 _SOF0, _DHT, _SOS, _EOI = 0xC0, 0xC4, 0xDA, 0xD9
 _MAX_RESTART_INTERVAL = 0xFFFF  # DRI's field is 16 bits: MCUs per strip
+_OUTPUTS = frozenset({"jpeg", "png", "webp", "tiff", "avif"})  # what Pillow writes from the RGB picture
 _XMP_MAX = 65_504  # what one APP1 segment holds after the XMP namespace header (Pillow's limit too)
 
 
 class FfmpegBackend(PillowBackend):
-    """FFmpeg's HEVC decoder straight into libjpeg-turbo for HEIC -> JPEG; the pillow backend for the rest."""
+    """FFmpeg's HEVC decoder for 8-bit HEIC photos (straight into libjpeg-turbo for JPEG); the pillow backend for
+    the rest."""
 
     name = "ffmpeg"
 
@@ -63,6 +78,8 @@ class FfmpegBackend(PillowBackend):
                 return self._run_ffmpeg(job)
             except _hevc.NotHandled as exc:
                 why = str(exc)
+            except _hevc.Refused as exc:
+                why = self._refused(job, exc)
         job.note("decoder", f"decoded by pillow-heif (libheif), not FFmpeg: {why}")
         return super().run(job)
 
@@ -74,54 +91,107 @@ class FfmpegBackend(PillowBackend):
             return "an HDR (PQ or HLG) source, rendered SDR by heicconv"
         if src.info.format != "heic" or src.container is None or src.item is None:
             return f"{src.info.format} input"
-        if job.fmt != "jpeg":
-            return f"{job.fmt} output (the FFmpeg route writes JPEG)"
-        if job.size != (src.width, src.height):
-            return "resizing"
-        if src.alpha or src.grayscale or src.bit_depth != 8:
+        if job.fmt not in _OUTPUTS:
+            return f"{job.fmt} output (the FFmpeg route writes {', '.join(sorted(_OUTPUTS)).upper()})"
+        if src.alpha or src.grayscale or src.bit_depth != 8 or job.depth != 8:
             return "alpha, grayscale or more than 8 bits"
         if job.thumbnail is not None:
             return "the embedded thumbnail is decoded instead"
         if job.to_srgb and job.source_icc is not None:
             return "conversion to sRGB"
-        if job.xmp is not None and len(job.xmp) > _XMP_MAX:
+        if job.fmt == "jpeg" and job.xmp is not None and len(job.xmp) > _XMP_MAX:
             return "XMP larger than a JPEG segment"
         return None
 
-    def _run_ffmpeg(self, job: Job) -> Result:
-        import simplejpeg
+    def _refused(self, job: Job, refusal: _hevc.Refused) -> str:
+        """After FFmpeg refused the picture: why libheif decodes it instead, or ``DecodeError`` if the data is
+        damaged. Each tile FFmpeg refuses on its own is decoded by FFmpeg concealing and by libheif; where the two
+        make different pictures, the data is damaged (every backend's output would be a decoder's guess)."""
+        import numpy as np
 
         src = job.source
         assert src.container is not None and src.item is not None
         geo = _hevc.geometry(src.container, src.item, src.data)
-        strip_rows = self._strip_rows(geo, src.orientation)
-        quality = job.options.quality
+        refused = []
+        for index, tile in enumerate(geo.tiles):
+            if _hevc.decode_tile(geo, src.data, src.container, index, strict=True) is not None:
+                continue
+            refused.append(index + 1)
+            where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
+            # An 8-bit 4:2:0 tile (geometry() lets no other through) is within what FFmpeg's decoder reads: one it
+            # makes no picture of even when concealing errors cannot be parsed, whatever libheif makes of it.
+            lenient = _hevc.decode_tile(geo, src.data, src.container, index, strict=False)
+            if lenient is None:
+                raise DecodeError(f"the HEVC data is damaged: {where} cannot be parsed ({refusal})")
+            try:
+                with zeroed_allocations():
+                    theirs = np.asarray(self._heif.open_heif(io.BytesIO(job.heif_input(tile)))[0].to_pillow())
+            except Exception as exc:  # libheif's own error: both decoders refuse it
+                raise DecodeError(
+                    f"the HEVC data is damaged: {where} is refused by FFmpeg ({refusal}) and by libheif "
+                    f"({first_line(exc)})"
+                ) from exc
+            if _hevc.disagree(src.item, lenient, theirs):
+                raise DecodeError(
+                    f"the HEVC data is damaged: {where} is refused by FFmpeg and decodes to another picture on "
+                    f"libheif ({refusal})"
+                )
+        if not refused:
+            return f"{refusal}, though it decodes each tile on its own"
+        return f"{refusal} (tile(s) {', '.join(map(str, refused))}), and libheif decodes the same picture from them"
+
+    def _run_ffmpeg(self, job: Job) -> Result:
+        src = job.source
+        assert src.container is not None and src.item is not None
+        geo = _hevc.geometry(src.container, src.item, src.data)
+        size = (src.width, src.height)
+        resized = job.size != size
+        strip_rows = 0 if resized or job.fmt != "jpeg" else self._strip_rows(geo, src.orientation)
         count = self.threads or threads.threads()
+        what = f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s));"
         try:
             strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation)
-            if strip_rows:
-                pieces = [
-                    simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality) for y, cb, cr in _even(strips, strip_rows)
-                ]
-                jpeg = _join_strips(pieces, (src.width, src.height), strip_rows)
-                how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
+            if job.fmt == "jpeg":
+                jpeg, how = self._jpeg(strips, job, strip_rows, count)
             else:
-                y, cb, cr = _whole(strips, (src.width, src.height))
-                jpeg = simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality)
-                how = "encoded whole"
-        except (HeicconvError, _hevc.NotHandled):
+                img = _ycbcr.rgb(_ycbcr.frame(strips, size), job.size, threads=count)
+        except (HeicconvError, _hevc.NotHandled, _hevc.Refused):
             raise
         except Exception as exc:  # FFmpeg's and libjpeg-turbo's own errors
             raise self._library_error(exc, job, decoding=not _is_encoder_error(exc)) from exc
-        if (size := _jpeg_size(jpeg)) != (src.width, src.height):
-            raise EncodeError("the JPEG is {}x{}, not {}x{}".format(*size, src.width, src.height))
+        if job.fmt != "jpeg":
+            scaled = "resized (Lanczos) and " if resized else ""
+            job.note("decoder", f"{what} {scaled}converted to RGB by FFmpeg's scaler, encoded by Pillow")
+            try:
+                return job.result(self.save(img, job), self.name)
+            except HeicconvError:
+                raise
+            except Exception as exc:
+                raise self._library_error(exc, job, decoding=False) from exc
+        if (written := _jpeg_size(jpeg)) != job.size:
+            raise EncodeError("the JPEG is {}x{}, not {}x{}".format(*written, *job.size))
         jpeg = output_edits.jpeg_add_metadata(jpeg, job.icc, job.exif, job.xmp)
-        job.note(
-            "decoder",
-            f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s)); its YCbCr 4:2:0 written to "
-            f"JPEG without a conversion to RGB, {how}",
-        )
+        scaled = "resized by FFmpeg's scaler (Lanczos) in YCbCr, " if resized else ""
+        job.note("decoder", f"{what} {scaled}its YCbCr written to JPEG without a conversion to RGB, {how}")
         return job.result(jpeg, self.name)
+
+    def _jpeg(self, strips: Iterator[_hevc.Strip], job: Job, strip_rows: int, count: int) -> tuple[bytes, str]:
+        """The JPEG of the decoded planes, and how it was written."""
+        import simplejpeg
+
+        src, quality = job.source, job.options.quality
+        if strip_rows:
+            pieces = _encoded(_even(strips, strip_rows), quality, overlap=count > 1)
+            how = f"encoded in {len(pieces)} strips of {strip_rows} rows joined with restart markers"
+            return _join_strips(pieces, (src.width, src.height), strip_rows), how
+        if job.size == (src.width, src.height):
+            y, cb, cr = _whole(strips, job.size)
+            return simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality), "4:2:0, encoded whole"
+        # As the pillow backend writes a resized picture: chroma at full resolution from quality 90 up.
+        full = quality >= 90
+        whole = _ycbcr.frame(strips, (src.width, src.height))
+        y, cb, cr = _ycbcr.planes(whole, job.size, full_chroma=full, threads=count)
+        return simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality), f"{'4:4:4' if full else '4:2:0'}, encoded whole"
 
     def _strip_rows(self, geo: _hevc.Geometry, orientation: int) -> int:
         """Rows per strip if this picture is encoded in strips, else 0.
@@ -140,6 +210,30 @@ class FfmpegBackend(PillowBackend):
         if rows % 16 or -(-out_width // 16) * (rows // 16) > _MAX_RESTART_INTERVAL:
             return 0
         return rows
+
+
+def _encoded(strips: Iterator[tuple[Any, Any, Any]], quality: int, *, overlap: bool) -> list[bytes]:
+    """Each strip's JPEG. With ``overlap``, one thread encodes (libjpeg-turbo releases Python's lock) while this
+    one goes on feeding the decoder, so that encoding costs no wall time but the last strip's; the decoder
+    waits when ``_PENDING_STRIPS`` strips are waiting for the encoder."""
+    import simplejpeg
+
+    encode = simplejpeg.encode_jpeg_yuv_planes
+    if not overlap:
+        return [encode(y, cb, cr, quality) for y, cb, cr in strips]
+    out: list[bytes] = []
+    pending: deque[Future[bytes]] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="heicconv-jpeg") as pool:
+        try:
+            for y, cb, cr in strips:
+                pending.append(pool.submit(encode, y, cb, cr, quality))
+                if len(pending) > _PENDING_STRIPS:
+                    out.append(pending.popleft().result())
+            out.extend(f.result() for f in pending)
+        finally:
+            for f in pending:  # the decoder failed: what it had decoded is not worth encoding
+                f.cancel()
+    return out
 
 
 def _is_encoder_error(exc: BaseException) -> bool:
@@ -163,7 +257,7 @@ def _whole(strips: Any, size: tuple[int, int]) -> tuple[Any, Any, Any]:
     return y, cb, cr
 
 
-def _even(strips: Any, rows: int) -> Any:
+def _even(strips: Iterator[_hevc.Strip], rows: int) -> Iterator[tuple[Any, Any, Any]]:
     """The upright picture's bands cut into strips of exactly ``rows`` rows (the last one may be shorter)."""
     import numpy as np
 

@@ -20,6 +20,10 @@ A process that never calls :func:`share` (a program using ``heicconv.convert``) 
 default: these settings are process-wide, and such a process is its owner's, not heicconv's.
 
 An environment variable the user set (``VIPS_CONCURRENCY``, ``MAGICK_THREAD_LIMIT``) wins over the share.
+
+The ffmpeg backend's decoder takes the share; with a share of two or more, one more thread encodes the JPEG
+strips the decoder has finished (about a tenth of the work, docs/performance.md), with one, it encodes them
+in turn on the decoding thread. FFmpeg's scaler (resizing, RGB) gets the share too.
 """
 
 from __future__ import annotations

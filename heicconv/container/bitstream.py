@@ -25,7 +25,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Av1Sequence", "av1_damage", "av1_select_layer", "av1_sequence", "hevc_damage", "hevc_picture_size"]
+__all__ = [
+    "Av1Sequence",
+    "av1_damage",
+    "av1_select_layer",
+    "av1_sequence",
+    "hevc_damage",
+    "hevc_picture_size",
+    "hvcc_units",
+    "nal_units",
+]
 
 _SPS = 33  # nal_unit_type of a sequence parameter set
 _CHROMA_UNITS = {0: (1, 1), 1: (2, 2), 2: (2, 1), 3: (1, 1)}  # chroma_format_idc -> SubWidthC, SubHeightC
@@ -98,24 +107,45 @@ def hevc_picture_size(hvcc: bytes) -> tuple[int, int] | None:
 
     Raises ``ValueError`` if the SPS is malformed.
     """
+    for nal in hvcc_units(hvcc):
+        if (nal[0] >> 1) & 0x3F == _SPS:
+            return _sps_size(nal)
+    return None
+
+
+def hvcc_units(hvcc: bytes) -> list[bytes]:
+    """The NAL units (VPS, SPS, PPS, SEI) an ``hvcC`` configuration carries, as far as they are whole."""
+    units: list[bytes] = []
     if len(hvcc) < 23:
-        return None
+        return units
     pos = 23
     for _ in range(hvcc[22]):  # numOfArrays
         if pos + 3 > len(hvcc):
-            return None
-        nal_type = hvcc[pos] & 0x3F
+            break
         count = int.from_bytes(hvcc[pos + 1 : pos + 3], "big")
         pos += 3
         for _ in range(count):
-            if pos + 2 > len(hvcc):
-                return None
             length = int.from_bytes(hvcc[pos : pos + 2], "big")
             nal = hvcc[pos + 2 : pos + 2 + length]
             pos += 2 + length
-            if nal_type == _SPS and len(nal) == length:
-                return _sps_size(nal)
-    return None
+            if len(nal) != length or length < 2:
+                return units
+            units.append(nal)
+    return units
+
+
+def nal_units(data: bytes, length_size: int = 4) -> list[bytes]:
+    """The NAL units of an HEVC item's data (each behind a ``length_size``-byte length), as far as they fit."""
+    units = []
+    pos = 0
+    while pos + length_size <= len(data):
+        length = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if length == 0 or pos + length > len(data):
+            break
+        units.append(data[pos : pos + length])
+        pos += length
+    return units
 
 
 # Inside a NAL unit, emulation prevention rules out 00 00 00, 00 00 01 and 00 00 02 (an encoder writes
