@@ -270,6 +270,11 @@ def test_the_bench_table_is_read_with_the_loader(tmp_path: Path, monkeypatch: py
     assert (loaded.value.runs, loaded.value.formats, loaded.value.timeout) == (5, ("avif",), 900.0)
     assert (loaded.where("runs"), loaded.where("formats")) == ("heicconv.toml [bench]", "the command line")
     assert bench_cli.model_from(args, loaded).prices.lambda_x86_gb_s == 0.00001
+    monkeypatch.setenv("HEICCONV_BENCH_LAMBDA_ARM64_GB_S", "nan")
+    with pytest.raises(
+        heicconv.ConfigError, match=r"bench.lambda_arm64_gb_s: must be a number >= 0, got 'nan' \(in the env"
+    ):
+        bench_cli.model_from(args, loaded)
     monkeypatch.setenv("HEICCONV_BENCH_RUNS", "0")
     with pytest.raises(heicconv.ConfigError) as caught:
         bench_cli.read_settings(args)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.terminal import StatusLine
-from ..config.rules import Invalid, Rule, choice, integer, number, text
+from ..config.rules import Invalid, Rule, choice, integer, text
 from ..config.tables import Loaded, keys, load, setting
 from ..errors import ConfigError, HeicconvError
 from .cost import ARCHS, CostModel
@@ -165,7 +165,7 @@ def _sizes() -> Rule:
 
 
 def _span(low: float, high: float, low_open: bool = False) -> Rule:
-    """A finite number from ``low`` (excluded if ``low_open``) to ``high``."""
+    """A finite number from ``low`` (excluded if ``low_open``) to ``high`` (``math.inf``: no upper bound)."""
 
     def parse(value: Any) -> float:
         try:
@@ -173,7 +173,8 @@ def _span(low: float, high: float, low_open: bool = False) -> Rule:
         except ValueError:
             x = math.nan
         if not (math.isfinite(x) and (x > low if low_open else x >= low) and x <= high):
-            raise Invalid(f"must be a number {'>' if low_open else '>='} {low:g} and <= {high:g}")
+            upper = f" and <= {high:g}" if math.isfinite(high) else ""
+            raise Invalid(f"must be a number {'>' if low_open else '>='} {low:g}{upper}")
         return x
 
     return Rule(parse, arg_type=float)
@@ -214,7 +215,7 @@ class BenchSettings:
 
 #: The price keys of ``[bench]`` (``lambda_x86_gb_s = 0.0000166667``), one field per price.
 _BenchPrices: type[Any] = make_dataclass(
-    "_BenchPrices", [(k, float, setting(v.value, number(0.0))) for k, v in PRICE_FACTS.items()], frozen=True
+    "_BenchPrices", [(k, float, setting(v.value, _span(0, math.inf))) for k, v in PRICE_FACTS.items()], frozen=True
 )
 
 #: Fleet settings: the option (and [bench] key) -> the Fleet field.
