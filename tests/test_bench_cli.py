@@ -239,7 +239,7 @@ def test_progress_on_a_terminal(images: list[Path], tmp_path: Path, monkeypatch:
     [
         (["--backends", "gimp"], "unknown backend 'gimp'"),
         (["--formats", "bmp"], "bmp"),
-        (["--runs", "0"], "--runs"),
+        (["--runs", "0"], "bench.runs: must be an integer of at least 1, got 0 (in the command line)"),
         (["--price", "lambda_x86_gb_s=free"], "lambda_x86_gb_s"),
     ],
 )
@@ -265,7 +265,7 @@ def test_an_unknown_key_in_the_bench_table(
     monkeypatch.chdir(tmp_path)
     assert main([str(images[0]), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "run: unknown key (in heicconv.toml [bench]); known keys:" in err and "runs" in err
+    assert "bench.run: unknown key (in heicconv.toml [bench]); known keys:" in err and "runs" in err
 
 
 def test_a_missing_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -199,16 +199,18 @@ def args(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(list(argv))
 
 
-def test_command_line_beats_the_bench_table_which_beats_defaults() -> None:
-    table = {"lambda_x86_gb_s": 0.00001, "memory": [1024, 2048], "utilisation": "0.8", "cold_start_fraction": 0.05}
-    model = model_from(args("--price", "lambda_x86_gb_s=0.00002", "--utilisation", "0.25"), table)
+def test_command_line_beats_the_bench_table_which_beats_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert model_from(args()).prices == Prices()
+    assert model_from(args()).memory_mb == (512, 1024, 1769, 3008)
+    table = {"lambda_x86_gb_s": "0.00001", "memory": "1024,2048", "utilisation": "0.8", "cold_start_fraction": "0.05"}
+    for key, value in table.items():
+        monkeypatch.setenv(f"HEICCONV_BENCH_{key.upper()}", value)
+    model = model_from(args("--price", "lambda_x86_gb_s=0.00002", "--utilisation", "0.25"))
     assert model.prices.lambda_x86_gb_s == 0.00002
     assert model.utilisation == 0.25
     assert model.memory_mb == (1024, 2048)
     assert model.cold_start_fraction == 0.05
     assert model.container_vcpu == 1.0
-    assert model_from(args(), {}).prices == Prices()
-    assert model_from(args(), {}).memory_mb == (512, 1024, 1769, 3008)
 
 
 def test_the_config_file_and_environment_feed_the_bench_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,17 +223,22 @@ def test_the_config_file_and_environment_feed_the_bench_table(tmp_path: Path, mo
     assert model.memory_mb == (2048,)
     assert model.utilisation == 0.9
     monkeypatch.setenv("HEICCONV_BENCH_UTILISATION", "1.5")
-    with pytest.raises(ConfigError, match=r"utilisation \(in the environment \(HEICCONV_BENCH_UTILISATION\)\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bench.utilisation: must be a number > 0 and <= 1, got '1.5' "
+        r"\(in the environment \(HEICCONV_BENCH_UTILISATION\)\)",
+    ):
         model_from(args())
 
 
-def test_bad_model_settings_name_the_option() -> None:
-    with pytest.raises(ConfigError, match="--memory"):
-        model_from(args("--memory", "512,lots"), {})
-    with pytest.raises(ConfigError, match="--archs"):
-        model_from(args("--archs", "riscv"), {})
-    with pytest.raises(ConfigError, match=r"cold_start_fraction \(in .*bench\]\)"):
-        model_from(args(), {"cold_start_fraction": 2})
+def test_bad_model_settings_name_the_key_and_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"bench.memory: .*, got '512,lots' \(in the command line\)"):
+        model_from(args("--memory", "512,lots"))
+    with pytest.raises(ConfigError, match=r"bench.archs: must be among x86_64, arm64, got 'riscv'"):
+        model_from(args("--archs", "riscv"))
+    monkeypatch.setenv("HEICCONV_BENCH_COLD_START_FRACTION", "2")
+    with pytest.raises(ConfigError, match=r"bench.cold_start_fraction: .* \(in the environment \(HEICCONV_BENCH_COLD"):
+        model_from(args())
 
 
 def test_no_infinite_numbers_reach_the_projection() -> None:

@@ -114,22 +114,27 @@ def args(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["x.heic", *argv])
 
 
-def test_fleet_settings_come_from_the_command_line_then_the_bench_table() -> None:
-    table = {"min_tasks": 2, "scale_on": "queue", "keep_warm_min": "5"}
-    fleet = fleet_from(args("--min-tasks", "3"), table)
+def test_fleet_settings_come_from_the_command_line_then_the_bench_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"min_tasks": "2", "scale_on": "queue", "keep_warm_min": "5"}.items():
+        monkeypatch.setenv(f"HEICCONV_BENCH_{key.upper()}", value)
+    fleet = fleet_from(args("--min-tasks", "3"))
     assert (fleet.min_tasks, fleet.scale_on, fleet.keep_warm_min, fleet.max_tasks) == (3, "queue", 5, 1000)
-    with pytest.raises(ValueError, match=r"scale_on \(in .*\): expected one of cpu, queue, got 'memory'"):
-        fleet_from(args(), {"scale_on": "memory"})
+    monkeypatch.setenv("HEICCONV_BENCH_SCALE_ON", "memory")
+    with pytest.raises(ValueError, match=r"bench.scale_on: must be one of cpu, queue, got 'memory' \(in the env"):
+        fleet_from(args())
+    monkeypatch.delenv("HEICCONV_BENCH_SCALE_ON")
     with pytest.raises(ValueError, match="min_tasks \\(5\\) is above max_tasks \\(2\\)"):
-        fleet_from(args("--min-tasks", "5", "--max-tasks", "2"), {})
+        fleet_from(args("--min-tasks", "5", "--max-tasks", "2"))
 
 
-def test_traffic_and_volume_from_the_bench_table() -> None:
-    (t,) = traffics_from(args(), {"traffic": "office-hours:off=0.1", "volume": 2e6})
+def test_traffic_and_volume_from_the_bench_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert traffics_from(args()) == []
+    monkeypatch.setenv("HEICCONV_BENCH_TRAFFIC", "office-hours:off=0.1")
+    monkeypatch.setenv("HEICCONV_BENCH_VOLUME", "2e6")
+    (t,) = traffics_from(args())
     assert t.label == "office-hours" and t.per_month == pytest.approx(2e6, rel=0.01)
-    assert traffics_from(args(), {}) == []
-    with pytest.raises(ValueError, match="--volume: expected a number >= 1"):
-        traffics_from(args("--traffic", "steady", "--volume", "none"), {})
+    with pytest.raises(ValueError, match=r"bench.volume: must be a number >= 1 and <= 1e\+12, got 'none'"):
+        traffics_from(args("--traffic", "steady", "--volume", "none"))
 
 
 def test_route_md_is_what_update_route_renders_from_its_bench_json() -> None:

@@ -17,6 +17,9 @@ import pytest
 import heicconv
 from heicconv.aws_lambda import settings as lambda_settings
 from heicconv.aws_lambda.queue_worker import settings as worker_settings
+from heicconv.backends import http as http_backend
+from heicconv.backends import lambda_invoke
+from heicconv.bench import cli as bench_cli
 from heicconv.cli import settings as cli_settings
 from heicconv.config import tables
 from heicconv.config.rules import choice, integer, text
@@ -45,8 +48,7 @@ def test_each_key_from_its_strongest_source_with_where_it_came_from(
     _file(
         tmp_path,
         monkeypatch,
-        "[bench]\nname = ' file '\ncount = 2\nmode = 'slow'\nratio = 1\n"
-        "[profiles.edge.bench]\ncount = 4\n",
+        "[bench]\nname = ' file '\ncount = 2\nmode = 'slow'\nratio = 1\n[profiles.edge.bench]\ncount = 4\n",
     )
     monkeypatch.setenv("HEICCONV_PROFILE", "edge")
     monkeypatch.setenv("HEICCONV_BENCH_MODE", "FAST")
@@ -126,6 +128,13 @@ def test_flags_come_from_the_fields_and_go_back_as_overrides() -> None:
         (cli_settings.load, "HEICCONV_CLI_HDR=yes", "cli.hdr: must be one of keep, drop"),
         (cli_settings.load, "HEICCONV_CLI_JOBS=0", "cli.jobs: must be an integer of at least 1, or 'auto'"),
         (cli_settings.load, "HEICCONV_CLI_STRIP=perhaps", "cli.strip: must be true or false"),
+        (http_backend.read_settings, "HEICCONV_HTTP_RETRIES=11", "http.retries: must be an integer from 0 to 10"),
+        (http_backend.read_settings, "HEICCONV_HTTP_VERIFY=maybe", "http.verify: must be true or false"),
+        (
+            lambda_invoke.read_settings,
+            "HEICCONV_LAMBDA_TIMEOUT=0",
+            "lambda.timeout: must be a number of at least 0.001",
+        ),
     ],
 )
 def test_every_adapter_table_gives_the_same_error_text(
@@ -194,9 +203,7 @@ def _rows(page: str, heading: str) -> list[tuple[str, ...]]:
         (cli_settings.CliSettings, "cli.md", "## Configuration", ""),
     ],
 )
-def test_every_key_of_a_table_is_documented_with_its_variable(
-    cls: type, page: str, heading: str, env: str
-) -> None:
+def test_every_key_of_a_table_is_documented_with_its_variable(cls: type, page: str, heading: str, env: str) -> None:
     rows = _rows(page, heading)
     assert {row[0].strip("`") for row in rows} == set(tables.keys(cls))
     if env:
@@ -220,3 +227,58 @@ def test_the_configuration_page_quotes_the_adapter_error_texts(
     with pytest.raises(heicconv.ConfigError) as caught:
         load()  # type: ignore[operator]
     assert f"\n{caught.value}\n" in (DOCS / "configuration.md").read_text(encoding="utf-8")
+
+
+def test_the_remote_backends_read_their_tables_with_the_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _file(
+        tmp_path,
+        monkeypatch,
+        '[http]\nurl = "http://file:8000"\nverify = "no"\ntoken = "secret"\n'
+        '[profiles.p.http]\nurl = " http://profile:8000 "\n'
+        '[lambda]\nfunction = " heicconv:live "\nstaging_prefix = "/in/"\noutput_bucket = "out"\n',
+    )
+    cfg = http_backend.read_settings()
+    assert (cfg.url, cfg.verify, cfg.retries, cfg.timeout) == ("http://file:8000", False, 3, 60.0)
+    assert "secret" not in repr(cfg)
+    monkeypatch.setenv("HEICCONV_PROFILE", "p")
+    assert http_backend.read_settings().url == "http://profile:8000"  # a profile's table, stripped
+    monkeypatch.setenv("HEICCONV_HTTP_URL", "http://env:8000")
+    assert http_backend.read_settings().url == "http://env:8000"  # the environment beats the profile
+    # The backend reads its keys of [lambda] and leaves the handler's (output_bucket) to the handler.
+    lam = lambda_invoke.read_settings()
+    assert (lam.function, lam.staging_prefix, lam.timeout) == ("heicconv:live", "in/", 120.0)
+    assert lambda_settings.load().output_bucket == "out"
+    assert tuple(f.name for f in dataclasses.fields(lambda_invoke.LambdaSettings)) == lambda_invoke.LAMBDA_CALLER_KEYS
+    monkeypatch.setenv("HEICCONV_HTTP_URLS", "http://typo")
+    with pytest.raises(heicconv.ConfigError, match=r"http.urls: unknown key \(in the environment \(HEICCONV_HTTP_URLS"):
+        http_backend.read_settings()
+    monkeypatch.setenv("HEICCONV_LAMBDA_FUNCTON", "typo")  # the handler checks the whole table
+    with pytest.raises(heicconv.ConfigError, match=r"lambda.functon: unknown key"):
+        lambda_settings.load()
+
+
+def test_the_http_backend_without_a_url_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(heicconv.BackendUnavailableError, match="set HEICCONV_HTTP_URL"):
+        http_backend.read_settings()
+
+
+def test_the_bench_table_is_read_with_the_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _file(tmp_path, monkeypatch, '[bench]\nruns = 5\nformats = ["png", "webp"]\nlambda_x86_gb_s = 0.00001\n')
+    args = bench_cli.build_parser().parse_args(["x.heic", "--formats", "avif"])
+    loaded = bench_cli.read_settings(args)
+    assert (loaded.value.runs, loaded.value.formats, loaded.value.timeout) == (5, ("avif",), 900.0)
+    assert (loaded.where("runs"), loaded.where("formats")) == ("heicconv.toml [bench]", "the command line")
+    assert bench_cli.model_from(args, loaded).prices.lambda_x86_gb_s == 0.00001
+    monkeypatch.setenv("HEICCONV_BENCH_LAMBDA_ARM64_GB_S", "nan")
+    with pytest.raises(
+        heicconv.ConfigError, match=r"bench.lambda_arm64_gb_s: must be a number >= 0, got 'nan' \(in the env"
+    ):
+        bench_cli.model_from(args, loaded)
+    monkeypatch.setenv("HEICCONV_BENCH_RUNS", "0")
+    with pytest.raises(heicconv.ConfigError) as caught:
+        bench_cli.read_settings(args)
+    assert (
+        str(caught.value)
+        == "bench.runs: must be an integer of at least 1, got '0' (in the environment (HEICCONV_BENCH_RUNS))"
+    )

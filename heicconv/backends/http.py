@@ -1,8 +1,8 @@
 """The ``http`` backend: the conversion runs in a heicconv service (``heicconv serve``, the images in docker/).
 
 Standard library only (:mod:`.wire`): a blocking socket for calls, asyncio streams for ``heicconv.convert_async``.
-Configured by ``[http]`` / ``HEICCONV_HTTP_*``, read through :mod:`heicconv.config` (so ``HEICCONV_HTTP_URL``
-beats ``[http] url``, and a profile can set either) by :func:`read_settings`.
+Configured by ``[http]`` / ``HEICCONV_HTTP_*``, read by :func:`read_settings` with the one typed loader,
+:func:`heicconv.config.tables.load` (so ``HEICCONV_HTTP_URL`` beats ``[http] url``, and a profile can set either).
 """
 
 from __future__ import annotations
@@ -14,58 +14,44 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Section
 from ..config.logs import REQUEST_ID, request_id
+from ..config.rules import flag, integer, number, text
+from ..config.tables import keys, load, setting
 from ..config.tracing import inject, span
 from ..errors import BackendUnavailableError, ConfigError
-from ..options import parse_bool
 from .remote import RemoteBackend
 from .wire import Answer, Endpoint, Request, exchange, exchange_async, time_left
 
 __all__ = ["HTTP_KEYS", "HttpBackend", "HttpSettings", "read_settings"]
-
-HTTP_KEYS = ("url", "timeout", "token", "auth_header", "verify", "ca_file", "retries")
 
 
 @dataclass(frozen=True)
 class HttpSettings:
     """Where the service is and how to reach it (``[http]`` in the config file)."""
 
-    url: str = ""  # http://host:port, or with a path prefix: https://images.internal/heicconv
-    timeout: float = 60.0  # seconds for each call, connecting, the answer and retries included; then TimeoutError
-    token: str = ""  # sent as "Authorization: Bearer <token>", or in auth_header
-    auth_header: str = ""  # a header that carries the token as it is ("X-Api-Key")
-    verify: bool = True  # verify the TLS certificate (https)
-    ca_file: str = ""  # a CA bundle to verify it with, instead of the system's
-    retries: int = 3  # more tries on 429 and 503, with backoff
+    # http://host:port, or with a path prefix: https://images.internal/heicconv
+    url: str = setting("", text(str.strip))
+    # seconds for each call, connecting, the answer and retries included; then TimeoutError
+    timeout: float = setting(60.0, number(0.001))
+    token: str = setting("", text(), repr=False)  # sent as "Authorization: Bearer <token>", or in auth_header
+    auth_header: str = setting("", text(str.strip))  # a header that carries the token as it is ("X-Api-Key")
+    verify: bool = setting(True, flag())  # verify the TLS certificate (https)
+    ca_file: str = setting("", text())  # a CA bundle to verify it with, instead of the system's
+    retries: int = setting(3, integer(0, 10))  # more tries on 429 and 503, with backoff
+
+
+#: The keys of ``[http]``, in the order of :class:`HttpSettings`' fields.
+HTTP_KEYS = tuple(keys(HttpSettings))
 
 
 def read_settings() -> HttpSettings:
     """``[http]`` and ``HEICCONV_HTTP_*``, checked; ``ConfigError`` names a bad key and where it is set."""
-    s = Section("http")
-    s.check_keys(HTTP_KEYS)
-    d = HttpSettings()
-    if not s.string("url", "").strip():
+    cfg = load(HttpSettings, "http").value
+    if not cfg.url:
         raise BackendUnavailableError(
             "backend 'http' needs the service's URL: set HEICCONV_HTTP_URL (or [http] url in the config file)"
         )
-    return HttpSettings(
-        url=s.string("url", d.url).strip(),
-        timeout=s.number("timeout", d.timeout, 0.001),
-        token=s.string("token", d.token),
-        auth_header=s.string("auth_header", d.auth_header).strip(),
-        verify=_flag(s, "verify", d.verify),
-        ca_file=s.string("ca_file", d.ca_file),
-        retries=s.integer("retries", d.retries, 0, 10),
-    )
-
-
-def _flag(s: Section, key: str, default: bool) -> bool:
-    value = s.values.get(key, default)
-    flag = value if isinstance(value, bool) else parse_bool(value)
-    if flag is None:
-        raise s.fail(key, "must be true or false")
-    return flag
+    return cfg
 
 
 class HttpBackend(RemoteBackend):

@@ -4,8 +4,8 @@ Each conversion is one synchronous ``Invoke`` of the function with an API Gatewa
 ``POST /convert`` event, which the function's handler answers as it answers a Function URL. boto3
 finds the region, credentials and endpoint the usual way (``AWS_REGION``, the credentials chain,
 ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``). Configured by the caller's keys of ``[lambda]`` /
-``HEICCONV_LAMBDA_*`` (:data:`LAMBDA_CALLER_KEYS`), read through :mod:`heicconv.config` by :func:`read_settings`;
-one backend per distinct settings and AWS environment (:data:`AWS_VARIABLES`).
+``HEICCONV_LAMBDA_*`` (:data:`LAMBDA_CALLER_KEYS`), read by :func:`read_settings` with the one typed loader
+(:func:`heicconv.config.tables.load`); one backend per distinct settings and AWS environment (:data:`AWS_VARIABLES`).
 
 An Invoke carries at most 6 MB each way, and base64 makes an image a third larger. With
 ``lambda.staging_bucket`` set, an input too large for the event is uploaded to that bucket and the
@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .. import errors
-from ..config import Section
+from ..config.rules import integer, number, text
+from ..config.tables import keys, load, setting
 from ..errors import BackendUnavailableError, ConfigError, HeicconvError, LimitExceededError, TimeoutError
 from .remote import STAGING_KEY, RemoteBackend
 from .wire import Answer, Endpoint, Request, drive, drive_async, exchange, exchange_async, target_of, time_left
@@ -53,9 +54,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-#: The ``[lambda]`` keys of the caller's side; the function's handler reads the table's other keys.
-LAMBDA_CALLER_KEYS = ("function", "qualifier", "region", "timeout", "retries", "staging_bucket", "staging_prefix")
 
 #: What boto3 reads from the environment to build the backend's clients: a change builds another backend.
 AWS_VARIABLES = (
@@ -77,32 +75,35 @@ CLEANUP_SECONDS = 1.0
 _API_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def _relative(prefix: str) -> str:
+    return prefix.lstrip("/")
+
+
 @dataclass(frozen=True)
 class LambdaSettings:
     """Which function, how long to wait, and where large images go (the caller's keys of ``[lambda]``)."""
 
-    function: str = ""  # name, ARN, or name:alias
-    qualifier: str = ""  # a version or alias, when the name does not carry one
-    region: str = ""  # "" lets boto3 find it (AWS_REGION, the profile)
-    timeout: float = 120.0  # seconds for each call (uploads, Invoke, download, retries); then heicconv.TimeoutError
-    retries: int = 3  # more tries on throttling, the Invoke API's 5xx, and the function's 429 and 503
-    staging_bucket: str = ""  # S3 bucket for inputs and outputs over the 6 MB Invoke payload; "" refuses them
-    staging_prefix: str = "heicconv-staging/"  # where staged objects go in it (give it a lifecycle rule)
+    function: str = setting("", text(str.strip))  # name, ARN, or name:alias
+    qualifier: str = setting("", text(str.strip))  # a version or alias, when the name does not carry one
+    region: str = setting("", text(str.strip))  # "" lets boto3 find it (AWS_REGION, the profile)
+    # seconds for each call (uploads, Invoke, download, retries); then heicconv.TimeoutError
+    timeout: float = setting(120.0, number(0.001))
+    # more tries on throttling, the Invoke API's 5xx, and the function's 429 and 503
+    retries: int = setting(3, integer(0, 10))
+    # S3 bucket for inputs and outputs over the 6 MB Invoke payload; "" refuses them
+    staging_bucket: str = setting("", text(str.strip))
+    # where staged objects go in it (give it a lifecycle rule)
+    staging_prefix: str = setting("heicconv-staging/", text(_relative))
+
+
+#: The ``[lambda]`` keys of the caller's side; the function's handler reads the table's other keys.
+LAMBDA_CALLER_KEYS = tuple(keys(LambdaSettings))
 
 
 def read_settings() -> LambdaSettings:
     """The caller's keys of ``[lambda]`` and ``HEICCONV_LAMBDA_*`` (``function``, ``qualifier``, ...)."""
-    s = Section("lambda")  # the handler's keys live here too; it checks the whole table
-    d = LambdaSettings()
-    return LambdaSettings(
-        function=s.string("function", d.function).strip(),
-        qualifier=s.string("qualifier", d.qualifier).strip(),
-        region=s.string("region", d.region).strip(),
-        timeout=s.number("timeout", d.timeout, 0.001),
-        retries=s.integer("retries", d.retries, 0, 10),
-        staging_bucket=s.string("staging_bucket", d.staging_bucket).strip(),
-        staging_prefix=s.string("staging_prefix", d.staging_prefix).lstrip("/"),
-    )
+    # The handler's keys live in the same table; it checks the whole table (others=LAMBDA_CALLER_KEYS).
+    return load(LambdaSettings, "lambda", check_keys=False).value
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..api.terminal import StatusLine
-from ..config import section
-from ..config import where as config_where
+from ..config.rules import Invalid, Rule, choice, integer, text
+from ..config.tables import Loaded, keys, load, setting
 from ..errors import ConfigError, HeicconvError
 from .cost import ARCHS, CostModel
 from .measure import Bench, run
@@ -36,9 +37,18 @@ from .report import (
 from .simulate import SCALE_ON, Fleet
 from .traffic import SHAPES, Traffic, parse_spec
 
-__all__ = ["add_parser", "build_parser", "fleet_from", "main", "model_from", "run_command", "traffics_from"]
+__all__ = [
+    "BenchSettings",
+    "add_parser",
+    "build_parser",
+    "fleet_from",
+    "main",
+    "model_from",
+    "read_settings",
+    "run_command",
+    "traffics_from",
+]
 
-T = TypeVar("T")
 DEFAULT_OUT = "bench-report"
 
 _DESCRIPTION = f"""\
@@ -122,188 +132,138 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run_command)
 
 
-def _where(key: str) -> str:
-    return config_where("bench", key)
+def _names(allowed: tuple[str, ...] = ()) -> Rule:
+    """Names, as a comma-separated string or a list of strings; ``allowed``: each one of those."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise Invalid("must be a comma-separated string or a list of strings")
+        names = tuple(i.strip() for i in items if i.strip())
+        if not names:
+            raise Invalid("must name at least one")
+        if allowed and any(n not in allowed for n in names):
+            raise Invalid(f"must be among {', '.join(allowed)}")
+        return names
+
+    return Rule(parse)
 
 
-def _setting(
-    args: argparse.Namespace, table: dict[str, Any], key: str, convert: Callable[[Any, str], T], default: T
-) -> T:
-    """The command line's value, else the [bench] table's (checked, naming its source), else ``default``."""
-    value = getattr(args, key, None)
-    if value is not None:
-        return convert(value, f"--{key.replace('_', '-')}")
-    if key in table:
-        return convert(table[key], f"{key} (in {_where(key)})")
-    return default
+def _sizes() -> Rule:
+    """Positive whole numbers, as a comma-separated string or a list."""
 
-
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise _bad(where, "a comma-separated string or a list of strings", value)
-    names = tuple(i.strip() for i in items if i.strip())
-    if not names:
-        raise _bad(where, "at least one name", value)
-    return names
-
-
-def _ints(value: Any, where: str) -> tuple[int, ...]:
-    try:
-        numbers = tuple(int(str(n).strip()) for n in (value.split(",") if isinstance(value, str) else value))
-    except (TypeError, ValueError):
-        raise _bad(where, "whole numbers", value) from None
-    if not numbers or any(n <= 0 for n in numbers):
-        raise _bad(where, "positive whole numbers", value)
-    return numbers
-
-
-def _number(low: float, high: float, low_open: bool = False) -> Callable[[Any, str], float]:
-    def convert(value: Any, where: str) -> float:
+    def parse(value: Any) -> tuple[int, ...]:
         try:
-            x = float(value) if not isinstance(value, bool) else math.nan
+            numbers = tuple(int(str(n).strip()) for n in (value.split(",") if isinstance(value, str) else value))
         except (TypeError, ValueError):
+            numbers = ()
+        if not numbers or any(n <= 0 for n in numbers):
+            raise Invalid("must be positive whole numbers, comma-separated")
+        return numbers
+
+    return Rule(parse)
+
+
+def _span(low: float, high: float, low_open: bool = False) -> Rule:
+    """A finite number from ``low`` (excluded if ``low_open``) to ``high`` (``math.inf``: no upper bound)."""
+
+    def parse(value: Any) -> float:
+        try:
+            x = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+        except ValueError:
             x = math.nan
-        ok = math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
-        if not ok:
-            raise _bad(where, f"a number {'>' if low_open else '>='} {low:g} and <= {high:g}", value)
+        if not (math.isfinite(x) and (x > low if low_open else x >= low) and x <= high):
+            upper = f" and <= {high:g}" if math.isfinite(high) else ""
+            raise Invalid(f"must be a number {'>' if low_open else '>='} {low:g}{upper}")
         return x
 
-    return convert
+    return Rule(parse, arg_type=float)
 
 
-def _count(value: Any, where: str) -> int:
-    try:
-        n = int(value) if not isinstance(value, bool) else 0
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise _bad(where, "a whole number >= 1", value)
-    return n
+_MODEL, _FLEET = CostModel(), Fleet()
 
 
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _bad(where, "a path", value)
-    return value
+@dataclass(frozen=True)
+class BenchSettings:
+    """``heicconv bench``'s settings: its options, then ``HEICCONV_BENCH_<KEY>``, then ``[bench]`` (prices apart)."""
+
+    backends: tuple[str, ...] | None = setting(None, _names())  # None: every known backend
+    formats: tuple[str, ...] = setting(("jpeg",), _names())
+    runs: int = setting(3, integer(1))
+    out: str = setting(DEFAULT_OUT, text(required=True))
+    memory: tuple[int, ...] = setting(_MODEL.memory_mb, _sizes())
+    archs: tuple[str, ...] = setting(_MODEL.archs, _names(ARCHS))
+    cold_start_fraction: float = setting(_MODEL.cold_start_fraction, _span(0, 1))
+    memory_headroom: float = setting(_MODEL.memory_headroom, _span(1, 100))
+    utilisation: float = setting(_MODEL.utilisation, _span(0, 1, True))
+    container_vcpu: float = setting(_MODEL.container_vcpu, _span(0, 192, True))
+    container_memory_gb: float = setting(_MODEL.container_memory_gb, _span(0, 1024, True))
+    timeout: float = setting(900.0, _span(0, math.inf, True))
+    traffic: tuple[str, ...] = setting((), _names())
+    volume: float = setting(1_000_000.0, _span(1, 1e12))
+    keep_warm_min: int = setting(_FLEET.keep_warm_min, integer(0))
+    concurrency_limit: int = setting(_FLEET.concurrency_limit, integer(0))
+    provisioned: int = setting(_FLEET.provisioned, integer(0))
+    workers: int = setting(_FLEET.workers, integer(0))
+    min_tasks: int = setting(_FLEET.min_tasks, integer(0))
+    max_tasks: int = setting(_FLEET.max_tasks, integer(0))
+    scale_on: str = setting(_FLEET.scale_on, choice(*SCALE_ON))
+    scale_target: float = setting(_FLEET.scale_target, _span(0, 1, True))
+    scale_out_delay_min: int = setting(_FLEET.scale_out_delay_min, integer(0))
+    scale_in_min: int = setting(_FLEET.scale_in_min, integer(0))
 
 
-def _bad(where: str, expected: str, got: Any) -> ConfigError:
-    return ConfigError(f"{where}: expected {expected}, got {got!r}")
+#: The price keys of ``[bench]`` (``lambda_x86_gb_s = 0.0000166667``), one field per price.
+_BenchPrices: type[Any] = make_dataclass(
+    "_BenchPrices", [(k, float, setting(v.value, _span(0, math.inf))) for k, v in PRICE_FACTS.items()], frozen=True
+)
+
+#: Fleet settings: the option (and [bench] key) -> the Fleet field.
+_FLEET_KEYS = tuple(f.name for f in fields(Fleet))
 
 
-def model_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> CostModel:
+def read_settings(args: argparse.Namespace) -> Loaded[BenchSettings]:
+    """The command line's values over ``HEICCONV_BENCH_*`` and ``[bench]``; a bad or unknown key raises."""
+    overrides = {key: getattr(args, key, None) for key in keys(BenchSettings)}
+    return load(BenchSettings, "bench", overrides, others=PRICE_FACTS)
+
+
+def model_from(args: argparse.Namespace, loaded: Loaded[BenchSettings] | None = None) -> CostModel:
     """The cost model from the command line, then the ``[bench]`` table, then the defaults."""
-    table = section("bench") if table is None else table
-    base = CostModel()
-    archs = _setting(args, table, "archs", _names, base.archs)
-    for arch in archs:
-        if arch not in ARCHS:
-            raise _bad("--archs", f"one of {', '.join(ARCHS)}", arch)
+    cfg = (loaded or read_settings(args)).value
     prices = Prices()
+    table = load(_BenchPrices, "bench", check_keys=False)
     for key in PRICE_FACTS:
-        if key in table:
-            prices = prices.replace(_where(key), **{key: _number(0, math.inf)(table[key], f"{key} (in {_where(key)})")})
-    for text in args.price:
-        key, value = parse_price(text)
+        if key in table.given:
+            prices = prices.replace(table.where(key), **{key: getattr(table.value, key)})
+    for text_ in args.price:
+        key, value = parse_price(text_)
         prices = prices.replace("the command line (--price)", **{key: value})
     return CostModel(
-        memory_mb=_setting(args, table, "memory", _ints, base.memory_mb),
-        archs=archs,
-        cold_start_fraction=_setting(args, table, "cold_start_fraction", _number(0, 1), base.cold_start_fraction),
-        memory_headroom=_setting(args, table, "memory_headroom", _number(1, 100), base.memory_headroom),
-        container_vcpu=_setting(args, table, "container_vcpu", _number(0, 192, True), base.container_vcpu),
-        container_memory_gb=_setting(
-            args, table, "container_memory_gb", _number(0, 1024, True), base.container_memory_gb
-        ),
-        utilisation=_setting(args, table, "utilisation", _number(0, 1, True), base.utilisation),
+        memory_mb=cfg.memory,
+        archs=cfg.archs,
+        cold_start_fraction=cfg.cold_start_fraction,
+        memory_headroom=cfg.memory_headroom,
+        container_vcpu=cfg.container_vcpu,
+        container_memory_gb=cfg.container_memory_gb,
+        utilisation=cfg.utilisation,
         prices=prices,
     )
 
 
-#: Fleet settings: the option (and [bench] key) -> the Fleet field.
-_FLEET_KEYS = (
-    "keep_warm_min",
-    "concurrency_limit",
-    "provisioned",
-    "workers",
-    "min_tasks",
-    "max_tasks",
-    "scale_on",
-    "scale_target",
-    "scale_out_delay_min",
-    "scale_in_min",
-)
-
-
-def _whole(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _bad(where, "a whole number", value)
-    try:
-        return int(value)
-    except ValueError:
-        raise _bad(where, "a whole number", value) from None
-
-
-def _scale_on(value: Any, where: str) -> str:
-    if value not in SCALE_ON:
-        raise _bad(where, f"one of {', '.join(SCALE_ON)}", value)
-    return str(value)
-
-
-def fleet_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> Fleet:
+def fleet_from(args: argparse.Namespace, loaded: Loaded[BenchSettings] | None = None) -> Fleet:
     """The simulation's fleet settings from the command line, then the ``[bench]`` table, then the defaults."""
-    table = section("bench") if table is None else table
-    values: dict[str, Any] = {}
-    for key in _FLEET_KEYS:
-        convert: Callable[[Any, str], Any] = (
-            _scale_on if key == "scale_on" else _number(0, 1, True) if key == "scale_target" else _whole
-        )
-        value = _setting(args, table, key, convert, None)
-        if value is not None:
-            values[key] = value
+    cfg = (loaded or read_settings(args)).value
     try:
-        return Fleet(**values)
+        return Fleet(**{key: getattr(cfg, key) for key in _FLEET_KEYS})
     except ConfigError as exc:
         raise ConfigError(f"{exc} (from the command line or the [bench] table)") from None
 
 
-def _volume(value: Any, where: str) -> float:
-    return _number(1, 1e12)(value, where)
-
-
-def traffics_from(args: argparse.Namespace, table: dict[str, Any] | None = None) -> list[Traffic]:
+def traffics_from(args: argparse.Namespace, loaded: Loaded[BenchSettings] | None = None) -> list[Traffic]:
     """Each ``--traffic`` (or the ``[bench]`` table's ``traffic``) as a :class:`Traffic`."""
-    table = section("bench") if table is None else table
-    specs: tuple[str, ...] = ()
-    if args.traffic:
-        specs = tuple(args.traffic)
-    elif "traffic" in table:
-        specs = _names(table["traffic"], f"traffic (in {_where('traffic')})")
-    volume = _setting(args, table, "volume", _volume, 1_000_000.0)
-    return [parse_spec(spec, volume) for spec in specs]
-
-
-_KNOWN_KEYS = frozenset(
-    {
-        "backends",
-        "formats",
-        "runs",
-        "out",
-        "memory",
-        "archs",
-        "cold_start_fraction",
-        "memory_headroom",
-        "utilisation",
-        "container_vcpu",
-        "container_memory_gb",
-        "timeout",
-        "traffic",
-        "volume",
-        *_FLEET_KEYS,
-        *PRICE_FACTS,
-    }
-)
+    cfg = (loaded or read_settings(args)).value
+    return [parse_spec(spec, cfg.volume) for spec in cfg.traffic]
 
 
 class _Progress:
@@ -322,15 +282,11 @@ class _Progress:
 def run_command(args: argparse.Namespace) -> int:
     """Run ``heicconv bench`` with parsed arguments; returns the exit status."""
     try:
-        table = section("bench")
-        for key in table:
-            if key not in _KNOWN_KEYS:
-                known = ", ".join(sorted(_KNOWN_KEYS))
-                raise ConfigError(f"{key}: unknown key (in {_where(key)}); known keys: {known}")
-        model = model_from(args, table)
-        out = Path(_setting(args, table, "out", _text, DEFAULT_OUT))
-        traffics = traffics_from(args, table)
-        fleet = fleet_from(args, table)
+        loaded = read_settings(args)
+        cfg = loaded.value
+        model = model_from(args, loaded)
+        traffics = traffics_from(args, loaded)
+        fleet = fleet_from(args, loaded)
         if args.from_json:
             bench = _load(Path(args.from_json))
         else:
@@ -338,20 +294,24 @@ def run_command(args: argparse.Namespace) -> int:
                 raise _bad("PATH", "at least one image or directory", "")
             bench = run(
                 args.paths,
-                backends=_setting(args, table, "backends", _names, None),
-                formats=_setting(args, table, "formats", _names, ("jpeg",)),
-                runs=_setting(args, table, "runs", _count, 3),
-                timeout=_setting(args, table, "timeout", _number(0, math.inf, True), 900.0),
+                backends=cfg.backends,
+                formats=cfg.formats,
+                runs=cfg.runs,
+                timeout=cfg.timeout,
                 progress=_Progress() if sys.stderr.isatty() else None,
             )
         projs = projections(bench, model)
         months = [simulate_month(projs, t, fleet, model) for t in traffics] if projs else []
-        report = write_report(bench, model, out, months)
+        report = write_report(bench, model, Path(cfg.out), months)
     except (HeicconvError, OSError, ValueError) as exc:
         print(f"heicconv bench: error: {exc}", file=sys.stderr)
         return 2
     _print_summary(bench, model, report, months)
     return 0 if bench.backends() else 1
+
+
+def _bad(where: str, expected: str, got: Any) -> ConfigError:
+    return ConfigError(f"{where}: expected {expected}, got {got!r}")
 
 
 def _load(path: Path) -> Bench:

@@ -26,21 +26,20 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..options import E, Limits, Options, field_from_text
-from . import rules
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Section", "Settings", "configure", "configured", "effective", "reset", "section", "settings", "where"]
+__all__ = ["Settings", "configure", "configured", "effective", "reset", "section", "settings", "where"]
 
 ENV_PREFIX = "HEICCONV_"
 DEFAULT_ORDER: tuple[str, ...] = ("ffmpeg", "pillow", "vips", "wand")  # ffmpeg: pillow, faster for HEIC -> JPEG
@@ -430,55 +429,3 @@ def _order(names: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...]:
 def where(table: str, key: str) -> str:
     """Where ``[table] key`` was set: "the environment (HEICCONV_SERVER_PORT)", "heicconv.toml", "default"."""
     return settings().where(f"{table}.{key}")
-
-
-class Section:
-    """Reads from one adapter table, one key at a time; superseded by :func:`heicconv.config.tables.load`.
-
-    Kept for the readers not yet moved to a typed table (the remote backends'); the rules and the
-    error text are :mod:`heicconv.config.rules`', the same as the typed loader's.
-    """
-
-    def __init__(self, name: str, overrides: dict[str, Any] | None = None) -> None:
-        """``name`` is the table (``server``, ``lambda``, ``cli``, ``bench``); ``overrides``: the command line."""
-        self.name = name
-        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        self.values = {**section(name), **self.overrides}
-
-    def where(self, key: str) -> str:
-        return rules.COMMAND_LINE if key in self.overrides else where(self.name, key)
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return rules.invalid(f"{self.name}.{key}", message, self.values.get(key), self.where(key))
-
-    def check_keys(self, known: Collection[str]) -> None:
-        for key in self.values:
-            if key not in known:
-                raise rules.unknown_key(f"{self.name}.{key}", self.where(key), known)
-
-    def _read(self, key: str, default: Any, rule: rules.Rule) -> Any:
-        if key not in self.values:
-            return default
-        try:
-            return rule.parse(self.values[key])
-        except rules.Invalid as exc:
-            raise self.fail(key, str(exc)) from None
-
-    def string(self, key: str, default: str) -> str:
-        return str(self._read(key, default, rules.text()))
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        return str(self._read(key, default, rules.choice(*choices)))
-
-    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-        return int(self._read(key, default, rules.integer(minimum, maximum)))
-
-    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
-        return float(self._read(key, default, rules.number(minimum)))
-
-    def flag(self, key: str, default: bool) -> bool:
-        """``true``/``false`` (TOML), or ``true``, ``false``, ``1``, ``0``, ``yes``, ``no``, ``on``, ``off`` (text)."""
-        return bool(self._read(key, default, rules.flag()))
-
-    def output_format(self, key: str, default: str) -> str:
-        return str(self._read(key, default, rules.output_format()))
