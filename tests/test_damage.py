@@ -157,12 +157,13 @@ GARBAGE_IMAGE = damage.changed_bytes(SINGLE, random.Random(0))
 @pytest.mark.parametrize("case", ["grid", "single"])
 def test_a_tile_decoded_to_garbage_is_refused(backend: str, output: str, case: str) -> None:
     require_backend(backend)
-    if backend == "ffmpeg" and output == "jpeg":
-        pytest.skip("the FFmpeg route does not read tiles again with libde265 (docs/hardening.md)")
     fmt, options = OUTPUTS[output]
     bad = GARBAGE_TILE if case == "grid" else GARBAGE_IMAGE
     where = "tile 4 of 6" if case == "grid" else "the image"
-    with pytest.raises(heicconv.DecodeError, match=rf"damaged: {where}: .*\(libde265: (end_of_sub_stream|CTB outside)"):
+    said = r": .*\(libde265: (end_of_sub_stream|CTB outside)"
+    if backend == "ffmpeg" and case == "single":  # FFmpeg refuses this one itself, and libheif's picture differs
+        said = " is refused by FFmpeg and decodes to another picture on libheif"
+    with pytest.raises(heicconv.DecodeError, match=rf"damaged: {where}{said}"):
         heicconv.convert(bad, fmt, options, backend=backend)
 
 
