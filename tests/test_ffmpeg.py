@@ -250,3 +250,32 @@ def test_two_decoders_agree_on_a_whole_tile_and_not_on_another_picture(ffmpeg: A
     assert not _hevc.disagree(src.item, lenient, reference)
     assert _hevc.disagree(src.item, lenient, reference[::-1])  # another picture: the same tile upside down
     assert _hevc.disagree(src.item, lenient, reference[:32])  # another size
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_the_luma_kept_for_the_damage_check_is_the_coded_pictures_along_each_tile_edge(
+    ffmpeg: Any, orientation: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route keeps only strips across the tile edges (``_damage.Seams``), gathered band by band, and bands are
+    columns of tiles when the picture is turned a quarter: each strip must be the coded picture's own luma."""
+    from heicconv.backends import _damage, _hevc
+
+    data = _distinct_grid(200, 136, tile=64)  # 4 x 3 tiles, the last column and row cropped
+    c = isobmff.parse(data)
+    item = c.items[c.primary_id]
+    geo = _hevc.geometry(c, item, data)
+    kept: list[_damage.Seams] = []
+
+    class Keeping(_damage.Seams):
+        def __init__(self, grid: _damage.Layout) -> None:
+            super().__init__(grid)
+            kept.append(self)
+
+    luma = np.vstack([s.y for s in _hevc.decode_strips(item, geo, data, c, 1)])  # upright is coded at 1
+    monkeypatch.setattr(_damage, "Seams", Keeping)
+    strips = list(_hevc.decode_strips(item, geo, data, c, 1, orientation))
+    assert strips and len(kept) == 1
+    grid = kept[0].grid
+    assert len(grid.seams()) == (4 - 1) + (3 - 1)
+    for (x0, y0, x1, y1), _, _ in grid.seams():
+        assert np.array_equal(kept[0].fetch((x0, y0, x1, y1))[..., 0], luma[y0:y1, x0:x1]), (x0, y0)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..container.isobmff import Container, Item
 from ..errors import DecodeError
-from . import _damage
+from . import _damage, _de265
 
 __all__ = [
     "Geometry",
@@ -71,11 +71,10 @@ class Strip:
 
 
 def _hvcc(container: Container, item: Item, data: bytes) -> bytes:
-    for index, _ in item.props:
-        start, end = container.property_spans[index - 1]
-        if bytes(data[start + 4 : start + 8]) == b"hvcC":
-            return bytes(data[start + 8 : end])
-    raise DecodeError(f"image item {item.id} has no HEVC configuration ('hvcC')")
+    hvcc = _de265.hvcc_of(container, item, data)
+    if hvcc is None:
+        raise DecodeError(f"image item {item.id} has no HEVC configuration ('hvcC')")
+    return hvcc
 
 
 def geometry(container: Container, item: Item, data: bytes) -> Geometry:
@@ -237,7 +236,10 @@ def decode_strips(
     """Decode the image a band of tiles at a time (``bands``), yielding each band upright, top band first.
 
     Raises ``NotHandled`` (before yielding anything) if the colour is not BT.601, ``DecodeError`` if a tile
-    does not decode, or decodes to another size than its header declares.
+    does not decode, decodes to another size than its header declares or shows a decoder's tell-tale of
+    damaged data (``_untouched``, ``_Corners``), and, after the last band, if libde265 finds broken data in
+    the tiles whose edges look most suspect (``_damage.garbage``: only the luma along the tile edges is kept
+    for it, ``_damage.Seams``).
     """
     import av
 
@@ -262,8 +264,13 @@ def decode_strips(
             yield from _decoded(ctx, packet)
         yield from _decoded(ctx, None)
 
+    grid = _damage.layout(container, image)
+    verify = _de265.verifier(container, image, data) if grid is not None else None
+    seams = _damage.Seams(grid) if grid is not None and verify is not None else None
     try:
-        yield from _bands(frames(), image, geo, order, orientation, coded_crc)
+        yield from _bands(frames(), image, geo, order, orientation, coded_crc, seams)
+        if seams is not None and verify is not None:
+            _damage.refuse(_damage.garbage(seams.fetch, seams.grid, "ycbcr", verify))
     finally:
         # Drain the decoder, so that nothing is in flight in its threads when it is freed.
         try:
@@ -280,69 +287,90 @@ def _bands(
     order: list[list[int]],
     orientation: int,
     coded_crc: dict[int, int],
+    seams: _damage.Seams | None,
 ) -> Iterator[Strip]:
-    import numpy as np
-
-    tw, th = geo.tile
-    width, height = geo.size
+    """The decoded tiles (``frames``, in ``order``) checked one by one and joined into upright bands."""
     lut: tuple[Any, Any] | None = None
-    checked = False
     band: list[Any] = []
-    top = 0
-    count = done = 0
+    top = count = done = 0
     coded_order = [i for b in order for i in b]
     corners = _Corners()
     for frame in frames:
-        if frame.pts != count:
-            raise Refused(f"FFmpeg returned no picture for tile {count + 1} of {len(geo.tiles)}")
+        _check_tile(frame, count, coded_order, geo, corners, coded_crc)
+        if count == 0:
+            lut = _to_full_range(image, frame)
         count += 1
-        if (frame.width, frame.height) != (tw, th):
-            raise DecodeError(f"tile {count} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
-        index = coded_order[count - 1]
-        visible = (min(tw, width - (index % geo.cols) * tw), min(th, height - (index // geo.cols) * th))
-        why = _untouched(frame, visible) or corners.stale(frame, visible, index, coded_crc[index])
-        if why is not None:
-            where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
-            raise DecodeError(f"the HEVC data is damaged: {where} {why}")
-        if not checked:
-            if frame.format.name not in _YUV420:
-                raise NotHandled(f"FFmpeg decodes it as {frame.format.name}")
-            matrix, full = _colour(image, frame)
-            if matrix not in _BT601:
-                raise NotHandled(f"its colour matrix ({matrix}) is not BT.601, JPEG's own")
-            lut = None if full else _limited_to_full()
-            checked = True
         band.append(frame)
         if len(band) < len(order[done]):
             continue
-        # The band as coded: where its first tile sits, and how far it reaches inside the picture.
-        index = order[done][0]
-        done += 1
-        x0, y0 = (index % geo.cols) * tw, (index // geo.cols) * th
-        vertical = orientation >= 5
-        bw = min(tw, width - x0) if vertical else width
-        bh = height if vertical else min(th, height - y0)
-        cw, ch = (bw + 1) // 2, (bh + 1) // 2
-        y = np.empty((bh, bw), np.uint8)
-        cb = np.empty((ch, cw), np.uint8)
-        cr = np.empty((ch, cw), np.uint8)
-        for k, f in enumerate(band):
-            x, yy = (0, k * th) if vertical else (k * tw, 0)
-            w, h = min(tw, bw - x), min(th, bh - yy)
-            cx, cy, cwid, chei = x // 2, yy // 2, (w + 1) // 2, (h + 1) // 2
-            y[yy : yy + h, x : x + w] = _plane(f, 0, w, h)
-            cb[cy : cy + chei, cx : cx + cwid] = _plane(f, 1, cwid, chei)
-            cr[cy : cy + chei, cx : cx + cwid] = _plane(f, 2, cwid, chei)
+        box, planes = _band_planes(band, geo, order[done][0], orientation >= 5, lut)
+        if seams is not None:
+            seams.add(box, planes[0])
         band = []
-        if lut is not None:
-            np.take(lut[0], y, out=y)
-            np.take(lut[1], cb, out=cb)
-            np.take(lut[1], cr, out=cr)
-        y, cb, cr = orient((y, cb, cr), orientation)
+        done += 1
+        y, cb, cr = orient(planes, orientation)
         yield Strip(top, y, cb, cr)
         top += y.shape[0]
     if count != len(geo.tiles):
         raise Refused(f"FFmpeg returned only {count} of the {len(geo.tiles)} tiles")
+
+
+def _check_tile(
+    frame: Any, count: int, coded_order: list[int], geo: Geometry, corners: _Corners, crc: dict[int, int]
+) -> None:
+    """Refuse the ``count``-th decoded tile (0-based, in ``coded_order``) if it is missing, of another size than
+    declared, or shows a decoder's tell-tale of damaged data."""
+    tw, th = geo.tile
+    if frame.pts != count:
+        raise Refused(f"FFmpeg returned no picture for tile {count + 1} of {len(geo.tiles)}")
+    index = coded_order[count]
+    if (frame.width, frame.height) != (tw, th):
+        raise DecodeError(f"tile {count + 1} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
+    width, height = geo.size
+    visible = (min(tw, width - (index % geo.cols) * tw), min(th, height - (index // geo.cols) * th))
+    why = _untouched(frame, visible) or corners.stale(frame, visible, index, crc[index])
+    if why is not None:
+        where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
+        raise DecodeError(f"the HEVC data is damaged: {where} {why}")
+
+
+def _to_full_range(image: Item, frame: Any) -> tuple[Any, Any] | None:
+    """The lookup tables that make the decoded planes full range (None if they are); ``NotHandled`` for
+    anything but BT.601 YCbCr 4:2:0 (read from the first tile: the tiles share one configuration)."""
+    if frame.format.name not in _YUV420:
+        raise NotHandled(f"FFmpeg decodes it as {frame.format.name}")
+    matrix, full = _colour(image, frame)
+    if matrix not in _BT601:
+        raise NotHandled(f"its colour matrix ({matrix}) is not BT.601, JPEG's own")
+    return None if full else _limited_to_full()
+
+
+def _band_planes(
+    band: list[Any], geo: Geometry, first: int, vertical: bool, lut: tuple[Any, Any] | None
+) -> tuple[_damage.Box, tuple[Any, Any, Any]]:
+    """A band's decoded tiles (a row of them, or a column if ``vertical``; ``first`` is its first tile's index)
+    as one picture in coded orientation, full range: where it lies in the coded picture, and its Y, Cb, Cr."""
+    import numpy as np
+
+    (tw, th), (width, height) = geo.tile, geo.size
+    x0, y0 = (first % geo.cols) * tw, (first // geo.cols) * th
+    bw = min(tw, width - x0) if vertical else width
+    bh = height if vertical else min(th, height - y0)
+    y = np.empty((bh, bw), np.uint8)
+    cb = np.empty(((bh + 1) // 2, (bw + 1) // 2), np.uint8)
+    cr = np.empty_like(cb)
+    for k, f in enumerate(band):
+        x, yy = (0, k * th) if vertical else (k * tw, 0)
+        w, h = min(tw, bw - x), min(th, bh - yy)
+        cx, cy, cwid, chei = x // 2, yy // 2, (w + 1) // 2, (h + 1) // 2
+        y[yy : yy + h, x : x + w] = _plane(f, 0, w, h)
+        cb[cy : cy + chei, cx : cx + cwid] = _plane(f, 1, cwid, chei)
+        cr[cy : cy + chei, cx : cx + cwid] = _plane(f, 2, cwid, chei)
+    if lut is not None:
+        np.take(lut[0], y, out=y)
+        np.take(lut[1], cb, out=cb)
+        np.take(lut[1], cr, out=cr)
+    return (x0, y0, x0 + bw, y0 + bh), (y, cb, cr)
 
 
 def _decoded(ctx: Any, packet: Any) -> Any:
