@@ -186,7 +186,7 @@ class FfmpegBackend(PillowBackend):
             return _join_strips(pieces, (src.width, src.height), strip_rows), how
         if job.size == (src.width, src.height):
             y, cb, cr = _whole(strips, job.size)
-            return simplejpeg.encode_jpeg_yuv_planes(y, cb, cr, quality), "4:2:0, encoded whole"
+            return simplejpeg.encode_jpeg_yuv_planes(_ycbcr.even_luma(y), cb, cr, quality), "4:2:0, encoded whole"
         # As the pillow backend writes a resized picture: chroma at full resolution from quality 90 up.
         full = quality >= 90
         whole = _ycbcr.frame(strips, (src.width, src.height))

@@ -322,6 +322,8 @@ class WandBackend(PipelineBackend[Any]):
             elif fmt == "tiff":
                 img.compression = "zip"
             out: bytes = img.make_blob()
+            if fmt == "tiff":
+                out = output_edits.tiff_zero_padding(out)
             if fmt == "png" and job.icc:
                 out = output_edits.png_set_icc(out, job.icc)
             if job.xmp and fmt == "png":

@@ -203,3 +203,59 @@ def jpeg_add_metadata(jpeg: bytes, icc: bytes | None, exif: bytes | None, xmp: b
             raise ValueError(f"a JPEG segment holds at most 65,533 bytes, not {len(body):,}")
     head = b"".join(struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body for marker, body in segments)
     return jpeg[:at] + head + jpeg[at:]
+
+
+_TIFF_TYPES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+
+
+def tiff_zero_padding(tiff: bytes) -> bytes:
+    """``tiff`` with each pad byte between two of its blocks set to zero.
+
+    A TIFF writer starts each directory and value on an even offset. ImageMagick writes to a memory blob and
+    skips the pad byte instead of writing it, so it keeps what the blob's memory held before: a byte of another
+    conversion's data, different from one call to the next. Only a byte that ends an odd-length block and sits
+    right before another block is touched.
+    """
+    if len(tiff) < 8 or tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return tiff
+    order = "<" if tiff[:2] == b"II" else ">"
+    blocks = _tiff_blocks(tiff, order)
+    starts = {start for start, _ in blocks}
+    out = bytearray(tiff)
+    for start, length in blocks:
+        end = start + length
+        if end % 2 and end + 1 in starts and end not in starts and end < len(out):
+            out[end] = 0
+    return bytes(out)
+
+
+def _tiff_blocks(tiff: bytes, order: str) -> list[tuple[int, int]]:
+    """Every directory, out-of-line value and strip or tile of ``tiff``, as (offset, length)."""
+    blocks: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    ifd = struct.unpack_from(order + "I", tiff, 4)[0]
+    while 8 <= ifd < len(tiff) - 2 and ifd not in seen:
+        seen.add(ifd)
+        count = struct.unpack_from(order + "H", tiff, ifd)[0]
+        if ifd + 2 + 12 * count + 4 > len(tiff):
+            break
+        blocks.append((ifd, 2 + 12 * count + 4))
+        segments: dict[int, list[int]] = {}
+        for i in range(count):
+            tag, kind, n, value = struct.unpack_from(order + "HHII", tiff, ifd + 2 + 12 * i)
+            size = _TIFF_TYPES.get(kind, 1) * n
+            if size > 4:
+                blocks.append((value, size))
+            if tag in (273, 279, 324, 325):  # strip or tile offsets and byte counts
+                segments[tag] = _tiff_values(tiff, order, kind, n, value if size > 4 else ifd + 2 + 12 * i + 8)
+        for offsets, counts in ((273, 279), (324, 325)):
+            blocks += zip(segments.get(offsets, []), segments.get(counts, []), strict=False)
+        ifd = struct.unpack_from(order + "I", tiff, ifd + 2 + 12 * count)[0]
+    return blocks
+
+
+def _tiff_values(tiff: bytes, order: str, kind: int, n: int, at: int) -> list[int]:
+    code = {3: "H", 4: "I", 16: "Q"}.get(kind)
+    if code is None or at + struct.calcsize(code) * n > len(tiff):
+        return []
+    return list(struct.unpack_from(f"{order}{n}{code}", tiff, at))
