@@ -24,6 +24,13 @@ SLOW = {
     "tests/test_fuzz.py::test_mutated_inputs_give_images_or_heicconv_errors*": "hundreds of mutated files per backend",
     "tests/test_cli_inputs.py::test_no_temporary_file_outlives_a_terminated_run*": "starts runs and kills them",
     "tests/test_isolated.py::test_memory_cap_gives_limit_exceeded_and_the_pool_survives*": "grows a worker to its cap",
+    "tests/test_coexistence.py::*": "each case starts processes that import the image libraries in another order",
+    "tests/test_cli.py::test_converting_the_corpus": "the whole corpus through the command line",
+    "tests/test_cli.py::test_image_index_picks_one_image_or_all": "each image of the multi-image files",
+    "tests/test_queue_worker.py::test_drain_*": "a worker process against moto's SQS and S3",
+    "tests/test_queue_worker.py::test_sigterm_mid_batch_loses_nothing*": "two worker processes and a signal mid-batch",
+    "tests/test_queue_worker.py::test_metrics_on_the_health_port_*": "waits for a worker to be stopped and replaced",
+    "tests/test_server_uploads.py::*": "uploads held open on purpose",
     "tests/test_server_defaults.py::test_process_workers_with_a_memory_cap_are_the_default": (
         "grows a worker to its cap, which is polled: beside other tests the conversion can end between two polls"
     ),
