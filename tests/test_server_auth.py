@@ -69,6 +69,7 @@ def test_every_token_of_a_rotation_is_accepted_in_either_header(guarded: Server)
 def test_probes_and_metrics_stay_open(guarded: Server) -> None:
     assert guarded.request("GET", "/health")[0] == 200
     assert guarded.request("GET", "/ready")[0] == 200
+    assert guarded.request("GET", "/backends")[0] == 401  # so the refusal is counted whichever test ran first
     status, _, body = guarded.request("GET", "/metrics")
     assert status == 200 and b'heicconv_uploads_refused_total{reason="unauthorized"}' in body
 
