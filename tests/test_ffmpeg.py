@@ -17,8 +17,8 @@ import pytest
 
 import heicconv
 from heicconv.backends import threads
-from heicconv.container import isobmff
-from heicconv.testing import fixtures
+from heicconv.container import bitstream, isobmff
+from heicconv.testing import damage, fixtures
 from heicconv.testing.plugin import require_backend
 
 
@@ -214,27 +214,108 @@ def test_the_embedded_thumbnail_still_serves_small_sizes(ffmpeg: Any) -> None:
     assert _route(result).endswith("the embedded thumbnail is decoded instead")
 
 
-def _with_nal(data: bytes, nal: bytes) -> bytes:
-    """A one-image HEIC whose coded data ends the file, with ``nal`` appended to the image's data."""
+def _with_nal(data: bytes, nal: bytes, *, first: bool = False) -> bytes:
+    """A one-image HEIC whose coded data ends the file, with ``nal`` added at the end of the image's data (at its
+    start if ``first``)."""
     c = isobmff.parse(data)
     item = c.items[c.primary_id]
     (offset, length), base = item.extents[-1], item.base_offset
     assert base + offset + length == len(data) and data[base - 4 : base] == b"mdat"
-    out = bytearray(data) + struct.pack(">I", len(nal)) + nal
+    unit = struct.pack(">I", len(nal)) + nal
+    at = base + offset if first else len(data)
+    out = bytearray(data[:at] + unit + data[at:])
     field = bytes(out[:base]).index(struct.pack(">I", length))  # the extent's length in 'iloc' (the only match)
-    struct.pack_into(">I", out, field, length + 4 + len(nal))
-    struct.pack_into(">I", out, base - 8, struct.unpack_from(">I", out, base - 8)[0] + 4 + len(nal))
+    struct.pack_into(">I", out, field, length + len(unit))
+    struct.pack_into(">I", out, base - 8, struct.unpack_from(">I", out, base - 8)[0] + len(unit))
     return bytes(out)
 
 
+def _parameter_sets(data: bytes) -> dict[int, bytes]:
+    """The primary image's parameter sets (its 'hvcC'), by NAL unit type: 32 VPS, 33 SPS, 34 PPS."""
+    from heicconv.backends import _de265
+
+    c = isobmff.parse(data)
+    hvcc = _de265.hvcc_of(c, c.items[c.primary_id], data)
+    assert hvcc is not None
+    return {(unit[0] >> 1) & 0x3F: unit for unit in bitstream.hvcc_units(hvcc)}
+
+
+#: A suffix SEI message whose payload claims 200 bytes and has 3: FFmpeg refuses it when strict
+#: (``err_detect=explode``) and skips it when concealing errors; libheif (libde265) skips it.
+_SEI_CLAIMING_200_BYTES = bytes([0x50, 0x01, 0x05, 0xC8, 0x11, 0x22, 0x80])
+
+
 def test_data_ffmpeg_refuses_but_that_decodes_to_one_picture_is_converted_by_libheif(ffmpeg: Any) -> None:
-    # A suffix SEI message whose payload claims 200 bytes and has 3: FFmpeg (strict) refuses the tile, libheif
-    # skips the message; the picture itself is whole, and both decoders make the same one of it.
-    data = _with_nal(fixtures.make_heic((128, 96), quality=90), bytes([0x50, 0x01, 0x05, 0xC8, 0x11, 0x22, 0x80]))
+    # FFmpeg (strict) refuses the tile for its SEI message, libheif skips the message; the picture itself is whole,
+    # and both decoders make the same one of it.
+    data = _with_nal(fixtures.make_heic((128, 96), quality=90), _SEI_CLAIMING_200_BYTES)
     result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(quality=95), backend="ffmpeg")
     assert _route(result).startswith("decoded by pillow-heif (libheif), not FFmpeg: FFmpeg refused the data")
     assert _route(result).endswith("(tile(s) 1), and libheif decodes the same picture from them")
     assert _psnr(_pixels(result.data), _reference(data)) >= 40
+
+
+def _unparsable_slice_header(photo: bytes) -> bytes:
+    """``photo`` with its last tile's slice header naming picture parameter set 100 (HEVC allows 0 to 63)."""
+    start, _ = damage.coded_tiles(photo)[-1]
+    nal = start + 4  # the tile's first NAL unit (after its length): the slice of an IDR picture
+    # After the 2-byte unit header: first_slice_segment_in_pic_flag 1, no_output_of_prior_pics_flag 0, then
+    # slice_pic_parameter_set_id as ue(v), '1' for 0. Rewritten: 1, 0, then 0000001100101 (ue(v) of 100), then 1.
+    assert (photo[nal] >> 1) & 0x3F in range(16, 22) and photo[nal + 2] >> 5 == 0b101
+    return photo[: nal + 2] + bytes([0x80, 0xCB]) + photo[nal + 4 :]
+
+
+@pytest.mark.parametrize("case", ["single", "grid"])
+def test_a_tile_ffmpeg_cannot_parse_even_concealing_errors_is_a_decode_error(ffmpeg: Any, case: str) -> None:
+    """A slice header naming a parameter set that cannot exist. FFmpeg conceals errors in a slice's data (and skips
+    broken SEI messages and parameter sets), never in a slice header, which it returns as an error either way: the
+    tile decoded again concealing errors gives no picture either, and the route refuses it without asking libheif
+    ("cannot be parsed"). libde265 drops such a slice too, so libheif makes no picture of the single image."""
+    photo = _distinct_grid(128, 64) if case == "grid" else fixtures.make_heic((128, 96), quality=90)
+    bad = _unparsable_slice_header(photo)
+    where = "tile 2 of 2" if case == "grid" else "the image"
+    with pytest.raises(heicconv.DecodeError, match=rf"^the HEVC data is damaged: {where} cannot be parsed \(FFmpeg"):
+        heicconv.convert(bad, "jpeg", backend="ffmpeg")
+    if case == "single":  # the grid: see the next test
+        require_backend("pillow")
+        with pytest.raises(heicconv.DecodeError, match="did not give a decompressed image"):
+            heicconv.convert(bad, "jpeg", backend="pillow")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="libheif 1.23 (pillow-heif) decodes a grid leniently: a tile libde265 makes no picture of stays blank "
+    "(zero YCbCr, RGB (0, 136, 0)) with only a warning, and _damage looks for a blank tail after decoded content, "
+    "not a whole blank tile",
+)
+def test_pillow_refuses_a_grid_with_a_tile_ffmpeg_cannot_parse() -> None:
+    require_backend("pillow")
+    with pytest.raises(heicconv.DecodeError):
+        heicconv.convert(_unparsable_slice_header(_distinct_grid(128, 64)), "jpeg", backend="pillow")
+
+
+def test_a_tile_ffmpeg_refuses_and_libheif_cannot_decode_is_a_decode_error(ffmpeg: Any) -> None:
+    """A 128x96 image whose data carries, before its slice, the SPS of a 192x96 picture and its own PPS again, and
+    after it an SEI message whose payload claims more bytes than it has. FFmpeg, strict, refuses the SEI message;
+    concealing errors, it skips the message and decodes the slice under the new SPS: a 192x96 picture, so the
+    route goes on to libheif. libde265 also decodes a 192x96 picture, and libheif refuses a decoded picture of
+    another size than the item declares ('ispe'): both decoders refuse the image."""
+    photo = fixtures.make_heic((128, 96), quality=90)
+    # An SPS in the data replaces the 'hvcC' one (heicconv's own checks read only that one). FFmpeg then drops the
+    # PPS that named it, and libde265 keeps a PPS tied to the SPS it was read with: the PPS follows the new SPS.
+    wider = _parameter_sets(fixtures.make_heic((192, 96), quality=90))[33]
+    own = _parameter_sets(photo)[34]
+    bad = _with_nal(_with_nal(_with_nal(photo, own, first=True), wider, first=True), _SEI_CLAIMING_200_BYTES)
+    said = "Decoded image does not have the size signaled in the file"
+    with pytest.raises(
+        heicconv.DecodeError,
+        match=rf"^the HEVC data is damaged: the image is refused by FFmpeg \(FFmpeg refused .*\) and by libheif "
+        rf"\(.*{said}\.\)$",
+    ):
+        heicconv.convert(bad, "jpeg", backend="ffmpeg")
+    require_backend("pillow")
+    with pytest.raises(heicconv.DecodeError, match=said):
+        heicconv.convert(bad, "jpeg", backend="pillow")
 
 
 def test_two_decoders_agree_on_a_whole_tile_and_not_on_another_picture(ffmpeg: Any) -> None:
