@@ -197,6 +197,36 @@ def test_libde265_finds_nothing_wrong_with_undamaged_tiles() -> None:
         assert [verify(n) for n in range(len(tiles))] == [None] * len(tiles)
 
 
+@pytest.mark.parametrize("budget", [1, 2])
+def test_the_suspects_are_verified_at_once_and_the_first_one_found_wrong_is_named(
+    budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a thread budget of two, the two suspect tiles are read again in two threads (libde265 runs outside
+    Python's lock); with one, in turn, stopping at the first found wrong. Either way the answer is the first
+    suspect, in the ranking's order, that is wrong."""
+    import threading
+
+    from heicconv.backends import _damage, threads
+
+    grid = _damage.Layout(2, 3, (64, 64), (192, 128), None)
+    monkeypatch.setattr(_damage, "suspects", lambda fetch, grid, kind: [4, 1])
+    monkeypatch.setattr(threads, "threads", lambda: budget)
+    seen: dict[int, str] = {}
+    both_in = threading.Barrier(2, timeout=5)
+
+    def verify(n: int) -> str | None:
+        seen[n] = threading.current_thread().name
+        if budget > 1:
+            both_in.wait()  # only passes if the two verifications run at the same time
+        return f"wrong {n}"
+
+    assert _damage.garbage(lambda box: None, grid, "ycbcr", verify) == "tile 5 of 6: wrong 4"
+    assert sorted(seen) == ([1, 4] if budget > 1 else [4])
+    assert all(name.startswith("heicconv-verify") for name in seen.values()) == (budget > 1)
+    only_second = _damage.garbage(lambda box: None, grid, "ycbcr", lambda n: "wrong" if n == 1 else None)
+    assert only_second == "tile 2 of 6: wrong"
+
+
 # The adapters: the service answers 422, the Lambda handler fails the record, the command line exits 1.
 ZEROED = damage.zero_tail(GRID, 0.4)
 

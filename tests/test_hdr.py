@@ -218,3 +218,76 @@ def test_pug_becomes_ultra_hdr_with_its_makernote_headroom(backend: str) -> None
     assert float(found["hdrgm"]["HDRCapacityMax"]) == pytest.approx(1.8, rel=1e-5)  # type: ignore[index]
     assert Image.open(io.BytesIO(found["gain_map"])).size == (512, 384)  # type: ignore[arg-type]
     assert Image.open(io.BytesIO(result.data)).size == (1024, 768)
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "ffmpeg"])
+def test_the_gain_map_made_while_the_backend_runs_is_the_one_made_after(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a thread budget of two, the map is decoded, turned, resized and encoded in a thread of its own while
+    the backend converts the photo; with one, after it. The Ultra HDR JPEG is the same, byte for byte."""
+    import threading
+
+    from heicconv.backends import threads
+    from heicconv.pipeline import hdr
+
+    _backend(backend)
+    data = fixtures.make_hdr_heic((64, 48), rotation=90)
+    made_in: list[str] = []
+    make = hdr._map_jpeg
+
+    def recorded(*args: object) -> bytes:
+        made_in.append(threading.current_thread().name)
+        return make(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hdr, "_map_jpeg", recorded)
+    outputs = {}
+    for budget in (1, 2):
+        monkeypatch.setattr(threads, "threads", lambda budget=budget: budget)
+        for box in (None, 32):
+            outputs[budget, box] = heicconv.convert(data, "jpeg", heicconv.Options(max_size=box), backend=backend)
+    assert outputs[1, None] == outputs[2, None] and outputs[1, 32] == outputs[2, 32]
+    assert _ultra_hdr(outputs[2, 32])["length"]  # an Ultra HDR JPEG, its map resized with the photo
+    assert [name.startswith("heicconv-gain-map") for name in made_in] == [False, False, True, True]
+
+
+def test_a_failed_conversion_returns_only_once_the_gain_map_thread_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from heicconv.backends import threads
+    from heicconv.backends.pillow import PillowBackend
+    from heicconv.pipeline import hdr
+
+    monkeypatch.setattr(threads, "threads", lambda: 2)
+    done = threading.Event()
+
+    def slow(*args: object) -> bytes:
+        time.sleep(0.3)
+        done.set()
+        return b""
+
+    def failing(self: object, job: object) -> None:
+        raise heicconv.DecodeError("the backend failed")
+
+    monkeypatch.setattr(hdr, "_map_jpeg", slow)
+    monkeypatch.setattr(PillowBackend, "run", failing)
+    with pytest.raises(heicconv.DecodeError, match="the backend failed"):
+        heicconv.convert(fixtures.make_hdr_heic((64, 48)), "jpeg", backend="pillow")
+    assert done.is_set()
+
+
+def test_a_map_made_for_another_size_than_the_backend_wrote_is_made_again() -> None:
+    from concurrent.futures import Future
+
+    from heicconv.container.info import read_source
+    from heicconv.pipeline import hdr
+
+    data = fixtures.make_hdr_heic((64, 48))
+    result = heicconv.convert_with_report(data, "jpeg", heicconv.Options(hdr="drop"))
+    made: Future[bytes] = Future()
+    made.set_result(b"not a JPEG")
+    early = hdr.Early((32, 24), made)  # planned at another size than the 64x48 the backend wrote
+    kept = hdr.attach(read_source(data), result, heicconv.Options(), early=early)
+    gain = Image.open(io.BytesIO(_ultra_hdr(kept.data)["gain_map"]))  # type: ignore[arg-type]
+    assert gain.size == (32, 24) and kept.dropped == ()

@@ -31,10 +31,12 @@ data from a real edge. What this cannot see: a tile whose damage leaves its unto
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DecodeError
+from . import threads
 
 if TYPE_CHECKING:
     from ..container.isobmff import Container, Item
@@ -200,12 +202,26 @@ def find(
 
 def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None]) -> str | None:
     """What ``verify`` finds wrong with the tiles :func:`suspects` names, in words, or None (``fetch`` and ``kind``
-    as for :func:`find`; for ``"ycbcr"`` only the luma band is read, so a luma plane alone will do)."""
+    as for :func:`find`; for ``"ycbcr"`` only the luma band is read, so a luma plane alone will do).
+
+    With a thread budget of two or more (``threads.threads``), the suspects are verified at once, one thread
+    each: libde265 decodes outside Python's lock, so two tiles cost the wall time of one. The answer is the
+    same either way: the first suspect, in :func:`suspects`' order, that ``verify`` finds wrong."""
     count = len(grid.boxes())
-    for n in suspects(fetch, grid, kind):
-        found = verify(n)
-        if found is not None:
-            return f"{_tile_name(n, count)}: {found}"
+    tiles = suspects(fetch, grid, kind)
+    workers = min(len(tiles), threads.threads())
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="heicconv-verify") as pool:
+            found = list(pool.map(verify, tiles))
+    else:
+        found = []
+        for n in tiles:  # in turn: stop at the first one found wrong
+            found.append(verify(n))
+            if found[-1] is not None:
+                break
+    for n, said in zip(tiles, found, strict=False):  # in turn: found stops at the first one wrong
+        if said is not None:
+            return f"{_tile_name(n, count)}: {said}"
     return None
 
 

@@ -23,7 +23,8 @@ An environment variable the user set (``VIPS_CONCURRENCY``, ``MAGICK_THREAD_LIMI
 
 The ffmpeg backend's decoder takes the share; with a share of two or more, one more thread encodes the JPEG
 strips the decoder has finished (about a tenth of the work, docs/performance.md), with one, it encodes them
-in turn on the decoding thread. FFmpeg's scaler (resizing, RGB) gets the share too.
+in turn on the decoding thread. FFmpeg's scaler (resizing, RGB) gets the share too, and so does the damage
+check's second reading of suspect tiles by libde265 (``_damage.garbage``: a thread per tile, up to the share).
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from ..backends import threads
 from ..backends.contract import Job, Note, Result, first_line, out_of_memory
 from ..container import colour, gainmap
 from ..container.gainmap import GainMap, Metadata
@@ -29,7 +31,7 @@ from ..errors import DecodeError, HeicconvError, LimitExceededError
 from ..options import Options
 from . import tonemap
 
-__all__ = ["attach", "decode", "find_in", "tone_map"]
+__all__ = ["Early", "attach", "decode", "find_in", "start", "tone_map"]
 
 
 def find_in(data: bytes) -> GainMap | None:
@@ -84,6 +86,7 @@ def attach(
     options: Options,
     computed: tuple[Any, Metadata] | None = None,
     tone_mapped: int = 0,
+    early: Early | None = None,
 ) -> Result:
     """``result`` with the source's gain map carried where the output can hold it, and notes saying so.
 
@@ -91,6 +94,8 @@ def attach(
     map in ``dropped``. A map that cannot be read never fails the conversion: the photo is converted
     without it, and the notes say why. ``tone_mapped`` is the nclx transfer of a PQ or HLG source that
     :func:`tone_map` rendered SDR, and ``computed`` the gain map it made (``None`` if it made none).
+    ``early`` is the map's JPEG :func:`start` began while the backend ran; it serves if the backend wrote the
+    size it was made for.
     """
     gm = gainmap.find(source)
     if gm is None:
@@ -105,7 +110,7 @@ def attach(
     if not (result.width and result.height):
         return _noted(result, Note("dropped", "the HDR gain map (the backend did not say what size it wrote)"))
     try:
-        data = _ultra_hdr(source, gm, result, options)
+        data = _ultra_hdr(source, gm, result, options, early)
     except Exception as exc:  # the photo is converted; only its HDR rendition is lost
         return _noted(result, Note("dropped", f"the HDR gain map (it could not be decoded: {first_line(exc)})"))
     kept = Note("hdr", f"{gm.describe()} kept: Ultra HDR JPEG (MPF, hdrgm XMP and ISO 21496-1)")
@@ -116,27 +121,66 @@ def _noted(result: Result, note: Note) -> Result:
     return dataclasses.replace(result, notes=(*result.notes, note))
 
 
-def _ultra_hdr(source: Input, gm: GainMap, result: Result, options: Options) -> bytes:
+@dataclasses.dataclass(frozen=True)
+class Early:
+    """A gain map's JPEG being made in a thread (:func:`start`) for an output of ``size``."""
+
+    size: tuple[int, int]
+    future: Future[bytes]
+
+    def settle(self) -> None:
+        """Wait until the thread is done: nothing a conversion started runs on after it returns."""
+        wait([self.future])
+
+
+def start(job: Job) -> Early | None:
+    """Begin the source's gain map for ``job``'s output in a thread of its own while the backend converts the
+    photo: decoding it (libheif, outside Python's lock), turning it upright, resizing it as the photo will be
+    and encoding it, everything but joining it to the backend's JPEG (:func:`attach`). It costs about a sixth of
+    a 12 MP photo's conversion, done in turn (``benchmarks/ffmpeg_speed.py``). None when there is nothing to
+    begin: an output other than JPEG, ``hdr="drop"``, no gain map or one without metadata, a tone-mapped
+    source, or a thread budget of one (``backends.threads``), where a second thread would only take a CPU
+    share from another worker."""
+    if job.fmt != "jpeg" or job.options.hdr != "keep" or job.original is not None or threads.threads() < 2:
+        return None
+    gm = gainmap.find(job.source)
+    if gm is None or gm.metadata is None:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="heicconv-gain-map")
+    try:
+        return Early(job.size, pool.submit(_map_jpeg, job.source, gm, job.size, job.options.quality))
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _ultra_hdr(source: Input, gm: GainMap, result: Result, options: Options, early: Early | None) -> bytes:
+    from ..container import ultrahdr
+
     assert gm.metadata is not None
+    size = (result.width, result.height)
+    if early is not None and early.size == size:
+        return ultrahdr.assemble(result.data, early.future.result(), gm.metadata)
+    return ultrahdr.assemble(result.data, _map_jpeg(source, gm, size, options.quality), gm.metadata)
+
+
+def _map_jpeg(source: Input, gm: GainMap, output: tuple[int, int], quality: int) -> bytes:
+    """The JPEG of the source's gain map, upright and resized for an ``output``-sized picture."""
     img = decode(source, gm)
     if gm.apple_headroom:
         img = img.point(list(gainmap.apple_to_log(gm.apple_headroom)))
-    return _assembled(img, gm.metadata, result, options, (source.width, source.height))
+    return _encoded_map(img, (source.width, source.height), output, quality)
 
 
-def _assembled(img: Any, meta: Metadata, result: Result, options: Options, photo: tuple[int, int]) -> bytes:
-    """The Ultra HDR JPEG of ``result`` and the upright map ``img`` of a ``photo``-sized picture, resized as the
-    photo was."""
+def _encoded_map(img: Any, photo: tuple[int, int], output: tuple[int, int], quality: int) -> bytes:
+    """The JPEG of the upright map ``img`` of a ``photo``-sized picture, resized as the photo was to ``output``."""
     from PIL import Image
 
-    from ..container import ultrahdr
-
-    size = gainmap.map_size(img.size, photo, (result.width, result.height))
+    size = gainmap.map_size(img.size, photo, output)
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    img.save(out, "JPEG", quality=options.quality)
-    return ultrahdr.assemble(result.data, out.getvalue(), meta)
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
 
 
 def _attach_computed(
@@ -154,8 +198,11 @@ def _attach_computed(
         return _noted(
             result, Note("hdr", f"{what} needs no gain map: no pixel is brighter than the SDR picture shows it")
         )
+    from ..container import ultrahdr
+
     img, meta = computed
-    data = _assembled(img, meta, result, options, (source.width, source.height))
+    map_jpeg = _encoded_map(img, (source.width, source.height), (result.width, result.height), options.quality)
+    data = ultrahdr.assemble(result.data, map_jpeg, meta)
     w, h = img.size
     kept = Note(
         "hdr",

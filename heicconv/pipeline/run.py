@@ -58,17 +58,24 @@ def _prepared(backend: Backend, data: bytes, fmt: str, options: Options, limits:
 
 
 def _ran(backend: Backend, job: Job) -> Result:
-    with _guarded(backend):
-        result = backend.run(job)
-    return _finished(backend, job, result)
+    # The source's gain map is made in a thread meanwhile, where the output keeps it (Ultra HDR JPEG).
+    early = None if backend.capabilities.remote else hdr.start(job)
+    try:
+        with _guarded(backend):
+            result = backend.run(job)
+        return _finished(backend, job, result, early)
+    finally:
+        if early is not None:
+            early.settle()
 
 
-def _finished(backend: Backend, job: Job, result: Result) -> Result:
+def _finished(backend: Backend, job: Job, result: Result, early: hdr.Early | None = None) -> Result:
     if backend.capabilities.remote:  # a remote heicconv has carried the gain map already
         return result
     # The gain map (the source's, or one computed for a PQ or HLG source): Ultra HDR JPEG, or reported dropped.
     tone_mapped = job.tone_map if job.original is not None else 0
-    result = hdr.attach(job.original or job.source, result, job.options, job.computed_gain_map, tone_mapped)
+    source = job.original or job.source
+    result = hdr.attach(source, result, job.options, job.computed_gain_map, tone_mapped, early)
     # The name it was selected by, even when a third-party backend writes its class's own name into its Result.
     return dataclasses.replace(result, backend=backend.name)
 
