@@ -283,9 +283,14 @@ def untouched(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind
     corner = (x0 + (x1 - 1 - x0) // 8 * 8, y0 + (y1 - 1 - y0) // 8 * 8, x1, y1)  # inside the tile's last CTU
     if not _blank(fetch(corner), kind).all():
         return None
-    found = _tail(_blank(fetch(box), kind))
+    # A whole tile left untouched (libheif leaves a grid's tile that libde265 made no picture of as it was, with
+    # a warning only): as RGB, only a tile of a grid, whose neighbours show whether the colour goes on.
+    whole = kind == "ycbcr" or box != (0, 0, *size)
+    found = _tail(_blank(fetch(box), kind), whole)
     if found is None or (kind == "rgb" and _continues(fetch, box, size, found[1])):
         return None  # not a tail in CTU order, or a real area of that colour that goes on past the tile's edge
+    if found[0] == "":
+        return "is not decoded at all: it is left as the decoder's buffer was (zero chroma, green)"
     return f"stops decoding after {found[0]}: the rest is left as the decoder's buffer was (zero chroma, green)"
 
 
@@ -298,9 +303,10 @@ def _blank(pixels: Any, kind: str) -> Any:
     return (pixels[..., 0] <= _RGB_SLACK) & (pixels[..., 2] <= _RGB_SLACK) & (pixels[..., 1] >= 64)
 
 
-def _tail(blank: Any) -> tuple[str, Any] | None:
-    """How much of the tile decoded before its untouched tail (in words) and the tail (a mask of the tile's
-    pixels), if the untouched CTUs are a tail in raster order after decoded ones."""
+def _tail(blank: Any, whole: bool = False) -> tuple[str, Any] | None:
+    """How much of the tile decoded before its untouched tail (in words; empty if nothing did) and the tail (a
+    mask of the tile's pixels), if the untouched CTUs are a tail in raster order after decoded ones, or, with
+    ``whole``, every CTU of the tile."""
     import numpy as np
 
     h, w = blank.shape
@@ -313,10 +319,10 @@ def _tail(blank: Any) -> tuple[str, Any] | None:
         start = len(flags)
         while start and flags[start - 1]:
             start -= 1
-        if 0 < start < len(flags):
+        if 0 < start < len(flags) or (whole and start == 0):
             tail = (np.arange(rows * cols) >= start).reshape(rows, cols)
             mask = np.repeat(np.repeat(tail, ctu, 0), ctu, 1)[:h, :w]
-            return f"{start} of its {len(flags)} CTUs of {ctu} pixels", mask
+            return (f"{start} of its {len(flags)} CTUs of {ctu} pixels" if start else ""), mask
     return None
 
 
