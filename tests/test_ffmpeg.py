@@ -362,3 +362,62 @@ def test_the_luma_kept_for_the_damage_check_is_the_coded_pictures_along_each_til
     assert len(grid.seams()) == (4 - 1) + (3 - 1)
     for (x0, y0, x1, y1), _, _ in grid.seams():
         assert np.array_equal(kept[0].fetch((x0, y0, x1, y1))[..., 0], luma[y0:y1, x0:x1]), (x0, y0)
+
+
+def _tile_decoders(data: bytes, workers: int, ahead: int) -> tuple[Any, Any]:
+    """``_hevc._Decoders`` over the primary grid of ``data``, tiles in row order."""
+    from heicconv.backends import _hevc
+
+    c = isobmff.parse(data)
+    geo = _hevc.geometry(c, c.items[c.primary_id], data)
+    params, size = _hevc.parameter_sets(geo.hvcc)
+
+    def coded(n: int) -> bytes:
+        return params + _hevc.to_annex_b(c.item_data(geo.tiles[n], data, len(data)), size)
+
+    return _hevc._Decoders(coded, len(geo.tiles), workers, ahead), geo
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_tile_decoders_hand_out_each_tile_in_order_a_bounded_number_ahead(ffmpeg: Any, workers: int) -> None:
+    """Several one-thread decoders, tile n to decoder n % workers: the caller gets every tile, in order, with the
+    pixels one decoder alone gives, and no more than ``ahead`` tiles wait decoded while the caller is slow."""
+    import time
+
+    import numpy as np
+
+    data = _distinct_grid(320, 192)  # 5 x 3 tiles
+    decoders, geo = _tile_decoders(data, workers, ahead=2)
+    alone, _ = _tile_decoders(data, 1, ahead=1)
+    expected = [f.to_ndarray() for f in alone.frames()]
+    waiting = []
+    got = []
+    for n, frame in enumerate(decoders.frames()):
+        time.sleep(0.01)  # a slow caller: the decoders get ahead of it, as far as they may
+        waiting.append(sum(s.done() for s in decoders.slots[n + 1 :]))
+        got.append(frame)
+    decoders.close()
+    assert [f.pts for f in got] == list(range(len(geo.tiles)))
+    assert all(np.array_equal(f.to_ndarray(), e) for f, e in zip(got, expected, strict=True))
+    assert max(waiting) <= (2 if workers > 1 else 0)
+    assert not any(t.is_alive() for t in decoders.threads)
+    if workers > 1:  # nothing taken stays held in its slot (a 200 MP photo has 768 tiles)
+        assert all(s.done() and s.result() is None for s in decoders.slots)
+
+
+def test_a_tile_ffmpeg_refuses_reaches_the_caller_at_that_tile_and_the_decoders_stop(ffmpeg: Any) -> None:
+    from heicconv.backends import _hevc
+
+    bad = _unparsable_slice_header(_distinct_grid(320, 192))  # the last of 15 tiles
+    decoders, geo = _tile_decoders(bad, 2, ahead=2)
+    taken = []
+    with pytest.raises(_hevc.Refused, match="FFmpeg refused the data"):
+        for frame in decoders.frames():
+            taken.append(frame.pts)
+    decoders.close()
+    assert taken == list(range(len(geo.tiles) - 1))
+    # A caller that stops early (a tile found damaged): closing ends the decoders' threads.
+    decoders, _ = _tile_decoders(_distinct_grid(320, 192), 2, ahead=1)
+    next(iter(decoders.frames()))
+    decoders.close()
+    assert decoders.threads and not any(t.is_alive() for t in decoders.threads)

@@ -1,7 +1,7 @@
 """The ``ffmpeg`` backend: FFmpeg's HEVC decoder (PyAV) for 8-bit HEIC photos, pillow-heif for everything else.
 
 A HEIC photo is HEVC-coded YCbCr 4:2:0, and a JPEG is YCbCr 4:2:0 too. For HEIC -> JPEG this backend
-decodes the tiles with FFmpeg (``_hevc``, frame threads: several tiles at once) and hands the planes to
+decodes the tiles with FFmpeg (``_hevc``: a decoder per thread, several tiles at once) and hands the planes to
 libjpeg-turbo (simplejpeg) without the round trip through RGB that every other route makes: that round trip,
 and libde265 being slower than FFmpeg's decoder, are most of what a conversion costs. A picture of two rows
 of tiles or more is encoded a row at a time (strips joined with restart markers), in a thread beside the

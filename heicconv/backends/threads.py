@@ -1,6 +1,6 @@
 """How many threads each image library may start, so that worker processes share the CPUs instead of each taking all.
 
-Every decoder heicconv drives starts its own threads for one image: FFmpeg's frame threads (as many as
+Every decoder heicconv drives starts its own threads for one image: FFmpeg's decoders (as many as
 CPUs), libheif's in pillow-heif (4), libvips' (as many as CPUs) and ImageMagick's (as many as CPUs). One
 conversion at a time, that is what makes it fast. Several at once (``heicconv convert -j N``, a service's
 workers) and each worker still starts all of them: 16 workers on 16 CPUs run 256 FFmpeg threads.
