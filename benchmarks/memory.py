@@ -17,8 +17,9 @@ import subprocess
 import sys
 
 WORKER = r"""
-import json, os, resource, sys
+import json, os, sys
 import heicconv
+from heicconv.bench.worker import maxrss_mb
 from heicconv.testing.fixtures import make_heic
 
 def rss():
@@ -29,9 +30,9 @@ backend, mode, loops, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.arg
 heicconv.select(backend)
 if mode == "peak":
     data = open(path, "rb").read() if path else make_heic(size=(4032, 3024), quality=80)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    base = int(maxrss_mb())  # VmHWM: ru_maxrss would include the parent's peak, inherited through exec
     heicconv.convert(data, "jpeg", heicconv.Options(quality=85), backend=backend)
-    print(json.dumps({"baseline_mb": base, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+    print(json.dumps({"baseline_mb": base, "peak_mb": int(maxrss_mb())}))
 else:
     data = make_heic(size=(1600, 1200), quality=80)
     curve = []
