@@ -243,14 +243,14 @@ def decode_strips(
     the tiles whose edges look most suspect (``_damage.garbage``: only the luma along the tile edges is kept
     for it, ``_damage.Seams``).
     """
-    params, length_size = parameter_sets(geo.hvcc)
+    sets = parameter_sets(geo.hvcc)
     order = bands(geo, orientation)
     coded_order = [i for band in order for i in band]
     coded_crc: dict[int, int] = {}  # tile index -> CRC-32 of its coded data, for _Corners
 
-    def coded(n: int) -> bytes:  # the n-th tile to decode, as the decoder reads it
+    def coded(n: int) -> bytes:  # the n-th tile to decode
         index = coded_order[n]
-        tile = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
+        tile = _tile_stream(geo, data, container, index, sets)
         coded_crc[index] = zlib.crc32(tile)
         return tile
 
@@ -368,13 +368,21 @@ def _decoded(ctx: Any, packet: Any) -> Any:
         raise Refused(f"FFmpeg refused the data: {exc}") from exc
 
 
-def _context() -> Any:
-    """A strict FFmpeg HEVC decoder of one thread: a damaged tile is an error, not a concealed picture."""
+def _tile_stream(geo: Geometry, data: bytes, container: Container, index: int, sets: tuple[bytes, int]) -> bytes:
+    """Tile ``index`` as the decoder reads it: the parameter sets (``parameter_sets``), then its NAL units as
+    an Annex B stream."""
+    params, length_size = sets
+    return params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
+
+
+def _context(strict: bool = True) -> Any:
+    """An FFmpeg HEVC decoder of one thread; strict: a damaged tile is an error, not a concealed picture."""
     import av
 
     ctx = av.CodecContext.create("hevc", "r")
     ctx.thread_count = 1
-    ctx.options = {"err_detect": "explode"}
+    if strict:
+        ctx.options = {"err_detect": "explode"}
     return ctx
 
 
@@ -451,12 +459,15 @@ class _Decoders:
                 self._deliver(_decoded(ctx, _packet(self.coded(n), n)), mine)
             self._deliver(_decoded(ctx, None), mine)
             for n in mine:
-                if not self.slots[n].done():
-                    self.slots[n].set_exception(Refused(f"FFmpeg returned no picture for tile {n + 1}"))
+                self._fail(n, Refused(f"FFmpeg returned no picture for tile {n + 1}"))
         except BaseException as exc:  # FFmpeg refused a tile's data (Refused) or failed otherwise
             for n in mine:
-                if not self.slots[n].done():
-                    self.slots[n].set_exception(exc)
+                self._fail(n, exc)
+
+    def _fail(self, n: int, exc: BaseException) -> None:
+        """Tile ``n`` is ``exc`` for the caller, unless it has its picture already."""
+        if not self.slots[n].done():
+            self.slots[n].set_exception(exc)
 
     def _all_out(self, mine: range, n: int) -> bool:
         """Whether every tile of ``mine`` before ``n`` has its picture (the decoder holds none back)."""
@@ -483,16 +494,10 @@ def decode_tile(geo: Geometry, data: bytes, container: Container, index: int, *,
     what it cannot decode; None if FFmpeg refuses it or returns no picture."""
     import av
 
-    params, length_size = parameter_sets(geo.hvcc)
-    coded = params + to_annex_b(container.item_data(geo.tiles[index], data, len(data)), length_size)
-    ctx = av.CodecContext.create("hevc", "r")
-    ctx.thread_count = 1
-    if strict:
-        ctx.options = {"err_detect": "explode"}
-    packet = av.Packet(len(coded))
-    memoryview(packet)[:] = coded
+    coded = _tile_stream(geo, data, container, index, parameter_sets(geo.hvcc))
+    ctx = _context(strict)
     try:
-        frames = [*ctx.decode(packet), *ctx.decode(None)]
+        frames = [*ctx.decode(_packet(coded, 0)), *ctx.decode(None)]
     except av.FFmpegError:
         return None
     return frames[0] if frames else None
