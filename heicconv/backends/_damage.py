@@ -30,7 +30,7 @@ data from a real edge. What this cannot see: a tile whose damage leaves its unto
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -210,16 +210,11 @@ def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callab
     count = len(grid.boxes())
     tiles = suspects(fetch, grid, kind)
     workers = min(len(tiles), threads.threads())
+    found: Iterable[str | None] = (verify(n) for n in tiles)  # in turn, lazily: none after the first one wrong
     if workers > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="heicconv-verify") as pool:
             found = list(pool.map(verify, tiles))
-    else:
-        found = []
-        for n in tiles:  # in turn: stop at the first one found wrong
-            found.append(verify(n))
-            if found[-1] is not None:
-                break
-    for n, said in zip(tiles, found, strict=False):  # in turn: found stops at the first one wrong
+    for n, said in zip(tiles, found, strict=True):
         if said is not None:
             return f"{_tile_name(n, count)}: {said}"
     return None
