@@ -191,12 +191,37 @@ def make_hdr_signal_heic(
     return set_heif_transform(data, rotation) if rotation else data
 
 
-def encode_heic(image: Any, quality: int = 95) -> bytes:
-    """Encode a Pillow image (L, RGB or RGBA) as a HEIC with pillow-heif, nothing else added."""
+def encode_heic(
+    image: Any,
+    quality: int = 95,
+    *,
+    bit_depth: int = 8,
+    nclx: tuple[int, int, int, bool] | None = None,
+    **save: Any,
+) -> bytes:
+    """Encode a Pillow image (L, RGB or RGBA) as a HEIC with pillow-heif, nothing else added.
+
+    ``bit_depth=10`` codes an RGB image's samples widened to 10 bits (as cameras and HDR phones write photos);
+    ``nclx`` (primaries, transfer, matrix, full range) is written as the colour description, e.g.
+    ``(9, 16, 9, True)`` for BT.2100 PQ. ``save`` goes to pillow-heif's ``save`` (``enc_params``, say)."""
+    import numpy as np
     import pillow_heif
 
+    heif: Any = cast(Any, pillow_heif).from_pillow(image)
+    if bit_depth != 8:
+        heif = cast(Any, pillow_heif).HeifFile()
+        wide = np.asarray(image.convert("RGB"), dtype=np.uint16) * 257  # 0..255 onto 0..65535; the top bits are kept
+        heif.add_frombytes("RGB;16", image.size, np.ascontiguousarray(wide).tobytes())
+    if nclx is not None:
+        primaries, transfer, matrix, full = nclx
+        heif[0].info["nclx_profile"] = {
+            "color_primaries": primaries,
+            "transfer_characteristics": transfer,
+            "matrix_coefficients": matrix,
+            "full_range_flag": int(full),
+        }
     buf = io.BytesIO()
-    cast(Any, pillow_heif).from_pillow(image).save(buf, quality=quality)
+    heif.save(buf, quality=quality, **save)
     return buf.getvalue()
 
 
@@ -411,9 +436,18 @@ def _grid_file(tiles: list[Any], cols: int, rows: int, size: tuple[int, int]) ->
     return isobmff.write([grid, *tiles], grid.id)
 
 
-def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
+def make_grid(
+    picture: Any,
+    tile: int = 512,
+    quality: int = 90,
+    *,
+    bit_depth: int = 8,
+    nclx: tuple[int, int, int, bool] | None = None,
+) -> bytes:
     """A HEIC of ``picture`` (a Pillow RGB image) coded as a grid of ``tile``-sized HEVC tiles, each cut from the
-    picture and coded on its own, as phones write photos; the last row and column are padded and cropped."""
+    picture and coded on its own, as phones write photos; the last row and column are padded and cropped.
+
+    ``bit_depth`` and ``nclx`` are :func:`encode_heic`'s, for each tile."""
     from PIL import Image
 
     from ..container import isobmff
@@ -425,7 +459,7 @@ def make_grid(picture: Any, tile: int = 512, quality: int = 90) -> bytes:
         for c in range(cols):
             canvas = Image.new("RGB", (tile, tile))
             canvas.paste(picture.crop((c * tile, r * tile, min(width, (c + 1) * tile), min(height, (r + 1) * tile))))
-            coded = encode_heic(canvas, quality=quality)
+            coded = encode_heic(canvas, quality, bit_depth=bit_depth, nclx=nclx)
             parsed = isobmff.parse(coded)
             item = parsed.copy_items(coded, parsed.primary_id)[0]
             tiles.append(isobmff.NewItem(len(tiles) + 1, item.type, item.data, item.properties))
