@@ -178,6 +178,35 @@ def test_unusable_gain_map_never_fails_the_conversion() -> None:
     assert result.dropped and "ISO 21496-1 metadata cannot be read" in result.dropped[0]
 
 
+def test_the_gain_map_is_decoded_into_zeroed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libde265 leaves what it does not decode of a damaged map as its buffer was: zeroed, that is "no gain", never
+    the pixels of a picture decoded before (another upload's, in a service). The map is decoded while glibc
+    zeroes allocations, as the photo is (``backends._native.zeroed_allocations``)."""
+    import pillow_heif
+
+    from heicconv.backends import _native
+    from heicconv.container import gainmap
+    from heicconv.container.info import read_source
+    from heicconv.pipeline import hdr
+
+    if _native._mallopt() is None:
+        pytest.skip("not glibc: nothing is zeroed")
+    seen: list[int] = []
+    decode = pillow_heif.HeifImage.to_pillow
+
+    def recorded(self: object) -> object:
+        seen.append(_native._zeroing_users)
+        return decode(self)
+
+    monkeypatch.setattr(pillow_heif.HeifImage, "to_pillow", recorded)
+    source = read_source(fixtures.make_hdr_heic((64, 48)))
+    gm = gainmap.find(source)
+    assert gm is not None
+    assert hdr.decode(source, gm).size == (32, 24)
+    assert seen and all(users > 0 for users in seen), seen
+    assert _native._zeroing_users == 0  # and no longer once it is decoded
+
+
 def test_iso_tmap_metadata_wins_and_is_carried() -> None:
     # version 0, min/writer version 0, flags 0x40; headrooms 0 and 2.5 stops; gain 0..2.5, gamma 1, offsets 1/64.
     fields = [(0, 1), (5, 2), (0, 1), (5, 2), (1, 1), (1, 64), (1, 64)]

@@ -35,13 +35,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..container.bitstream import Slices, hevc_slices, hvcc_units, nal_units
 from ..errors import DecodeError
-from . import threads
+from . import _de265, threads
 
 if TYPE_CHECKING:
+    from ..container.info import Input
     from ..container.isobmff import Container, Item
 
-__all__ = ["Layout", "Seams", "coded", "find", "garbage", "layout", "refuse", "suspects", "untouched", "upright_box"]
+__all__ = [
+    "Layout",
+    "Seams",
+    "check",
+    "coded",
+    "find",
+    "garbage",
+    "layout",
+    "refuse",
+    "suspects",
+    "untouched",
+    "upright_box",
+]
 
 #: CTU sizes HEVC allows (log2 4 to 6); the size a stream uses is in its SPS, which heicconv does not parse.
 _CTU_SIZES = (64, 32, 16)
@@ -109,8 +123,8 @@ class Seams:
 
 
 def layout(container: Container, item: Item) -> Layout | None:
-    """The tile layout of an 8-bit colour ``hvc1`` image or grid of them, None for anything the check does not
-    cover (AV1 and other codecs, crops and transformed tiles, monochrome, more than 8 bits)."""
+    """The tile layout of a colour ``hvc1`` image or grid of them (any bit depth, any chroma subsampling), None for
+    anything the check does not cover (AV1 and other codecs, crops and transformed tiles, monochrome)."""
     if item.type == b"hvc1":
         tiles, rows, cols, size = [item], 1, 1, (item.width, item.height)
     elif item.type == b"grid" and item.grid is not None:
@@ -124,7 +138,7 @@ def layout(container: Container, item: Item) -> Layout | None:
     first = tiles[0]
     if item.crop is not None or any(t.crop or t.rotation or t.mirror is not None for t in tiles):
         return None
-    if any(t.monochrome or t.chroma == 0 or t.bit_depth not in (0, 8) for t in tiles):
+    if any(t.monochrome or t.chroma == 0 for t in tiles):
         return None
     if any((t.width, t.height) != (first.width, first.height) for t in tiles) or not first.width:
         return None
@@ -154,13 +168,55 @@ def upright_box(box: Box, size: tuple[int, int], orientation: int) -> Box:
 
 def coded(region: Callable[[Box], Any], size: tuple[int, int], orientation: int) -> Callable[[Box], Any]:
     """``fetch`` for :func:`find` from ``region(box)``, which gives a box of the upright picture (a numpy array,
-    rows x columns x bands): the box of the coded picture, as coded."""
+    rows x columns x bands, 8 or 16 bits a sample): the box of the coded picture, as coded, 8 bits a sample (the
+    tell-tale is the same colour at any depth: zero chroma)."""
+    import numpy as np
+
     inverse = {6: 8, 8: 6}.get(orientation, orientation)
 
     def fetch(box: Box) -> Any:
-        return _turn(region(upright_box(box, size, orientation)), inverse)
+        pixels = region(upright_box(box, size, orientation))
+        if pixels.dtype == np.uint16:
+            pixels = (pixels >> 8).astype(np.uint8)
+        return _turn(pixels, inverse)
 
     return fetch
+
+
+def check(source: Input, region: Callable[[Box], Any], kind: str | None) -> None:
+    """Refuse (``DecodeError``) the decoded picture of ``source``'s HEVC image if it shows a silent decoder's
+    tell-tale of damaged data, or if libde265 finds broken data in its suspect tiles when it reads them again
+    (:func:`find`). ``region(box)`` gives a box of the upright picture (as for :func:`coded`); ``kind`` says
+    what it holds (``"rgb"`` or ``"ycbcr"``), None if nothing can be read of it. Nothing is checked of what
+    :func:`layout` does not cover, nor of a picture coded as RGB (the identity matrix), where zero chroma is
+    black."""
+    c, item = source.container, source.item
+    if kind is None or c is None or item is None or source.grayscale:
+        return
+    grid = layout(c, item)
+    if grid is None or (kind == "rgb" and grid.nclx is not None and grid.nclx[2] == 0):
+        return
+    fetch = coded(region, grid.size, source.orientation)
+    refuse(find(fetch, grid, kind, _de265.verifier(c, item, source.data), slicer(c, item, source.data)))
+
+
+def slicer(container: Container, image: Item, data: bytes) -> Callable[[int], Slices | None]:
+    """``slices(n)`` for :func:`find`: where the slices of tile ``n`` (0-based, row by row) of ``image`` (an
+    ``hvc1`` item, or a grid of them) begin, read from its coded data (``bitstream.hevc_slices``), or None (also
+    for a tile of one slice)."""
+    tiles = image.refs.get(b"dimg", []) if image.type == b"grid" else [image.id]
+
+    def slices(n: int) -> Slices | None:
+        item = container.items.get(tiles[n]) if n < len(tiles) else None
+        if item is None:
+            return None
+        units = nal_units(container.item_data(item, data, limit=len(data) + len(container.idat)), item.nal_length_size)
+        if sum((unit[0] >> 1) & 0x3F < 32 for unit in units) < 2:
+            return None  # one slice (phones write one per tile): an untouched run can only be the tile's tail
+        hvcc = _de265.hvcc_of(container, item, data)
+        return hevc_slices(hvcc_units(hvcc), units) if hvcc is not None else None
+
+    return slices
 
 
 def _turn(a: Any, orientation: int) -> Any:
@@ -183,7 +239,11 @@ def _turn(a: Any, orientation: int) -> Any:
 
 
 def find(
-    fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None] | None = None
+    fetch: Callable[[Box], Any],
+    grid: Layout,
+    kind: str,
+    verify: Callable[[int], str | None] | None = None,
+    slices: Callable[[int], Slices | None] | None = None,
 ) -> str | None:
     """Where the decoded picture shows the untouched tail of a tile, or a tile ends in garbage, in words, or None.
 
@@ -191,10 +251,11 @@ def find(
     3 or more bands; :func:`coded` makes one from an upright picture); ``kind`` says what they are: ``"rgb"``
     (a library's conversion) or ``"ycbcr"`` (the decoder's planes). ``verify(n)``, if given, says what is wrong
     with tile ``n``'s coded data (``_de265.verifier``); it is asked about the tiles :func:`suspects` names.
+    ``slices(n)``, if given, says where tile ``n``'s slices begin (:func:`slicer`).
     """
     boxes = grid.boxes()
     for n, box in enumerate(boxes):
-        found = untouched(fetch, box, grid.size, kind)
+        found = untouched(fetch, box, grid.size, kind, slices(n) if slices is not None else None)
         if found is not None:
             return f"{_tile_name(n, len(boxes))} {found}"
     return garbage(fetch, grid, kind, verify) if verify is not None else None
@@ -272,21 +333,92 @@ def _seam(strip: Any, luma: bool, axis: int) -> Any:
     return np.maximum(d[1] - np.minimum(d[0], d[2]), 0)
 
 
-def untouched(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind: str) -> str | None:
-    """Whether the tile at ``box`` of a picture of ``size`` ends in the decoder's untouched tail (in words)."""
+def untouched(
+    fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind: str, slices: Slices | None = None
+) -> str | None:
+    """Whether the tile at ``box`` of a picture of ``size`` ends in the decoder's untouched tail, or (given where
+    its ``slices`` begin) has an untouched run that ends where a later slice begins, in words."""
     x0, y0, x1, y1 = box
     corner = (x0 + (x1 - 1 - x0) // 8 * 8, y0 + (y1 - 1 - y0) // 8 * 8, x1, y1)  # inside the tile's last CTU
-    if not _blank(fetch(corner), kind).all():
-        return None
-    # A whole tile left untouched (libheif leaves a grid's tile that libde265 made no picture of as it was, with
-    # a warning only): as RGB, only a tile of a grid, whose neighbours show whether the colour goes on.
-    whole = kind == "ycbcr" or box != (0, 0, *size)
-    found = _tail(_blank(fetch(box), kind), whole)
-    if found is None or (kind == "rgb" and _continues(fetch, box, size, found[1])):
-        return None  # not a tail in CTU order, or a real area of that colour that goes on past the tile's edge
-    if found[0] == "":
-        return "is not decoded at all: it is left as the decoder's buffer was (zero chroma, green)"
-    return f"stops decoding after {found[0]}: the rest is left as the decoder's buffer was (zero chroma, green)"
+    if _blank(fetch(corner), kind).all():
+        # A whole tile left untouched (libheif leaves a grid's tile that libde265 made no picture of as it was,
+        # with a warning only): as RGB, only a tile of a grid, whose neighbours show whether the colour goes on.
+        whole = kind == "ycbcr" or box != (0, 0, *size)
+        found = _tail(_blank(fetch(box), kind), whole)
+        # Not a tail in CTU order, or a real area of that colour that goes on past the tile's edge: not damage.
+        if found is not None and not (kind == "rgb" and _continues(fetch, box, size, found[1])):
+            if found[0] == "":
+                return "is not decoded at all: it is left as the decoder's buffer was (zero chroma, green)"
+            return f"stops decoding after {found[0]}: the rest is left as the decoder's buffer was (zero chroma, green)"
+    return _hole(fetch, box, size, kind, slices) if slices is not None and len(slices.starts) > 1 else None
+
+
+def _hole(fetch: Callable[[Box], Any], box: Box, size: tuple[int, int], kind: str, slices: Slices) -> str | None:
+    """An untouched run of CTUs (in raster order) that ends where a later slice of the tile begins, that slice
+    decoded: the decoder lost its place in the slice before and picked up again at the next one. Cameras code
+    a tile in several slices (Canon's HIF files in two); one 8x8 block is read per slice boundary."""
+    import numpy as np
+
+    x0, y0, x1, y1 = box
+    cells = _Cells(slices, (x1 - x0, y1 - y0))
+    blank: Any = None
+    for start in slices.starts[1:]:
+        before = start - 1  # the last CTU before the slice that shows (a cropped tile's last columns do not)
+        while before > 0 and cells.cell(before) is None:
+            before -= 1
+        if not cells.probe(fetch, box, kind, before) or cells.probe(fetch, box, kind, start):
+            continue
+        if blank is None:
+            blank = _blank(fetch(box), kind)
+        first = start
+        while first > 0 and (cells.cell(first - 1) is None or cells.untouched(blank, first - 1)):
+            first -= 1
+        while cells.cell(first) is None:  # the run starts at its first CTU that shows
+            first += 1
+        mask = np.zeros(blank.shape, bool)
+        for part in filter(None, map(cells.cell, range(first, start))):
+            mask[part[1] : part[3], part[0] : part[2]] = True
+        if kind == "rgb" and _continues(fetch, box, size, mask):
+            continue
+        return (
+            f"is left undecoded from CTU {first + 1} to CTU {start} of its {slices.count} (of {slices.ctb} pixels), up "
+            f"to the slice that begins at CTU {start + 1}: that part is left as the decoder's buffer was (zero chroma, "
+            "green)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The CTUs of a tile coded in ``slices``, of which ``visible`` (width, height) pixels show."""
+
+    slices: Slices
+    visible: tuple[int, int]
+
+    def cell(self, c: int) -> Box | None:
+        """CTU ``c``'s visible part, in the tile's pixels; None if too little of it shows to be read."""
+        ctb, columns = self.slices.ctb, self.slices.columns
+        left, top = (c % columns) * ctb, (c // columns) * ctb
+        right, bottom = min(left + ctb, self.visible[0]), min(top + ctb, self.visible[1])
+        return (left, top, right, bottom) if right - left > 2 * _INSET and bottom - top > 2 * _INSET else None
+
+    def probe(self, fetch: Callable[[Box], Any], box: Box, kind: str, c: int) -> bool:
+        """Whether an 8x8 block (or less) at the middle of CTU ``c`` of the tile at ``box`` is untouched."""
+        part = self.cell(c)
+        if part is None:
+            return False
+        x, y = (part[0] + part[2]) // 2 + box[0], (part[1] + part[3]) // 2 + box[1]
+        left, top, right, bottom = part[0] + box[0], part[1] + box[1], part[2] + box[0], part[3] + box[1]
+        block = (max(left, x - 4), max(top, y - 4), min(right, x + 4), min(bottom, y + 4))
+        return bool(_blank(fetch(block), kind).all())
+
+    def untouched(self, blank: Any, c: int) -> bool:
+        """Whether CTU ``c``'s interior is untouched in the tile's mask ``blank``."""
+        part = self.cell(c)
+        inner = (
+            None if part is None else blank[part[1] + _INSET : part[3] - _INSET, part[0] + _INSET : part[2] - _INSET]
+        )
+        return inner is not None and bool(inner.all())
 
 
 def _blank(pixels: Any, kind: str) -> Any:

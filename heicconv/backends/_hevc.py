@@ -12,9 +12,10 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..container.bitstream import Slices
 from ..container.isobmff import Container, Item
 from ..errors import DecodeError
 from . import _damage, _de265
@@ -163,7 +164,7 @@ def _plane(frame: Any, index: int, width: int, height: int) -> Any:
     return rows[:height, :width]
 
 
-def _untouched(frame: Any, size: tuple[int, int]) -> str | None:
+def _untouched(frame: Any, size: tuple[int, int], slices: Slices | None = None) -> str | None:
     """The decoder's tell-tale of damaged data in a tile's visible part (``_damage.untouched``), from its planes:
     FFmpeg leaves what it did not decode at zero in all three."""
     import numpy as np
@@ -185,7 +186,16 @@ def _untouched(frame: Any, size: tuple[int, int]) -> str | None:
         ]
         return np.dstack([planes[0][y0:y1, x0:x1], *chroma])
 
-    return _damage.untouched(fetch, (0, 0, w, h), size, "ycbcr")
+    return _damage.untouched(fetch, (0, 0, w, h), size, "ycbcr", slices)
+
+
+@dataclass
+class _Coded:
+    """What is read of each tile's coded data (by tile index) as it goes to a decoder: its CRC-32 (for
+    ``_Corners``) and where its slices begin (``_damage.untouched``)."""
+
+    crc: dict[int, int] = field(default_factory=dict)
+    slices: dict[int, Slices | None] = field(default_factory=dict)
 
 
 class _Corners:
@@ -246,12 +256,14 @@ def decode_strips(
     sets = parameter_sets(geo.hvcc)
     order = bands(geo, orientation)
     coded_order = [i for band in order for i in band]
-    coded_crc: dict[int, int] = {}  # tile index -> CRC-32 of its coded data, for _Corners
+    seen = _Coded()
+    slices_of = _damage.slicer(container, image, data)
 
     def coded(n: int) -> bytes:  # the n-th tile to decode
         index = coded_order[n]
         tile = _tile_stream(geo, data, container, index, sets)
-        coded_crc[index] = zlib.crc32(tile)
+        seen.crc[index] = zlib.crc32(tile)
+        seen.slices[index] = slices_of(index)
         return tile
 
     grid = _damage.layout(container, image)
@@ -259,7 +271,7 @@ def decode_strips(
     seams = _damage.Seams(grid) if grid is not None and verify is not None else None
     decoders = _Decoders(coded, len(coded_order), threads, ahead=2 * max(len(b) for b in order))
     try:
-        yield from _bands(decoders.frames(), image, geo, order, orientation, coded_crc, seams)
+        yield from _bands(decoders.frames(), image, geo, order, orientation, seen, seams)
         if seams is not None and verify is not None:
             _damage.refuse(_damage.garbage(seams.fetch, seams.grid, "ycbcr", verify))
     finally:
@@ -272,7 +284,7 @@ def _bands(
     geo: Geometry,
     order: list[list[int]],
     orientation: int,
-    coded_crc: dict[int, int],
+    seen: _Coded,
     seams: _damage.Seams | None,
 ) -> Iterator[Strip]:
     """The decoded tiles (``frames``, in ``order``) checked one by one and joined into upright bands."""
@@ -282,7 +294,7 @@ def _bands(
     coded_order = [i for b in order for i in b]
     corners = _Corners()
     for frame in frames:
-        _check_tile(frame, count, coded_order, geo, corners, coded_crc)
+        _check_tile(frame, count, coded_order, geo, corners, seen)
         if count == 0:
             lut = _to_full_range(image, frame)
         count += 1
@@ -301,9 +313,7 @@ def _bands(
         raise Refused(f"FFmpeg returned only {count} of the {len(geo.tiles)} tiles")
 
 
-def _check_tile(
-    frame: Any, count: int, coded_order: list[int], geo: Geometry, corners: _Corners, crc: dict[int, int]
-) -> None:
+def _check_tile(frame: Any, count: int, coded_order: list[int], geo: Geometry, corners: _Corners, seen: _Coded) -> None:
     """Refuse the ``count``-th decoded tile (0-based, in ``coded_order``) if it is missing, of another size than
     declared, or shows a decoder's tell-tale of damaged data."""
     tw, th = geo.tile
@@ -314,7 +324,7 @@ def _check_tile(
         raise DecodeError(f"tile {count + 1} decodes to {frame.width}x{frame.height}, not the {tw}x{th} it declares")
     width, height = geo.size
     visible = (min(tw, width - (index % geo.cols) * tw), min(th, height - (index // geo.cols) * th))
-    why = _untouched(frame, visible) or corners.stale(frame, visible, index, crc[index])
+    why = _untouched(frame, visible, seen.slices[index]) or corners.stale(frame, visible, index, seen.crc[index])
     if why is not None:
         where = f"tile {index + 1} of {len(geo.tiles)}" if len(geo.tiles) > 1 else "the image"
         raise DecodeError(f"the HEVC data is damaged: {where} {why}")

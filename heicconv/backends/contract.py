@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from ..config.tracing import span
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
-from . import _damage, _de265
+from . import _damage
 
 if TYPE_CHECKING:
     from ..container.gainmap import Metadata
@@ -346,16 +346,7 @@ class PipelineBackend(Generic[Img]):
     def _check_damage(self, img: Img, job: Job) -> None:
         """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``), or whose
         suspect tiles libde265 finds broken when it reads them again (``_de265``)."""
-        src = job.source
-        if src.container is None or src.item is None or job.depth != 8 or src.grayscale:
-            return
-        kind = self.pixels_kind(img)
-        grid = _damage.layout(src.container, src.item) if kind else None
-        if kind is None or grid is None or (kind == "rgb" and grid.nclx is not None and grid.nclx[2] == 0):
-            return  # nothing to look at, or an RGB-coded (identity matrix) image, where zero chroma is black
-        fetch = _damage.coded(lambda box: self.region(img, box), grid.size, src.orientation)
-        verify = _de265.verifier(src.container, src.item, src.data)
-        _damage.refuse(_damage.find(fetch, grid, kind, verify))
+        _damage.check(job.source, lambda box: self.region(img, box), self.pixels_kind(img))
 
     # The primitives.
     def load(self, job: Job) -> Img:
@@ -389,13 +380,14 @@ class PipelineBackend(Generic[Img]):
         return False
 
     def pixels_kind(self, img: Img) -> str | None:
-        """What :meth:`region` gives of a loaded 8-bit picture: ``"rgb"``, ``"ycbcr"`` (the decoder's own planes),
+        """What :meth:`region` gives of a loaded colour picture: ``"rgb"``, ``"ycbcr"`` (the decoder's own planes),
         or None if this backend does not show pixels; then heicconv cannot look for damage it left unreported."""
         return None
 
     def region(self, img: Img, box: tuple[int, int, int, int]) -> Any:
         """The pixels of ``box`` (left, top, right, bottom) of the loaded picture, as a numpy array of rows x
-        columns x bands (uint8), for the damage check; called for a few small boxes per tile."""
+        columns x bands (uint8, or uint16 for a 16-bit picture), for the damage check; called for a few small
+        boxes per tile."""
         raise NotImplementedError
 
 

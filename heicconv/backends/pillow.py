@@ -154,11 +154,15 @@ class PillowBackend(PipelineBackend[Any]):
         return img
 
     def pixels_kind(self, img: Any) -> str | None:
-        return "rgb" if not isinstance(img, list) and img.mode in ("RGB", "RGBA") else None
+        if isinstance(img, list):  # 16 bits: I;16 bands
+            return "rgb" if len(img) >= 3 else None
+        return "rgb" if img.mode in ("RGB", "RGBA") else None
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         import numpy as np
 
+        if isinstance(img, list):
+            return np.dstack([np.asarray(band.crop(box)) for band in img[:3]])
         return np.asarray(img.crop(box))
 
     def size_of(self, img: Any) -> tuple[int, int]:

@@ -139,7 +139,7 @@ class VipsBackend(PipelineBackend[Any]):
         return any(marker in str(exc) for marker in _DECODER_MARKERS)
 
     def pixels_kind(self, img: Any) -> str | None:
-        return "rgb" if img.format == "uchar" and img.bands >= 3 else None
+        return "rgb" if img.format in ("uchar", "ushort") and img.bands >= 3 else None
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         x0, y0, x1, y1 = box

@@ -247,7 +247,7 @@ class WandBackend(PipelineBackend[Any]):
         return img
 
     def pixels_kind(self, img: Any) -> str | None:
-        return "rgb" if img.depth == 8 and img.colorspace in ("ycbcr", "srgb", "rgb") else None
+        return "rgb" if img.depth in (8, 16) and img.colorspace in ("ycbcr", "srgb", "rgb") else None
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         import numpy as np

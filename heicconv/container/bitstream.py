@@ -27,16 +27,19 @@ from dataclasses import dataclass
 
 __all__ = [
     "Av1Sequence",
+    "Slices",
     "av1_damage",
     "av1_select_layer",
     "av1_sequence",
     "hevc_damage",
     "hevc_picture_size",
+    "hevc_slices",
     "hvcc_units",
     "nal_units",
 ]
 
 _SPS = 33  # nal_unit_type of a sequence parameter set
+_PPS = 34  # and of a picture parameter set
 _CHROMA_UNITS = {0: (1, 1), 1: (2, 2), 2: (2, 1), 3: (1, 1)}  # chroma_format_idc -> SubWidthC, SubHeightC
 
 
@@ -78,8 +81,16 @@ def _rbsp(nal: bytes) -> bytes:
     return bytes(out)
 
 
-def _sps_size(nal: bytes) -> tuple[int, int]:
-    bits = _Bits(_rbsp(nal[2:]))  # after the two-byte NAL unit header
+@dataclass(frozen=True)
+class _Sps:
+    id: int
+    sub_layers: int
+    coded: tuple[int, int]  # pic_width/height_in_luma_samples
+    size: tuple[int, int]  # cropped to the conformance window
+
+
+def _sps_head(bits: _Bits) -> _Sps:
+    """An SPS read up to its conformance window (``bits`` after the two-byte NAL unit header)."""
     bits.u(4)  # sps_video_parameter_set_id
     sub_layers = bits.u(3)
     bits.u(1)
@@ -89,17 +100,111 @@ def _sps_size(nal: bytes) -> tuple[int, int]:
         bits.u(2 * (8 - sub_layers))
     for profile, level in present:
         bits.u(88 * profile + 8 * level)
-    bits.ue()  # sps_seq_parameter_set_id
+    sps_id = bits.ue()
     chroma = bits.ue()
     if chroma == 3 and bits.u(1):  # separate colour planes: each is coded as monochrome
         chroma = 0
-    width, height = bits.ue(), bits.ue()
+    coded = width, height = bits.ue(), bits.ue()
     if bits.u(1):  # conformance window: the decoded picture is cropped to it
         left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
         unit_w, unit_h = _CHROMA_UNITS.get(chroma, (1, 1))
         width -= unit_w * (left + right)
         height -= unit_h * (top + bottom)
-    return width, height
+    return _Sps(sps_id, sub_layers, coded, (width, height))
+
+
+def _sps_size(nal: bytes) -> tuple[int, int]:
+    return _sps_head(_Bits(_rbsp(nal[2:]))).size
+
+
+@dataclass(frozen=True)
+class Slices:
+    """Where the slice segments of a coded picture begin: their addresses (ascending, the first 0) among its
+    ``count`` coding tree blocks (CTBs) in raster order, ``columns`` to a row, each ``ctb`` pixels square."""
+
+    ctb: int
+    columns: int
+    count: int
+    starts: tuple[int, ...]
+
+
+def hevc_slices(parameter_sets: list[bytes], units: list[bytes]) -> Slices | None:
+    """Where the slice segments among ``units`` (one picture's NAL units) begin, read from the SPS, the PPS and
+    each slice segment header; None if a parameter set or header cannot be read, or the picture is coded in
+    HEVC tiles (whose CTBs are not decoded in raster order)."""
+    sps: dict[int, tuple[int, int, int]] = {}  # id -> CTB log2 size, CTB columns, CTB count
+    pps: dict[int, tuple[int, bool]] = {}  # id -> SPS id, dependent slice segments enabled
+    try:
+        for nal in [*parameter_sets, *units]:
+            kind = (nal[0] >> 1) & 0x3F
+            if kind == _SPS:
+                sid, ctb, columns, count = _sps_ctbs(nal)
+                sps[sid] = (ctb, columns, count)
+            elif kind == _PPS:
+                pid, sid, dependent, tiles = _pps_fields(nal)
+                if tiles:
+                    return None
+                pps[pid] = (sid, dependent)
+        starts = [_slice_address(nal, pps, sps) for nal in units if (nal[0] >> 1) & 0x3F in _HEVC_VCL]
+    except (ValueError, KeyError, IndexError):
+        return None
+    if not starts or starts[0][1] != 0 or len({s[0] for s in starts}) != 1:
+        return None
+    ctb, columns, count = sps[starts[0][0]]
+    return Slices(1 << ctb, columns, count, tuple(sorted({a for _, a in starts})))
+
+
+def _sps_ctbs(nal: bytes) -> tuple[int, int, int, int]:
+    """An SPS's id, CTB log2 size, CTBs to a row and CTBs in the picture."""
+    bits = _Bits(_rbsp(nal[2:]))
+    head = _sps_head(bits)
+    bits.ue(), bits.ue()  # bit_depth_luma_minus8, bit_depth_chroma_minus8
+    bits.ue()  # log2_max_pic_order_cnt_lsb_minus4
+    ordering = bits.u(1)  # sps_sub_layer_ordering_info_present_flag
+    for _ in range(head.sub_layers + 1 if ordering else 1):
+        bits.ue(), bits.ue(), bits.ue()
+    log2_min = bits.ue() + 3
+    ctb = log2_min + bits.ue()
+    if not 4 <= ctb <= 6:
+        raise ValueError(f"a CTB size of 2^{ctb}")
+    width, height = head.coded
+    columns, rows = -(-width // (1 << ctb)), -(-height // (1 << ctb))
+    return head.id, ctb, columns, columns * rows
+
+
+def _pps_fields(nal: bytes) -> tuple[int, int, bool, bool]:
+    """A PPS's id, its SPS's id, whether dependent slice segments are enabled, and whether tiles are."""
+    bits = _Bits(_rbsp(nal[2:]))
+    pid, sid = bits.ue(), bits.ue()
+    dependent = bool(bits.u(1))
+    bits.u(1), bits.u(3), bits.u(1), bits.u(1)  # output flag, extra header bits, sign hiding, cabac init
+    bits.ue(), bits.ue(), bits.ue()  # default active L0 and L1 references, init_qp_minus26 (se: skipped alike)
+    bits.u(1), bits.u(1)  # constrained intra prediction, transform skip
+    if bits.u(1):  # cu_qp_delta_enabled_flag
+        bits.ue()
+    bits.ue(), bits.ue()  # Cb and Cr QP offsets (se)
+    bits.u(1), bits.u(1), bits.u(1), bits.u(1)  # slice chroma QP offsets, weighted (bi)prediction, bypass
+    return pid, sid, dependent, bool(bits.u(1))
+
+
+def _slice_address(
+    nal: bytes, pps: dict[int, tuple[int, bool]], sps: dict[int, tuple[int, int, int]]
+) -> tuple[int, int]:
+    """A slice segment's SPS id and address (its first CTB, in raster order)."""
+    bits = _Bits(_rbsp(nal[2:40]))  # the fields read come first: a few bytes of a header, not the slice's data
+    first = bits.u(1)
+    if 16 <= (nal[0] >> 1) & 0x3F <= 23:
+        bits.u(1)  # no_output_of_prior_pics_flag
+    sid, dependent = pps[bits.ue()]
+    if first:
+        return sid, 0
+    if dependent:
+        bits.u(1)  # dependent_slice_segment_flag
+    count = sps[sid][2]
+    address = bits.u(max(1, (count - 1).bit_length()))
+    if not 0 < address < count:
+        raise ValueError(f"slice segment address {address} of {count}")
+    return sid, address
 
 
 def hevc_picture_size(hvcc: bytes) -> tuple[int, int] | None:

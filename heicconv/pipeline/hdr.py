@@ -40,7 +40,8 @@ def find_in(data: bytes) -> GainMap | None:
 
 
 def decode(source: Input, gm: GainMap) -> Any:
-    """The gain map as a Pillow ``L`` image, upright and cropped like the photo (pillow-heif decodes it).
+    """The gain map as a Pillow ``L`` image, upright and cropped like the photo (pillow-heif decodes it, into
+    zeroed memory as a backend decodes the photo: ``backends._native.zeroed_allocations``).
 
     A map that carries no rotation or mirror of its own gets the photo's, and (in proportion) its crop,
     as libheif's encoder and Samsung phones write them on the photo only; one that has its own (iPhones)
@@ -48,7 +49,7 @@ def decode(source: Input, gm: GainMap) -> Any:
     """
     from PIL import Image
 
-    from ..backends._native import load_pillow_heif
+    from ..backends._native import load_pillow_heif, zeroed_allocations
     from ..container.info import _TRANSFORM_TO_EXIF
 
     if gm.item is None:  # an Ultra HDR JPEG's map: stored as the photo is, so its EXIF orientation turns it too
@@ -62,7 +63,8 @@ def decode(source: Input, gm: GainMap) -> Any:
     assert c is not None and photo is not None
     heif = load_pillow_heif()
     frame = heif.open_heif(io.BytesIO(c.extract(source.data, gm.item.id)), convert_hdr_to_8bit=True)[0]
-    img = frame.to_pillow() if hasattr(frame, "to_pillow") else Image.frombytes(frame.mode, frame.size, frame.data)
+    with zeroed_allocations():  # what libde265 leaves undecoded is zero (no gain), never another picture's pixels
+        img = frame.to_pillow()
     img = img.convert("L")
     if not gainmap.own_transforms(gm.item):
         if photo.crop is not None and gm.item.crop is None and photo.width and photo.height:
@@ -243,12 +245,17 @@ def tone_map(job: Job, readable: frozenset[str] = frozenset({"tiff"})) -> None:
 
 
 def _decoded(job: Job) -> tuple[list[Any], Any]:
-    """The picture as ``I;16`` colour bands (one or three) and its alpha (``L``) or ``None``, upright."""
+    """The picture as ``I;16`` colour bands (one or three) and its alpha (``L``) or ``None``, upright; refused
+    (``DecodeError``) where it shows the tell-tale of damaged data, as a backend's picture is (``_damage``)."""
+    import numpy as np
     from PIL import Image
 
-    from ..backends._native import load_pillow_heif
+    from ..backends import _damage
+    from ..backends._native import load_pillow_heif, zeroed_allocations
 
     frame = load_pillow_heif().open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
+    with zeroed_allocations():  # what libde265 leaves undecoded is the tell-tale, never another picture's pixels
+        frame.load()
     n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
     if not n:
         raise DecodeError(f"pillow-heif decoded the HDR image as {frame.mode}, not 16 bits per sample")
@@ -261,6 +268,10 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
         plane[0::2] = raw[2 * c :: 2 * n]
         plane[1::2] = raw[2 * c + 1 :: 2 * n]
         bands.append(Image.frombytes("I;16", (w, h), bytes(plane)))
+    colour = bands[:3] if len(bands) >= 3 else []
+    _damage.check(
+        job.source, lambda box: np.dstack([np.asarray(b.crop(box)) for b in colour]), "rgb" if colour else None
+    )
     alpha = None
     if n in (2, 4):
         alpha = bands.pop().convert("I").point([v >> 8 for v in range(65536)], "L")
