@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from ..config.tracing import span
 from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
-from . import _damage
+from . import _av1, _damage
 
 if TYPE_CHECKING:
     from ..container.gainmap import Metadata
@@ -276,6 +276,9 @@ class PipelineBackend(Generic[Img]):
 
     name: str = ""
     capabilities: Capabilities = Capabilities(frozenset(), frozenset())
+    #: Whether ``load`` refuses damaged AV1 data itself (libavif does); else heicconv has libavif read an AVIF
+    #: again after ``load`` (``_av1.check``: libheif 1.15's AV1 decoders make garbage of it without a word).
+    av1_refuses_damage: bool = False
 
     def versions(self) -> dict[str, str]:
         """Library versions, for ``heicconv.list_backends()``; none unless a subclass says."""
@@ -345,7 +348,11 @@ class PipelineBackend(Generic[Img]):
 
     def _check_damage(self, img: Img, job: Job) -> None:
         """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``), or whose
-        suspect tiles libde265 finds broken when it reads them again (``_de265``)."""
+        suspect tiles libde265 finds broken when it reads them again (``_de265``); and, unless this backend's
+        own AV1 decoder refuses damaged data (``av1_refuses_damage``), an AVIF whose data libavif finds damaged
+        (``_av1``)."""
+        if not self.av1_refuses_damage:
+            _av1.check(job)
         _damage.check(job.source, lambda box: self.region(img, box), self.pixels_kind(img))
 
     # The primitives.

@@ -9,6 +9,7 @@ from ..container import sixteen_bit
 from ..container.colour import srgb_profile
 from ..container.info import open_pillow
 from ..options.formats import INPUT_FORMATS, OUTPUT_FORMATS
+from . import _av1
 from ._native import load_pillow_heif, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
@@ -21,6 +22,7 @@ class PillowBackend(PipelineBackend[Any]):
     """Pillow for JPEG/PNG/WebP/TIFF/AVIF, pillow-heif (its own libheif) for HEIC."""
 
     name = "pillow"
+    av1_refuses_damage = True  # libavif (Pillow's AVIF plugin) decodes AVIF here
 
     def __init__(self) -> None:
         from PIL import Image, features
@@ -89,7 +91,7 @@ class PillowBackend(PipelineBackend[Any]):
         Image = self._Image
         if src.info.format == "avif":
             # pillow-heif reads no AVIF; Pillow's own plugin does, but leaves clap, irot and imir to the caller.
-            img: Any = self._decode_avif(job)
+            img: Any = _av1.decode(job)
             box = (job.thumbnail or src.item).crop_box() if src.item is not None else None
             if box is not None and img.size != (box[2] - box[0], box[3] - box[1]):
                 img = img.crop(box)
@@ -108,32 +110,6 @@ class PillowBackend(PipelineBackend[Any]):
             for method in _TRANSPOSE.get(src.orientation, []):
                 img = img.transpose(Image.Transpose(method))
         return self._normalise(img, job)
-
-    def _decode_avif(self, job: Job) -> Any:
-        """Pillow's AVIF plugin (libavif) on ``job.heif_input()``. A grid of tiles under 64 pixels a side, which
-        libavif refuses (MIAF's minimum: "Invalid image grid") and libheif reads, is decoded tile by tile here."""
-        from PIL import AvifImagePlugin
-
-        def decode(data: bytes) -> Any:
-            img = AvifImagePlugin.AvifImageFile(io.BytesIO(data))
-            img.load()
-            return img
-
-        c, grid = job.source.container, job.thumbnail or job.source.item
-        if c is None or grid is None or grid.grid is None or job.source.alpha:
-            return decode(job.heif_input())
-        tiles = [c.items[t] for t in grid.refs.get(b"dimg", [])]
-        if not tiles or min(tiles[0].width, tiles[0].height) >= 64:
-            return decode(job.heif_input())
-        rows, cols, width, height = grid.grid
-        canvas = None
-        for n, tile in enumerate(tiles):
-            picture = decode(job.heif_input(tile))
-            if canvas is None:
-                canvas = self._Image.new(picture.mode, (picture.width * cols, picture.height * rows))
-            canvas.paste(picture, ((n % cols) * picture.width, (n // cols) * picture.height))
-        assert canvas is not None
-        return canvas.crop((0, 0, width, height))
 
     def _normalise(self, img: Any, job: Job) -> Any:
         src = job.source
