@@ -123,13 +123,9 @@ class CliSettings:
     image_index: int | str | None = _key(
         Rule(_image_index), "which image of a multi-image file: a number (0 is the first), or 'all'"
     )
-    keep_mtime: bool | None = _key(
-        flag(), "give each output its source's modification time (true/false; default true)"
-    )
+    keep_mtime: bool | None = _key(flag(), "give each output its source's modification time (true/false; default true)")
     srgb: bool | None = _key(flag(), "convert colours to sRGB (true/false)")
-    strip_location: bool | None = _key(
-        flag(), "drop the GPS position from the metadata, keep the rest (true/false)"
-    )
+    strip_location: bool | None = _key(flag(), "drop the GPS position from the metadata, keep the rest (true/false)")
     hdr: str | None = _key(
         choice("keep", "drop"), "keep (default) an HDR photo's HDR as a gain map in JPEG output, or drop it"
     )

@@ -77,9 +77,7 @@ class ServerSettings:
         number(0.0),
         help="KiB/s a body must keep up, --upload-grace seconds to spare, else 408; 0: off ({default:g})",
     )
-    upload_grace: float = setting(
-        5.0, number(0.1), help="seconds a body may be behind --min-upload-rate ({default:g})"
-    )
+    upload_grace: float = setting(5.0, number(0.1), help="seconds a body may be behind --min-upload-rate ({default:g})")
     uploads_per_client: int = setting(
         8, integer(0), help="bodies one client address may send at once, else 429; 0: no limit ({default})"
     )

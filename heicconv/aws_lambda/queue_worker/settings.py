@@ -47,9 +47,7 @@ class WorkerSettings:
     timeout: float = setting(
         120.0, number(0.001), help="seconds one conversion may take before it is stopped (default {default:g})"
     )
-    memory_mb: int = setting(
-        1536, integer(64), help="resident MB a conversion's process may reach (default {default})"
-    )
+    memory_mb: int = setting(1536, integer(64), help="resident MB a conversion's process may reach (default {default})")
     stop_timeout: float = setting(
         20.0,
         number(0.0),
