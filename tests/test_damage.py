@@ -221,6 +221,24 @@ def test_changed_bytes_in_a_10_bit_photo_are_refused(backend: str, output: str, 
             heicconv.convert(bad, fmt, options, backend=backend)
 
 
+# Monochrome HEICs: the untouched buffer (zero luma) is black, which photos have, so no tell-tale is looked for;
+# libde265 reads the suspect tiles again, as for colour photos. All 10 seeded cases once converted on every backend.
+MONO = fixtures.encode_heic(_picture().convert("L"), quality=90)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output", ["jpeg", "png16"])
+def test_changed_bytes_in_a_monochrome_photo_are_refused(backend: str, output: str) -> None:
+    require_backend(backend)
+    fmt, options = ("png", heicconv.Options(bit_depth=16)) if output == "png16" else ("jpeg", None)
+    assert heicconv.probe(MONO).grayscale
+    assert heicconv.convert(MONO, fmt, options, backend=backend)
+    for seed in range(4):
+        bad = damage.changed_bytes(MONO, random.Random(seed))
+        with pytest.raises(heicconv.DecodeError, match=r"HEVC data is damaged: the image: .*\(libde265: "):
+            heicconv.convert(bad, fmt, options, backend=backend)
+
+
 # AVIF: libavif (the pillow and ffmpeg backends' decoder) refuses damaged AV1 data; libheif 1.15's AV1 decoders,
 # under vips and wand, made pictures of garbage of 9 cases in 10 without a word. libavif reads it again for them.
 @pytest.mark.parametrize("backend", BACKENDS)

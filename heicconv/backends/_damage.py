@@ -79,6 +79,7 @@ class Layout:
     tile: tuple[int, int]
     size: tuple[int, int]
     nclx: tuple[int, int, int, bool] | None  # the tiles' colour description, if the file gives one
+    monochrome: bool = False  # the tiles are coded in luma only (4:0:0)
 
     def boxes(self) -> list[Box]:
         """Each tile's visible box, row by row."""
@@ -123,8 +124,8 @@ class Seams:
 
 
 def layout(container: Container, item: Item) -> Layout | None:
-    """The tile layout of a colour ``hvc1`` image or grid of them (any bit depth, any chroma subsampling), None for
-    anything the check does not cover (AV1 and other codecs, crops and transformed tiles, monochrome)."""
+    """The tile layout of an ``hvc1`` image or grid of them (any bit depth, any chroma format), None for anything
+    the check does not cover (AV1 and other codecs, crops and transformed tiles, tiles of mixed formats)."""
     if item.type == b"hvc1":
         tiles, rows, cols, size = [item], 1, 1, (item.width, item.height)
     elif item.type == b"grid" and item.grid is not None:
@@ -138,11 +139,12 @@ def layout(container: Container, item: Item) -> Layout | None:
     first = tiles[0]
     if item.crop is not None or any(t.crop or t.rotation or t.mirror is not None for t in tiles):
         return None
-    if any(t.monochrome or t.chroma == 0 for t in tiles):
+    monochrome = {bool(t.monochrome or t.chroma == 0) for t in tiles}
+    if len(monochrome) != 1:
         return None
     if any((t.width, t.height) != (first.width, first.height) for t in tiles) or not first.width:
         return None
-    return Layout(rows, cols, (first.width, first.height), size, first.nclx or item.nclx)
+    return Layout(rows, cols, (first.width, first.height), size, first.nclx or item.nclx, monochrome.pop())
 
 
 def upright_box(box: Box, size: tuple[int, int], orientation: int) -> Box:
@@ -187,14 +189,14 @@ def check(source: Input, region: Callable[[Box], Any], kind: str | None) -> None
     """Refuse (``DecodeError``) the decoded picture of ``source``'s HEVC image if it shows a silent decoder's
     tell-tale of damaged data, or if libde265 finds broken data in its suspect tiles when it reads them again
     (:func:`find`). ``region(box)`` gives a box of the upright picture (as for :func:`coded`); ``kind`` says
-    what it holds (``"rgb"`` or ``"ycbcr"``), None if nothing can be read of it. Nothing is checked of what
-    :func:`layout` does not cover, nor of a picture coded as RGB (the identity matrix), where zero chroma is
-    black."""
+    what it holds (``"rgb"``, ``"ycbcr"``, or ``"luma"`` for a grayscale picture), None if nothing can be read
+    of it. Nothing is checked of what :func:`layout` does not cover, nor of a picture coded as RGB (the
+    identity matrix), where zero chroma is black."""
     c, item = source.container, source.item
-    if kind is None or c is None or item is None or source.grayscale:
+    if kind is None or c is None or item is None:
         return
     grid = layout(c, item)
-    if grid is None or (kind == "rgb" and grid.nclx is not None and grid.nclx[2] == 0):
+    if grid is None or grid.monochrome != (kind == "luma") or (kind == "rgb" and grid.nclx and grid.nclx[2] == 0):
         return
     fetch = coded(region, grid.size, source.orientation)
     refuse(find(fetch, grid, kind, _de265.verifier(c, item, source.data), slicer(c, item, source.data)))
@@ -249,12 +251,14 @@ def find(
 
     ``fetch(box)`` gives the pixels of a box of the coded picture, as coded (a numpy array, rows x columns x
     3 or more bands; :func:`coded` makes one from an upright picture); ``kind`` says what they are: ``"rgb"``
-    (a library's conversion) or ``"ycbcr"`` (the decoder's planes). ``verify(n)``, if given, says what is wrong
-    with tile ``n``'s coded data (``_de265.verifier``); it is asked about the tiles :func:`suspects` names.
+    (a library's conversion), ``"ycbcr"`` (the decoder's planes) or ``"luma"`` (a monochrome picture: its
+    untouched buffer, zero luma, is black, which photos have, so only ``verify`` decides). ``verify(n)``, if
+    given, says what is wrong with tile ``n``'s coded data (``_de265.verifier``); it is asked about the tiles
+    :func:`suspects` names.
     ``slices(n)``, if given, says where tile ``n``'s slices begin (:func:`slicer`).
     """
     boxes = grid.boxes()
-    for n, box in enumerate(boxes):
+    for n, box in enumerate(boxes if kind != "luma" else []):
         found = untouched(fetch, box, grid.size, kind, slices(n) if slices is not None else None)
         if found is not None:
             return f"{_tile_name(n, len(boxes))} {found}"
@@ -263,7 +267,8 @@ def find(
 
 def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callable[[int], str | None]) -> str | None:
     """What ``verify`` finds wrong with the tiles :func:`suspects` names, in words, or None (``fetch`` and ``kind``
-    as for :func:`find`; for ``"ycbcr"`` only the luma band is read, so a luma plane alone will do).
+    as for :func:`find`; for ``"ycbcr"`` and ``"luma"`` only the first band is read, so a luma plane alone will
+    do).
 
     With a thread budget of two or more (``threads.threads``), the suspects are verified at once, one thread
     each: libde265 decodes outside Python's lock, so two tiles cost the wall time of one. The answer is the
@@ -307,7 +312,7 @@ def suspects(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> list[int]:
     if len(boxes) == 1:
         return [0] if tw * th <= VERIFY_PIXELS else []
     score = np.zeros((grid.rows, grid.cols))
-    luma = kind == "ycbcr"
+    luma = kind in ("ycbcr", "luma")
     for box, axis, k in grid.seams():
         excess = _seam(fetch(box), luma, axis)
         span = th if axis == 1 else tw

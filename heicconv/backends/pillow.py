@@ -131,15 +131,16 @@ class PillowBackend(PipelineBackend[Any]):
 
     def pixels_kind(self, img: Any) -> str | None:
         if isinstance(img, list):  # 16 bits: I;16 bands
-            return "rgb" if len(img) >= 3 else None
-        return "rgb" if img.mode in ("RGB", "RGBA") else None
+            return "rgb" if len(img) >= 3 else "luma"
+        return {"RGB": "rgb", "RGBA": "rgb", "L": "luma", "LA": "luma"}.get(img.mode)
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         import numpy as np
 
         if isinstance(img, list):
             return np.dstack([np.asarray(band.crop(box)) for band in img[:3]])
-        return np.asarray(img.crop(box))
+        pixels = np.asarray(img.crop(box))
+        return pixels if pixels.ndim == 3 else pixels[..., None]
 
     def size_of(self, img: Any) -> tuple[int, int]:
         w, h = img[0].size if isinstance(img, list) else img.size

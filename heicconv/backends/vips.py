@@ -139,11 +139,14 @@ class VipsBackend(PipelineBackend[Any]):
         return any(marker in str(exc) for marker in _DECODER_MARKERS)
 
     def pixels_kind(self, img: Any) -> str | None:
-        return "rgb" if img.format in ("uchar", "ushort") and img.bands >= 3 else None
+        if img.format not in ("uchar", "ushort"):
+            return None
+        return "rgb" if img.bands >= 3 else "luma"
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         x0, y0, x1, y1 = box
-        return img.crop(x0, y0, x1 - x0, y1 - y0).numpy()
+        pixels = img.crop(x0, y0, x1 - x0, y1 - y0).numpy()
+        return pixels if pixels.ndim == 3 else pixels[..., None]
 
     def size_of(self, img: Any) -> tuple[int, int]:
         return (img.width, img.height)

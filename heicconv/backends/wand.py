@@ -247,7 +247,9 @@ class WandBackend(PipelineBackend[Any]):
         return img
 
     def pixels_kind(self, img: Any) -> str | None:
-        return "rgb" if img.depth in (8, 16) and img.colorspace in ("ycbcr", "srgb", "rgb") else None
+        if img.depth not in (8, 16):
+            return None
+        return {"ycbcr": "rgb", "srgb": "rgb", "rgb": "rgb", "gray": "luma"}.get(img.colorspace)
 
     def region(self, img: Any, box: tuple[int, int, int, int]) -> Any:
         import numpy as np
