@@ -123,7 +123,9 @@ def tests_matrix(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff", "import-linter")
     session.install("--no-deps", "-e", ".")  # import-linter reads the package where Python finds it
-    session.run("ruff", "check", "heicconv", "tests", "noxfile.py", "benchmarks", "docs", "examples")
+    paths = ("heicconv", "tests", "noxfile.py", "benchmarks", "docs", "examples")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
     session.run("lint-imports")  # the layers in pyproject.toml [tool.importlinter]
 
 
