@@ -191,15 +191,37 @@ def check(source: Input, region: Callable[[Box], Any], kind: str | None) -> None
     (:func:`find`). ``region(box)`` gives a box of the upright picture (as for :func:`coded`); ``kind`` says
     what it holds (``"rgb"``, ``"ycbcr"``, or ``"luma"`` for a grayscale picture), None if nothing can be read
     of it. Nothing is checked of what :func:`layout` does not cover, nor of a picture coded as RGB (the
-    identity matrix), where zero chroma is black."""
+    identity matrix), where zero chroma is black. An HEVC alpha plane is read again by libde265 whole
+    (:func:`_alpha`)."""
     c, item = source.container, source.item
-    if kind is None or c is None or item is None:
+    if c is None or item is None:
+        return
+    refuse(_alpha(c, item, source.data))
+    if kind is None:
         return
     grid = layout(c, item)
     if grid is None or grid.monochrome != (kind == "luma") or (kind == "rgb" and grid.nclx and grid.nclx[2] == 0):
         return
     fetch = coded(region, grid.size, source.orientation)
     refuse(find(fetch, grid, kind, _de265.verifier(c, item, source.data), slicer(c, item, source.data)))
+
+
+def _alpha(container: Container, image: Item, data: bytes) -> str | None:
+    """What libde265 finds wrong with ``image``'s HEVC alpha plane, every tile of it, in words, or None.
+
+    An alpha plane is luma only, and what it holds (edges, flat areas) decodes into no tell-tale anyone can tell
+    from a real one: damage in it came out as a picture with a garbage alpha on every backend (8 seeded cases of
+    8, ``tests/test_damage.py``). It is read whole: one plane, which compresses far better than the picture."""
+    alpha = container.alpha_of(image.id)
+    verify = _de265.verifier(container, alpha, data) if alpha is not None else None
+    if alpha is None or verify is None or alpha.type not in (b"hvc1", b"grid"):
+        return None
+    count = len(alpha.refs.get(b"dimg", [])) if alpha.type == b"grid" else 1
+    for n in range(count):
+        said = verify(n)
+        if said is not None:
+            return f"the alpha plane{f' (tile {n + 1} of {count})' if count > 1 else ''}: {said}"
+    return None
 
 
 def slicer(container: Container, image: Item, data: bytes) -> Callable[[int], Slices | None]:
