@@ -24,7 +24,7 @@ from typing import Any
 
 from ..backends import threads
 from ..backends.contract import Job, Note, Result, first_line, out_of_memory
-from ..container import colour, gainmap
+from ..container import colour, gainmap, sixteen_bit
 from ..container.gainmap import GainMap, Metadata
 from ..container.info import Input, read_source
 from ..errors import DecodeError, HeicconvError, LimitExceededError
@@ -262,12 +262,7 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
     (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
     if stride != w * n * 2:
         raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
-    bands = []
-    for c in range(n):
-        plane = bytearray(w * h * 2)
-        plane[0::2] = raw[2 * c :: 2 * n]
-        plane[1::2] = raw[2 * c + 1 :: 2 * n]
-        bands.append(Image.frombytes("I;16", (w, h), bytes(plane)))
+    bands = [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)]
     colour = bands[:3] if len(bands) >= 3 else []
     _damage.check(
         job.source, lambda box: np.dstack([np.asarray(b.crop(box)) for b in colour]), "rgb" if colour else None
