@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..container.bitstream import Slices, hevc_slices, hvcc_units, nal_units
+from ..container.bitstream import Slices, hevc_slices, hvcc_units
 from ..errors import DecodeError
 from . import _de265, threads
 
@@ -216,7 +216,7 @@ def _alpha(container: Container, image: Item, data: bytes) -> str | None:
     verify = _de265.verifier(container, alpha, data) if alpha is not None else None
     if alpha is None or verify is None or alpha.type not in (b"hvc1", b"grid"):
         return None
-    count = len(alpha.refs.get(b"dimg", [])) if alpha.type == b"grid" else 1
+    count = len(_de265.tiles_of(alpha))
     for n in range(count):
         said = verify(n)
         if said is not None:
@@ -228,17 +228,13 @@ def slicer(container: Container, image: Item, data: bytes) -> Callable[[int], Sl
     """``slices(n)`` for :func:`find`: where the slices of tile ``n`` (0-based, row by row) of ``image`` (an
     ``hvc1`` item, or a grid of them) begin, read from its coded data (``bitstream.hevc_slices``), or None (also
     for a tile of one slice)."""
-    tiles = image.refs.get(b"dimg", []) if image.type == b"grid" else [image.id]
+    units_of = _de265.tile_units(container, image, data)
 
     def slices(n: int) -> Slices | None:
-        item = container.items.get(tiles[n]) if n < len(tiles) else None
-        if item is None:
-            return None
-        units = nal_units(container.item_data(item, data, limit=len(data) + len(container.idat)), item.nal_length_size)
-        if sum((unit[0] >> 1) & 0x3F < 32 for unit in units) < 2:
+        tile = units_of(n)
+        if tile is None or sum((unit[0] >> 1) & 0x3F < 32 for unit in tile[1]) < 2:
             return None  # one slice (phones write one per tile): an untouched run can only be the tile's tail
-        hvcc = _de265.hvcc_of(container, item, data)
-        return hevc_slices(hvcc_units(hvcc), units) if hvcc is not None else None
+        return hevc_slices(hvcc_units(tile[0]), tile[1])
 
     return slices
 

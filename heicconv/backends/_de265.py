@@ -31,7 +31,7 @@ from ._native import mapped_libraries
 if TYPE_CHECKING:
     from ..container.isobmff import Container, Item
 
-__all__ = ["available", "tile_errors", "verifier"]
+__all__ = ["available", "tile_errors", "tile_units", "tiles_of", "verifier"]
 
 #: libde265's codes (``de265_error``) that mean the coded data does not hold together. Others (out of memory,
 #: a size limit, multithreading notices) say nothing about the data and are ignored.
@@ -155,20 +155,37 @@ def hvcc_of(container: Container, item: Item, data: bytes) -> bytes | None:
     return None
 
 
-def verifier(container: Container, image: Item, data: bytes) -> Callable[[int], str | None] | None:
-    """``verify(n)`` for ``_damage.find``: what libde265 says is wrong with tile ``n`` (0-based, row by row) of
-    ``image`` (an ``hvc1`` item, or a grid of them), in words, or None; None if no libde265 can be loaded."""
-    if not available():
-        return None
-    tiles = image.refs.get(b"dimg", []) if image.type == b"grid" else [image.id]
+def tiles_of(image: Item) -> list[int]:
+    """The ids of the coded pictures of an ``hvc1`` image, row by row: a grid's tiles, else the image itself."""
+    return image.refs.get(b"dimg", []) if image.type == b"grid" else [image.id]
 
-    def verify(n: int) -> str | None:
+
+def tile_units(container: Container, image: Item, data: bytes) -> Callable[[int], tuple[bytes, list[bytes]] | None]:
+    """``units(n)``: the ``hvcC`` configuration and the NAL units of tile ``n`` (0-based, row by row) of ``image``
+    (an ``hvc1`` item, or a grid of them), or None if the tile or its configuration is missing."""
+    tiles = tiles_of(image)
+
+    def units(n: int) -> tuple[bytes, list[bytes]] | None:
         item = container.items.get(tiles[n]) if n < len(tiles) else None
         hvcc = hvcc_of(container, item, data) if item is not None else None
         if item is None or hvcc is None:
             return None
         coded = container.item_data(item, data, limit=len(data) + len(container.idat))
-        errors = tile_errors(hvcc_units(hvcc), nal_units(coded, item.nal_length_size))
+        return hvcc, nal_units(coded, item.nal_length_size)
+
+    return units
+
+
+def verifier(container: Container, image: Item, data: bytes) -> Callable[[int], str | None] | None:
+    """``verify(n)`` for ``_damage.find``: what libde265 says is wrong with tile ``n`` (0-based, row by row) of
+    ``image`` (an ``hvc1`` item, or a grid of them), in words, or None; None if no libde265 can be loaded."""
+    if not available():
+        return None
+    units_of = tile_units(container, image, data)
+
+    def verify(n: int) -> str | None:
+        tile = units_of(n)
+        errors = tile_errors(hvcc_units(tile[0]), tile[1]) if tile is not None else []
         return f"its coded data does not decode as it should (libde265: {'; '.join(errors)})" if errors else None
 
     return verify
