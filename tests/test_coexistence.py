@@ -188,6 +188,57 @@ def test_pillow_heif_bound_to_the_wrong_libheif_is_refused_loudly(tmp_path: Path
     assert "why       pillow-heif is bound to libheif" in out["listing"]
 
 
+def _noisy_alpha_heic() -> tuple[bytes, bytes]:
+    """An RGBA HEIC with a detailed alpha plane, and a copy with 32 bytes inverted inside that plane's data."""
+    from PIL import Image
+
+    from heicconv.container import isobmff
+
+    picture = Image.effect_noise((128, 96), 60).convert("RGB")
+    picture.putalpha(Image.effect_noise((128, 96), 90))
+    good = fixtures.encode_heic(picture, quality=90)
+    container = isobmff.parse(good)
+    alpha = container.alpha_of(container.primary_id)
+    assert alpha is not None and len(alpha.extents) == 1
+    at = alpha.base_offset + alpha.extents[0][0] + alpha.extents[0][1] // 2
+    return good, good[:at] + bytes(b ^ 0xFF for b in good[at : at + 32]) + good[at + 32 :]
+
+
+@pytest.mark.parametrize("first", ["pillow-heif's", "the system's"])
+def test_the_damage_check_uses_the_libde265_copy_the_process_binds_to(tmp_path: Path, first: str) -> None:
+    """libvips loads libheif and libde265 globally, so pillow-heif's own libde265 then calls into the system's copy.
+
+    The damage check must use the copy those calls go to: calling pillow-heif's mixed two builds' structures
+    and crashed, but only where the virtual environment's path sorted before /usr (as in CI).
+    """
+    require_backend("vips")
+    good, bad = _noisy_alpha_heic()
+    (tmp_path / "good.heic").write_bytes(good)
+    (tmp_path / "bad.heic").write_bytes(bad)
+    script = """
+        import json, sys
+        import pyvips
+        pyvips.Image.heifload(sys.argv[1]).avg()  # libvips's HEIF module, with the system's libde265, now loaded
+        import pillow_heif
+        import heicconv
+        from heicconv.backends import _de265
+        found = sorted(_de265._candidates(), key=lambda p: ("pillow_heif" in p) != (sys.argv[3] == "pillow-heif's"))
+        _de265._candidates = lambda: found  # the order paths sort in differs between machines
+        out = {"copies": sorted({p.rsplit("/", 1)[-1] for p in found})}
+        out["good"] = len(heicconv.convert(open(sys.argv[1], "rb").read(), "png", backend="vips"))
+        try:
+            heicconv.convert(open(sys.argv[2], "rb").read(), "png", backend="vips")
+        except heicconv.DecodeError as exc:
+            out["bad"] = str(exc)
+        print(json.dumps(out))
+    """
+    out, _ = run(script, tmp_path / "good.heic", tmp_path / "bad.heic", first)
+    assert out["good"] > 0
+    assert "the alpha plane" in out.get("bad", ""), out
+    if importlib.util.find_spec("pillow_heif"):
+        assert len(out["copies"]) >= 2, out  # the system's and pillow-heif's: the case this is about
+
+
 # -- 5. heicconv's ImageMagick work and the application's ----------------------------------------------------
 
 POLICY_STATE = """

@@ -60,7 +60,7 @@ _lock = threading.Lock()
 
 
 def _candidates() -> list[str]:
-    """libde265 copies to use, best first: one this process has loaded, pillow-heif's, the system's."""
+    """libde265 copies to try when none is in the global scope: a loaded one, pillow-heif's, the system's."""
     found = [p for p in mapped_libraries() if _NAME.search(p)]
     try:
         from importlib.util import find_spec
@@ -76,15 +76,25 @@ def _candidates() -> list[str]:
     return found
 
 
+def _open(path: str | None) -> Any:
+    try:
+        lib = ctypes.CDLL(path)
+        _declare(lib)
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
 @cache
 def _library() -> Any:
-    for path in _candidates():
-        try:
-            lib = ctypes.CDLL(path)
-            _declare(lib)
-        except (OSError, AttributeError):
-            continue
-        return lib
+    # A copy in the process's global scope comes first, whatever the paths: libvips's modules load
+    # libheif and libde265 globally, and then every other copy's calls to libde265's exported functions
+    # resolve to that one. Calling into another copy would mix two builds' structures and crash.
+    # ``CDLL(None)`` looks the functions up in the global scope only.
+    for path in (None, *_candidates()):
+        lib = _open(path)
+        if lib is not None:
+            return lib
     return None
 
 
