@@ -116,6 +116,35 @@ def test_a_damaged_thumbnail_is_ignored_not_used() -> None:
     assert damage.psnr(small, reference) == float("inf")  # made from the primary image, as without the thumbnail
 
 
+def _with_thumbnail() -> bytes:
+    buf = io.BytesIO()
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.from_pillow(_picture()).save(buf, quality=90, thumbnails=[200])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_changed_bytes_in_a_thumbnail_cost_the_shortcut_not_the_photo(backend: str) -> None:
+    """Changed bytes in an embedded thumbnail's data came out as a garbage thumbnail (7 seeded cases of 8, every
+    backend): libde265 now reads a thumbnail before it is used, and the photo is made from the full image."""
+    require_backend(backend)
+    photo = _with_thumbnail()
+    c = isobmff.parse(photo)
+    thumb = next(i for i in c.items.values() if b"thmb" in i.refs)
+    start, length = thumb.base_offset + thumb.extents[0][0], thumb.extents[0][1]
+    small = heicconv.Options(max_size=120, use_thumbnail=True)
+    shortcut = heicconv.convert_with_report(photo, "png", small, backend=backend)
+    assert any("thumbnail instead" in n for n in shortcut.notes)
+    # A thumbnail job that falls back is decoded as the pillow backend decodes, on ffmpeg (``FfmpegBackend.run``).
+    full = heicconv.convert(photo, "png", heicconv.Options(max_size=120), backend=backend.replace("ffmpeg", "pillow"))
+    for seed in range(4):
+        at = random.Random(seed).randrange(start + length // 10 + 8, start + length - length // 10 - 32)
+        bad = photo[:at] + bytes(b ^ 0xFF for b in photo[at : at + 32]) + photo[at + 32 :]
+        result = heicconv.convert_with_report(bad, "png", small, backend=backend)
+        assert any("embedded thumbnail could not be decoded (the HEVC data is damaged" in n for n in result.notes)
+        assert result.data == full  # made from the full image, as without the thumbnail
+
+
 def test_a_damaged_gain_map_is_dropped_with_a_note() -> None:
     photo = fixtures.make_hdr_heic((128, 96))
     c = isobmff.parse(photo)
@@ -195,6 +224,86 @@ def test_libde265_finds_nothing_wrong_with_undamaged_tiles() -> None:
         assert verify is not None
         tiles = primary.refs.get(b"dimg", [primary.id])
         assert [verify(n) for n in range(len(tiles))] == [None] * len(tiles)
+
+
+# Pictures the check once did not read at all: a single image larger than two 512x512 tiles (as Nokia phones
+# write them: the corpus's nokia_bird_burst.heic published 3 of 12 seeded cases), a single image with its own
+# rotation or mirror, and a clean aperture (clap). Every seeded case below came out as a picture (8 of 8) on every
+# backend. A single image is now read again whole; a picture that cannot be mapped to its coded tiles (a clean
+# aperture inside a grid) has every tile read again.
+_W, _H = 384, 256
+GEOMETRY = {
+    "large single": fixtures.encode_heic(_picture((1024, 704)), quality=90),
+    "single, irot 90": fixtures.set_heif_transform(SINGLE, 90),
+    "single, imir": fixtures.set_heif_transform(SINGLE, 0, 1),
+    "single, clap at the top left": fixtures.set_heif_transform(SINGLE, crop=(_W - 64, _H - 32, -32, -16)),
+    "single, clap inside": fixtures.set_heif_transform(SINGLE, crop=(_W - 64, _H - 32, 0, 0)),
+    "grid, clap inside, irot 270": fixtures.set_heif_transform(GRID, 270, crop=(_W - 128, _H - 128, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("source", sorted(GEOMETRY))
+def test_changed_bytes_in_rotated_cropped_and_large_single_images_are_refused(backend: str, source: str) -> None:
+    require_backend(backend)
+    photo = GEOMETRY[source]
+    reference = heicconv.convert(photo, "png", backend="pillow")
+    assert damage.psnr(heicconv.convert(photo, "png", backend=backend), reference) > 30  # no false refusal
+    where = "the image" if source.startswith(("single", "large")) else r"tile \d of 6"
+    for seed in range(3):
+        bad = damage.changed_bytes(photo, random.Random(seed))
+        with pytest.raises(heicconv.DecodeError, match=rf"HEVC data is damaged: {where}"):
+            heicconv.convert(bad, "jpeg", backend=backend)
+
+
+@pytest.mark.parametrize("budget", [1, 2])
+def test_a_single_image_is_read_while_it_decodes_when_the_budget_allows(budget: int) -> None:
+    """libde265's reading of a single image begins before the backend decodes it, in a thread of its own, with a
+    thread budget of two or more (a single image's decoding keeps one core busy); with one, after. Either way the
+    verdict is the same."""
+    from unittest import mock
+
+    from heicconv.backends import _damage, _de265, threads
+    from heicconv.container.info import read_source
+
+    if threads.cpus() < budget:
+        pytest.skip("fewer CPUs than the budget")
+    with mock.patch.object(threads, "threads", lambda: budget):
+        source = read_source(GARBAGE_IMAGE)
+        ahead = _damage.read_ahead(source)
+        assert (ahead is not None) == (budget > 1)
+        assert _damage.read_ahead(read_source(GRID)) is None  # a grid's suspects come from its picture
+        if ahead is not None:
+            names = []
+            real = _de265.tile_errors
+
+            def spy(*args: Any) -> list[str]:
+                import threading
+
+                names.append(threading.current_thread().name)
+                return real(*args)
+
+            with mock.patch.object(_de265, "tile_errors", spy):
+                ahead = _damage.read_ahead(source)
+                assert ahead is not None and "libde265" in (ahead(0) or "")
+            assert names and names[0].startswith("heicconv-verify")
+        for backend in ("pillow", "ffmpeg"):
+            with pytest.raises(heicconv.DecodeError, match=r"damaged: the image"):
+                heicconv.convert(GARBAGE_IMAGE, "jpeg", backend=backend)
+
+
+def test_a_backend_that_shows_no_pixels_has_every_tile_read_again() -> None:
+    """With no picture to look at (``pixels_kind`` None: a third-party backend, by default), libde265 reads every
+    tile, where the suspects would otherwise be chosen from the picture."""
+    from unittest import mock
+
+    from heicconv.backends.pillow import PillowBackend
+
+    with mock.patch.object(PillowBackend, "pixels_kind", lambda self, img: None):
+        assert heicconv.convert(CHANGED_PHOTO, "jpeg", backend="pillow")
+        for bad, where in ((GARBAGE_TILE, "tile 4 of 6"), (GARBAGE_IMAGE, "the image")):
+            with pytest.raises(heicconv.DecodeError, match=rf"damaged: {where}: .*\(libde265: "):
+                heicconv.convert(bad, "jpeg", backend="pillow")
 
 
 # 10-bit photos (camera files) and HDR phones' PQ and HLG photos (rendered SDR by heicconv before the backend
@@ -285,8 +394,10 @@ def test_changed_bytes_in_the_alpha_plane_are_refused(backend: str, fmt: str) ->
 def test_changed_bytes_in_an_avif_are_refused(backend: str) -> None:
     require_backend(backend)
     assert heicconv.convert(AVIF, "png", backend=backend)
+    # libavif's words on every backend, unless the backend's own decoder refuses first (ImageMagick, one case)
+    said = r"^the AV1 data is damaged: libavif cannot decode it \(|^ImageMagick's HEIC coder returned no image"
     for seed in range(4):
-        with pytest.raises(heicconv.DecodeError):
+        with pytest.raises(heicconv.DecodeError, match=said):
             heicconv.convert(damage.changed_bytes(AVIF, random.Random(seed)), "png", backend=backend)
 
 

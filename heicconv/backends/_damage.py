@@ -47,10 +47,12 @@ __all__ = [
     "Layout",
     "Seams",
     "check",
+    "check_thumbnail",
     "coded",
     "find",
     "garbage",
     "layout",
+    "read_ahead",
     "refuse",
     "suspects",
     "untouched",
@@ -125,20 +127,26 @@ class Seams:
 
 def layout(container: Container, item: Item) -> Layout | None:
     """The tile layout of an ``hvc1`` image or grid of them (any bit depth, any chroma format), None for anything
-    the check does not cover (AV1 and other codecs, crops and transformed tiles, tiles of mixed formats)."""
+    the check does not cover (AV1 and other codecs, a clean aperture that does not start at the top left corner,
+    transformed tiles, tiles of mixed formats)."""
     if item.type == b"hvc1":
-        tiles, rows, cols, size = [item], 1, 1, (item.width, item.height)
+        # Its own irot and imir are the source's orientation, which :func:`coded` undoes.
+        tiles, rows, cols, size, transformed = [item], 1, 1, (item.width, item.height), False
     elif item.type == b"grid" and item.grid is not None:
         rows, cols, width, height = item.grid
         tiles = [container.items[t] for t in item.refs.get(b"dimg", []) if t in container.items]
         size = (width, height)
         if len(tiles) != rows * cols or any(t.type != b"hvc1" for t in tiles):
             return None
+        transformed = any(t.crop or t.rotation or t.mirror is not None for t in tiles)
     else:
         return None
     first = tiles[0]
-    if item.crop is not None or any(t.crop or t.rotation or t.mirror is not None for t in tiles):
-        return None
+    window = item.crop_box()
+    if transformed or (window is not None and window[:2] != (0, 0)):
+        return None  # a crop that starts inside the picture would shift the CTU grid: not covered
+    if window is not None:  # a clean aperture from the top left corner hides the right and bottom edges only
+        size = (min(size[0], window[2]), min(size[1], window[3]))
     monochrome = {bool(t.monochrome or t.chroma == 0) for t in tiles}
     if len(monochrome) != 1:
         return None
@@ -185,25 +193,65 @@ def coded(region: Callable[[Box], Any], size: tuple[int, int], orientation: int)
     return fetch
 
 
-def check(source: Input, region: Callable[[Box], Any], kind: str | None) -> None:
+def read_ahead(source: Input) -> Callable[[int], str | None] | None:
+    """``verify`` for :func:`check` of a single HEVC image (no grid), with libde265's reading of it already begun in
+    a thread of its own: call it before the backend decodes the image. A single image is read again whole whatever
+    its picture shows, and its decoding keeps only one core busy, so the reading costs no wall time on a second
+    one. None for anything else, or with a thread budget of one (``threads.threads``)."""
+    c, item = source.container, source.item
+    if c is None or item is None or item.type != b"hvc1" or threads.threads() < 2:
+        return None
+    verify = _de265.verifier(c, item, source.data)
+    if verify is None:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="heicconv-verify")
+    begun = pool.submit(verify, 0)
+    pool.shutdown(wait=False)  # the thread ends with the reading, whatever becomes of the conversion
+    return lambda n: begun.result() if n == 0 else verify(n)
+
+
+def check(
+    source: Input,
+    region: Callable[[Box], Any],
+    kind: str | None,
+    verify: Callable[[int], str | None] | None = None,
+) -> None:
     """Refuse (``DecodeError``) the decoded picture of ``source``'s HEVC image if it shows a silent decoder's
     tell-tale of damaged data, or if libde265 finds broken data in its suspect tiles when it reads them again
     (:func:`find`). ``region(box)`` gives a box of the upright picture (as for :func:`coded`); ``kind`` says
     what it holds (``"rgb"``, ``"ycbcr"``, or ``"luma"`` for a grayscale picture), None if nothing can be read
-    of it. Nothing is checked of what :func:`layout` does not cover, nor of a picture coded as RGB (the
-    identity matrix), where zero chroma is black. An HEVC alpha plane is read again by libde265 whole
-    (:func:`_alpha`)."""
+    of it. Where the picture cannot be read as coded tiles (what :func:`layout` does not cover, a picture coded
+    as RGB, the identity matrix, where zero chroma is black, or ``kind`` None), libde265 reads every HEVC tile
+    again (:func:`_every_tile`). An HEVC alpha plane is read again by libde265 whole (:func:`_alpha`). ``verify``,
+    if given, is the image's (from :func:`read_ahead`), else one is made (``_de265.verifier``)."""
     c, item = source.container, source.item
     if c is None or item is None:
         return
     refuse(_alpha(c, item, source.data))
-    if kind is None:
-        return
+    verify = verify or _de265.verifier(c, item, source.data)
     grid = layout(c, item)
-    if grid is None or grid.monochrome != (kind == "luma") or (kind == "rgb" and grid.nclx and grid.nclx[2] == 0):
+    if (
+        kind is None
+        or grid is None
+        or grid.monochrome != (kind == "luma")
+        or (kind == "rgb" and grid.nclx and grid.nclx[2] == 0)
+    ):
+        # Nothing of the picture can be read, or mapped to its coded tiles (a clean aperture inside a grid): with
+        # no picture to choose suspects from, libde265 reads every tile again.
+        wrong = _every_tile(item, verify)
+        refuse(f"{_tile_name(*wrong[0])}: {wrong[1]}" if wrong is not None else None)
         return
     fetch = coded(region, grid.size, source.orientation)
-    refuse(find(fetch, grid, kind, _de265.verifier(c, item, source.data), slicer(c, item, source.data)))
+    refuse(find(fetch, grid, kind, verify, slicer(c, item, source.data)))
+
+
+def check_thumbnail(source: Input, thumbnail: Item) -> None:
+    """Refuse (``DecodeError``) an embedded HEVC thumbnail of ``source`` whose coded data libde265 finds wrong when it
+    reads it again, whole (a thumbnail is a few tens of thousands of pixels: a millisecond or two). Its picture is
+    not looked at; the caller decodes the full image instead."""
+    c = source.container
+    wrong = _every_tile(thumbnail, _de265.verifier(c, thumbnail, source.data)) if c is not None else None
+    refuse(f"the embedded thumbnail: {wrong[1]}" if wrong is not None else None)
 
 
 def _alpha(container: Container, image: Item, data: bytes) -> str | None:
@@ -213,15 +261,21 @@ def _alpha(container: Container, image: Item, data: bytes) -> str | None:
     from a real one: damage in it came out as a picture with a garbage alpha on every backend (8 seeded cases of
     8, ``tests/test_damage.py``). It is read whole: one plane, which compresses far better than the picture."""
     alpha = container.alpha_of(image.id)
-    verify = _de265.verifier(container, alpha, data) if alpha is not None else None
-    if alpha is None or verify is None or alpha.type not in (b"hvc1", b"grid"):
+    wrong = _every_tile(alpha, _de265.verifier(container, alpha, data)) if alpha is not None else None
+    if wrong is None:
         return None
-    count = len(_de265.tiles_of(alpha))
-    for n in range(count):
-        said = verify(n)
-        if said is not None:
-            return f"the alpha plane{f' (tile {n + 1} of {count})' if count > 1 else ''}: {said}"
-    return None
+    (n, count), said = wrong
+    return f"the alpha plane{f' (tile {n + 1} of {count})' if count > 1 else ''}: {said}"
+
+
+def _every_tile(image: Item, verify: Callable[[int], str | None] | None) -> tuple[tuple[int, int], str] | None:
+    """The first tile of ``image`` (an ``hvc1`` item or a grid of them; anything else is not read) that ``verify``
+    (its ``_de265.verifier``) finds wrong when every one is read again, as ``((n, count), what it says``), or None."""
+    if verify is None or image.type not in (b"hvc1", b"grid"):
+        return None
+    count = len(_de265.tiles_of(image))
+    wrong = _first_wrong(verify, list(range(count)))
+    return ((wrong[0], count), wrong[1]) if wrong is not None else None
 
 
 def slicer(container: Container, image: Item, data: bytes) -> Callable[[int], Slices | None]:
@@ -288,19 +342,25 @@ def garbage(fetch: Callable[[Box], Any], grid: Layout, kind: str, verify: Callab
     as for :func:`find`; for ``"ycbcr"`` and ``"luma"`` only the first band is read, so a luma plane alone will
     do).
 
-    With a thread budget of two or more (``threads.threads``), the suspects are verified at once, one thread
-    each: libde265 decodes outside Python's lock, so two tiles cost the wall time of one. The answer is the
-    same either way: the first suspect, in :func:`suspects`' order, that ``verify`` finds wrong."""
-    count = len(grid.boxes())
-    tiles = suspects(fetch, grid, kind)
+    The answer is the first suspect, in :func:`suspects`' order, that ``verify`` finds wrong (:func:`_first_wrong`
+    verifies them at once where the thread budget allows)."""
+    wrong = _first_wrong(verify, suspects(fetch, grid, kind))
+    return f"{_tile_name(wrong[0], len(grid.boxes()))}: {wrong[1]}" if wrong is not None else None
+
+
+def _first_wrong(verify: Callable[[int], str | None], tiles: list[int]) -> tuple[int, str] | None:
+    """The first of ``tiles`` that ``verify`` finds wrong and what it says, or None.
+
+    With a thread budget of two or more (``threads.threads``), the tiles are verified that many at once: libde265
+    decodes outside Python's lock, so two tiles cost the wall time of one. The answer is the same either way."""
     workers = min(len(tiles), threads.threads())
     found: Iterable[str | None] = (verify(n) for n in tiles)  # in turn, lazily: none after the first one wrong
     if workers > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="heicconv-verify") as pool:
-            found = list(pool.map(verify, tiles))
+            found = pool.map(verify, tiles)
     for n, said in zip(tiles, found, strict=True):
         if said is not None:
-            return f"{_tile_name(n, count)}: {said}"
+            return n, said
     return None
 
 
@@ -315,7 +375,7 @@ VERIFY_PIXELS = 2 * 512 * 512
 
 def suspects(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> list[int]:
     """The tiles (indices, row by row) whose decoded picture breaks most with their neighbours', most suspect
-    first, as many as :data:`VERIFY_PIXELS` allows; a picture of one tile, if it is that small.
+    first, as many as :data:`VERIFY_PIXELS` allows; a picture of one tile, whatever its size.
 
     A tile whose decoder read garbage to its end (see :mod:`_de265`) breaks with its neighbours along its
     bottom edge and, below the damage, its left and right edges: the neighbours go on with the photo. A
@@ -328,7 +388,7 @@ def suspects(fetch: Callable[[Box], Any], grid: Layout, kind: str) -> list[int]:
     boxes = grid.boxes()
     tw, th = grid.tile
     if len(boxes) == 1:
-        return [0] if tw * th <= VERIFY_PIXELS else []
+        return [0]  # no neighbours to compare with: read whatever its size (the one image of a Nokia photo)
     score = np.zeros((grid.rows, grid.cols))
     luma = kind in ("ycbcr", "luma")
     for box, axis, k in grid.seams():

@@ -243,7 +243,13 @@ def bands(geo: Geometry, orientation: int) -> list[list[int]]:
 
 
 def decode_strips(
-    image: Item, geo: Geometry, data: bytes, container: Container, threads: int, orientation: int = 1
+    image: Item,
+    geo: Geometry,
+    data: bytes,
+    container: Container,
+    threads: int,
+    orientation: int = 1,
+    verify: Callable[[int], str | None] | None = None,
 ) -> Iterator[Strip]:
     """Decode the image a band of tiles at a time (``bands``), yielding each band upright, top band first.
 
@@ -251,7 +257,7 @@ def decode_strips(
     does not decode, decodes to another size than its header declares or shows a decoder's tell-tale of
     damaged data (``_untouched``, ``_Corners``), and, after the last band, if libde265 finds broken data in
     the tiles whose edges look most suspect (``_damage.garbage``: only the luma along the tile edges is kept
-    for it, ``_damage.Seams``).
+    for it, ``_damage.Seams``). ``verify``, if given, is the image's libde265 reading (``_damage.read_ahead``).
     """
     sets = parameter_sets(geo.hvcc)
     order = bands(geo, orientation)
@@ -267,7 +273,7 @@ def decode_strips(
         return tile
 
     grid = _damage.layout(container, image)
-    verify = _de265.verifier(container, image, data) if grid is not None else None
+    verify = (verify or _de265.verifier(container, image, data)) if grid is not None else None
     seams = _damage.Seams(grid) if grid is not None and verify is not None else None
     decoders = _Decoders(coded, len(coded_order), threads, ahead=2 * max(len(b) for b in order))
     try:

@@ -20,6 +20,8 @@ from ..errors import DecodeError, EncodeError, HeicconvError, LimitExceededError
 from . import _av1, _damage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..container.gainmap import Metadata
     from ..container.info import ImageInfo, Input
     from ..container.isobmff import Item
@@ -333,8 +335,12 @@ class PipelineBackend(Generic[Img]):
             return self._load_checked(job)
 
     def _load_checked(self, job: Job) -> Img:
-        """``load``, refusing a picture of another size than the header declares: resizing it to the
-        declared size would hide a decoder that returned part of the picture, or another layer of it."""
+        """``load``, refusing a picture of another size than the header declares (resizing it to the declared size
+        would hide a decoder that returned part of the picture, or another layer of it), and one that shows damage
+        (:meth:`_check_damage`; a thumbnail's coded data is read by libde265 before it is decoded)."""
+        if job.thumbnail is not None:
+            _damage.check_thumbnail(job.source, job.thumbnail)  # before it is decoded: it is read whole
+        ahead = _damage.read_ahead(job.source) if job.thumbnail is None else None  # a single image: read it now
         img = self.load(job)
         declared = job.thumbnail.display_size if job.thumbnail is not None else (job.source.width, job.source.height)
         decoded = self.size_of(img)
@@ -343,17 +349,17 @@ class PipelineBackend(Generic[Img]):
                 "the picture decodes to {}x{}, not the {}x{} its header declares".format(*decoded, *declared)
             )
         if job.thumbnail is None:
-            self._check_damage(img, job)
+            self._check_damage(img, job, ahead)
         return img
 
-    def _check_damage(self, img: Img, job: Job) -> None:
+    def _check_damage(self, img: Img, job: Job, verify: Callable[[int], str | None] | None = None) -> None:
         """Refuse an HEVC picture that shows a silent decoder's tell-tale of damaged data (``_damage``), or whose
         suspect tiles libde265 finds broken when it reads them again (``_de265``); and, unless this backend's
         own AV1 decoder refuses damaged data (``av1_refuses_damage``), an AVIF whose data libavif finds damaged
-        (``_av1``)."""
+        (``_av1``). ``verify`` is the image's reading begun before it was decoded (``_damage.read_ahead``), if any."""
         if not self.av1_refuses_damage:
             _av1.check(job)
-        _damage.check(job.source, lambda box: self.region(img, box), self.pixels_kind(img))
+        _damage.check(job.source, lambda box: self.region(img, box), self.pixels_kind(img), verify)
 
     # The primitives.
     def load(self, job: Job) -> Img:
@@ -388,7 +394,8 @@ class PipelineBackend(Generic[Img]):
 
     def pixels_kind(self, img: Img) -> str | None:
         """What :meth:`region` gives of a loaded colour picture: ``"rgb"``, ``"ycbcr"`` (the decoder's own planes),
-        or None if this backend does not show pixels; then heicconv cannot look for damage it left unreported."""
+        or None if this backend does not show pixels; then heicconv cannot look for damage it left unreported in
+        them, and has libde265 read every tile of an HEVC image again instead (a second decode)."""
         return None
 
     def region(self, img: Img, box: tuple[int, int, int, int]) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..container import output_edits
 from ..errors import DecodeError, EncodeError, HeicconvError
-from . import _hevc, _ycbcr, threads
+from . import _damage, _hevc, _ycbcr, threads
 from ._native import zeroed_allocations
 from .contract import Job, Result, first_line
 from .pillow import PillowBackend
@@ -150,7 +150,8 @@ class FfmpegBackend(PillowBackend):
         count = self.threads or threads.threads()
         what = f"decoded by FFmpeg ({len(geo.tiles)} tile(s), {count} thread(s));"
         try:
-            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation)
+            ahead = _damage.read_ahead(src) if count > 1 else None  # a single image: libde265 reads it meanwhile
+            strips = _hevc.decode_strips(src.item, geo, src.data, src.container, count, src.orientation, ahead)
             if job.fmt == "jpeg":
                 jpeg, how = self._jpeg(strips, job, strip_rows, count)
             else:

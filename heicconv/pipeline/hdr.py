@@ -254,6 +254,7 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
     from ..backends._native import load_pillow_heif, zeroed_allocations
 
     frame = load_pillow_heif().open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
+    ahead = _damage.read_ahead(job.source)  # a single image: libde265 reads it while libheif decodes it
     with zeroed_allocations():  # what libde265 leaves undecoded is the tell-tale, never another picture's pixels
         frame.load()
     n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
@@ -263,9 +264,9 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
     if stride != w * n * 2:
         raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
     bands = [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)]
-    colour = bands[:3] if len(bands) >= 3 else []
+    colour = bands[:3] if len(bands) >= 3 else []  # one band (monochrome): libde265 reads every tile again
     _damage.check(
-        job.source, lambda box: np.dstack([np.asarray(b.crop(box)) for b in colour]), "rgb" if colour else None
+        job.source, lambda box: np.dstack([np.asarray(b.crop(box)) for b in colour]), "rgb" if colour else None, ahead
     )
     alpha = None
     if n in (2, 4):
