@@ -222,10 +222,14 @@ def check(
     what it holds (``"rgb"``, ``"ycbcr"``, or ``"luma"`` for a grayscale picture), None if nothing can be read
     of it. Where the picture cannot be read as coded tiles (what :func:`layout` does not cover, a picture coded
     as RGB, the identity matrix, where zero chroma is black, or ``kind`` None), libde265 reads every HEVC tile
-    again (:func:`_every_tile`). An HEVC alpha plane is read again by libde265 whole (:func:`_alpha`). ``verify``,
+    again (:func:`_every_tile`); so is every layer of an overlay (:func:`_layers`). An HEVC alpha plane is read
+    again by libde265 whole (:func:`_alpha`). ``verify``,
     if given, is the image's (from :func:`read_ahead`), else one is made (``_de265.verifier``)."""
     c, item = source.container, source.item
     if c is None or item is None:
+        return
+    if item.type == b"iovl":
+        _layers(source, item)
         return
     refuse(_alpha(c, item, source.data))
     verify = verify or _de265.verifier(c, item, source.data)
@@ -266,6 +270,53 @@ def _alpha(container: Container, image: Item, data: bytes) -> str | None:
         return None
     (n, count), said = wrong
     return f"the alpha plane{f' (tile {n + 1} of {count})' if count > 1 else ''}: {said}"
+
+
+def _layers(source: Input, overlay: Item) -> None:
+    """Refuse (``DecodeError``) an overlay (``iovl``, as Nokia phones write photos with alpha) any of whose layers
+    shows damage: each is decoded again by libheif (pillow-heif) into zeroed memory and checked as a photo is
+    (:func:`check`: its tell-tale, libde265's second reading, its alpha plane). The composed picture cannot be
+    checked: the layers cover each other. It costs a second decode of every layer."""
+    import dataclasses
+
+    c = source.container
+    assert c is not None
+    layers = [c.items[i] for i in overlay.refs.get(b"dimg", []) if i in c.items]
+
+    def said(layer: Item) -> str | None:  # what is wrong with one layer, checked as a photo
+        part = dataclasses.replace(source, item=layer, orientation=1)
+        try:
+            if layer.rotation or layer.mirror is not None or layer.type not in (b"hvc1", b"grid"):
+                check(part, lambda box: None, None)  # libde265 reads every tile of it
+            else:
+                check(part, *_layer_picture(c, source.data, layer))
+        except DecodeError as exc:
+            return str(exc).removeprefix("the HEVC data is damaged: ")
+        return None
+
+    wrong = _first_wrong(lambda n: said(layers[n]), list(range(len(layers))))  # the layers at once, budget allowing
+    refuse(f"layer {wrong[0] + 1} of {len(layers)} of the overlay: {wrong[1]}" if wrong is not None else None)
+
+
+def _layer_picture(c: Container, data: bytes, layer: Item) -> tuple[Callable[[Box], Any], str]:
+    """``region`` and ``kind`` for :func:`check` of one layer of an overlay, decoded by libheif into zeroed memory
+    (8 bits a sample); ``DecodeError`` if libheif cannot decode it."""
+    import io
+
+    import numpy as np
+
+    from ._native import load_pillow_heif, zeroed_allocations
+
+    try:
+        with zeroed_allocations():
+            frame = load_pillow_heif().open_heif(io.BytesIO(c.extract(data, layer.id)))[0]
+            frame.load()
+        pixels = np.asarray(frame)
+    except Exception as exc:
+        raise DecodeError(f"the HEVC data is damaged: libheif cannot decode it ({exc})") from exc
+    pixels = pixels if pixels.ndim == 3 else pixels[..., None]
+    kind = "rgb" if frame.mode.startswith("RGB") and pixels.shape[2] >= 3 else "luma"
+    return (lambda box: pixels[box[1] : box[3], box[0] : box[2]]), kind
 
 
 def _every_tile(image: Item, verify: Callable[[int], str | None] | None) -> tuple[tuple[int, int], str] | None:

@@ -33,6 +33,7 @@ __all__ = [
     "make_large_grid",
     "make_layered_avif",
     "make_mini_heic",
+    "make_overlay",
     "set_heif_transform",
     "set_ispe",
 ]
@@ -464,6 +465,27 @@ def make_grid(
             item = parsed.copy_items(coded, parsed.primary_id)[0]
             tiles.append(isobmff.NewItem(len(tiles) + 1, item.type, item.data, item.properties))
     return _grid_file(tiles, cols, rows, (width, height))
+
+
+def make_overlay(background: Any, foreground: Any, offset: tuple[int, int], quality: int = 90) -> bytes:
+    """A HEIC whose primary image is an overlay (``iovl``, as Nokia phones write photos with alpha): ``foreground``
+    (a Pillow RGB image) at ``offset`` over ``background``, each coded as an HEVC image of its own."""
+    from ..container import isobmff
+
+    layers = []
+    for n, picture in enumerate((background, foreground)):
+        coded = encode_heic(picture, quality)
+        parsed = isobmff.parse(coded)
+        item = parsed.copy_items(coded, parsed.primary_id)[0]
+        layers.append(isobmff.NewItem(n + 1, item.type, item.data, item.properties))
+    width, height = background.size
+    # version 0, flags 0 (16-bit fields), the canvas fill (RGBA, 16 bits each), the size, each layer's offset
+    payload = bytes(2) + struct.pack(">HHHHHH", 0, 0, 0, 0xFFFF, width, height)
+    payload += struct.pack(">hh", 0, 0) + struct.pack(">hh", *offset)
+    ispe = isobmff._full_box(b"ispe", 0, 0, struct.pack(">II", width, height))
+    overlay = isobmff.NewItem(3, b"iovl", payload, [(ispe, False)], parts=[1, 2])
+    overlay.hidden = False
+    return isobmff.write([overlay, *layers], overlay.id)
 
 
 def make_mini_heic(
