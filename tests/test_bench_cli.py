@@ -284,6 +284,19 @@ def test_an_undecodable_image_is_reported_not_fatal(tmp_path: Path) -> None:
     assert "bad.heic" in path.read_text()
 
 
+def test_a_file_over_the_input_limit_is_refused_unread(tmp_path: Path) -> None:
+    """A file larger than ``max_input_bytes`` is reported, not read into memory (a sparse file: no disk used)."""
+    import heicconv
+
+    big = tmp_path / "big.heic"
+    with big.open("wb") as fh:
+        fh.truncate(heicconv.Limits().max_input_bytes + 1)
+    bench = run([big], backends=["pillow"], runs=1)
+    (m,) = bench.measurements
+    assert not m.ok and m.error.startswith("LimitExceededError") and "max_input_bytes" in m.error
+    assert 0 < m.peak_rss_mb < 200, m.peak_rss_mb  # the 256 MiB were never read
+
+
 @pytest.mark.skipif(not os.environ.get("HEICCONV_CORPUS"), reason="set HEICCONV_CORPUS to the shared corpus folder")
 def test_a_real_photo(tmp_path: Path) -> None:
     photo = Path(os.environ["HEICCONV_CORPUS"]) / "real" / "pug.heic"

@@ -59,7 +59,9 @@ def main(started: float, imported: float) -> int:
         "base_rss_mb": maxrss_mb(),
     }
     try:
-        data = Path(job["path"]).read_bytes()
+        path = Path(job["path"])
+        heicconv.Limits().check_input_bytes(path.stat().st_size)  # refused before it is read, as convert would
+        data = path.read_bytes()
         fmt, backend, runs = job["format"], job["backend"], int(job["runs"])
         wall0, cpu0 = time.perf_counter(), time.process_time()
         result = heicconv.convert_with_report(data, fmt, backend=backend)
@@ -94,5 +96,6 @@ def main(started: float, imported: float) -> int:
         out["unavailable"] = isinstance(exc, heicconv.BackendUnavailableError)
     except OSError as exc:
         out["error"] = f"cannot read {job['path']}: {exc.strerror or exc}"
+    out.setdefault("peak_rss_mb", maxrss_mb())  # a failed measurement's peak too: what reading it cost
     Path(job["result"]).write_text(json.dumps(out), encoding="utf-8")
     return 0
