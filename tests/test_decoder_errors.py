@@ -229,3 +229,25 @@ def test_where_slices_begin_is_read_from_the_coded_data() -> None:
     one = slices(whole, 3)
     assert one is not None and one.starts == (0,)
     assert hevc_slices([b"\x42\x01\xff"], [b"\x26\x01\x80"]) is None
+
+
+def test_an_hvcc_cut_short_is_read_as_far_as_it_is_whole() -> None:
+    """The slice reader and libde265 take the parameter sets that are whole; the ffmpeg route refuses the box."""
+    pytest.importorskip("av")
+    from heicconv.backends._hevc import parameter_sets
+    from heicconv.container.bitstream import hvcc_arrays, hvcc_units
+
+    photo = fixtures.encode_heic(fixtures.gradient((64, 48)), quality=80)
+    c = isobmff.parse(photo)
+    hvcc = next(photo[s + 8 : e] for s, e in c.property_spans if photo[s + 4 : s + 8] == b"hvcC")  # its payload
+    units, broken = hvcc_arrays(hvcc)
+    assert broken is None and [(u[0] >> 1) & 0x3F for u in units][:3] == [32, 33, 34]  # VPS, SPS, PPS
+    stream, length_size = parameter_sets(hvcc)
+    assert length_size == 4 and stream.count(b"\0\0\0\1") == len(units)
+    cut = hvcc[: len(hvcc) - 3]  # inside the last parameter set
+    assert hvcc_arrays(cut)[1] == "a parameter set" and hvcc_units(cut) == units[:-1]
+    with pytest.raises(heicconv.DecodeError, match=r"\('hvcC'\) ends inside a parameter set"):
+        parameter_sets(cut)
+    with pytest.raises(heicconv.DecodeError, match=r"\('hvcC'\) is shorter than its header"):
+        parameter_sets(hvcc[:20])
+    assert hvcc_units(hvcc[:20]) == []

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..container.bitstream import Slices
+from ..container.bitstream import Slices, hvcc_arrays
 from ..container.isobmff import Container, Item
 from ..errors import DecodeError
 from . import _damage, _de265
@@ -104,22 +104,12 @@ def geometry(container: Container, item: Item, data: bytes) -> Geometry:
 
 def parameter_sets(hvcc: bytes) -> tuple[bytes, int]:
     """The ``hvcC`` box's parameter sets (VPS, SPS, PPS, SEI) as an Annex B stream, and its NAL length size."""
-    if len(hvcc) < 23:
+    units, broken = hvcc_arrays(hvcc)
+    if broken == "its header":
         raise DecodeError("the HEVC configuration ('hvcC') is shorter than its header")
-    out = []
-    pos = 23
-    for _ in range(hvcc[22]):
-        if pos + 3 > len(hvcc):
-            raise DecodeError("the HEVC configuration ('hvcC') ends inside its parameter sets")
-        count = int.from_bytes(hvcc[pos + 1 : pos + 3], "big")
-        pos += 3
-        for _ in range(count):
-            length = int.from_bytes(hvcc[pos : pos + 2], "big")
-            if pos + 2 + length > len(hvcc):
-                raise DecodeError("the HEVC configuration ('hvcC') ends inside a parameter set")
-            out += [_START, hvcc[pos + 2 : pos + 2 + length]]
-            pos += 2 + length
-    return b"".join(out), (hvcc[21] & 3) + 1
+    if broken is not None:
+        raise DecodeError(f"the HEVC configuration ('hvcC') ends inside {broken}")
+    return b"".join(_START + unit for unit in units), (hvcc[21] & 3) + 1
 
 
 def to_annex_b(coded: bytes, length_size: int) -> bytes:

@@ -34,6 +34,7 @@ __all__ = [
     "hevc_damage",
     "hevc_picture_size",
     "hevc_slices",
+    "hvcc_arrays",
     "hvcc_units",
     "nal_units",
 ]
@@ -219,24 +220,32 @@ def hevc_picture_size(hvcc: bytes) -> tuple[int, int] | None:
 
 
 def hvcc_units(hvcc: bytes) -> list[bytes]:
-    """The NAL units (VPS, SPS, PPS, SEI) an ``hvcC`` configuration carries, as far as they are whole."""
+    """The NAL units (VPS, SPS, PPS, SEI) an ``hvcC`` configuration carries, as far as they are whole (up to the
+    first one shorter than a NAL unit header)."""
+    units, _ = hvcc_arrays(hvcc)
+    short = next((n for n, unit in enumerate(units) if len(unit) < 2), len(units))
+    return units[:short]
+
+
+def hvcc_arrays(hvcc: bytes) -> tuple[list[bytes], str | None]:
+    """Every NAL unit an ``hvcC`` configuration's arrays hold, in order (empty ones too), and, if the box ends
+    before they do, where (``"its header"``, ``"its parameter sets"``, ``"a parameter set"``), else None."""
     units: list[bytes] = []
     if len(hvcc) < 23:
-        return units
+        return units, "its header"
     pos = 23
     for _ in range(hvcc[22]):  # numOfArrays
         if pos + 3 > len(hvcc):
-            break
+            return units, "its parameter sets"
         count = int.from_bytes(hvcc[pos + 1 : pos + 3], "big")
         pos += 3
         for _ in range(count):
             length = int.from_bytes(hvcc[pos : pos + 2], "big")
-            nal = hvcc[pos + 2 : pos + 2 + length]
+            if pos + 2 + length > len(hvcc):
+                return units, "a parameter set"
+            units.append(hvcc[pos + 2 : pos + 2 + length])
             pos += 2 + length
-            if len(nal) != length or length < 2:
-                return units
-            units.append(nal)
-    return units
+    return units, None
 
 
 def nal_units(data: bytes, length_size: int = 4) -> list[bytes]:
