@@ -171,6 +171,28 @@ def zeroed_allocations() -> Iterator[None]:
                 mallopt(_M_PERTURB, 0)
 
 
+def heif_bands16(heif_file: bytes) -> tuple[list[Any], str]:
+    """The first image of ``heif_file`` decoded by pillow-heif at its own bit depth into zeroed memory
+    (:func:`zeroed_allocations`), as ``I;16`` bands (one to four, as decoded: gray, gray and alpha, RGB, RGBA), and
+    pillow-heif's mode; no bands if pillow-heif decodes it to another mode than a 16-bit one."""
+    import io
+
+    from PIL import Image
+
+    from ..container import sixteen_bit
+
+    frame = load_pillow_heif().open_heif(io.BytesIO(heif_file), convert_hdr_to_8bit=False)[0]
+    with zeroed_allocations():  # what libde265 leaves undecoded is the tell-tale, never another picture's pixels
+        frame.load()
+    n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
+    if not n:
+        return [], frame.mode
+    (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
+    if stride != w * n * 2:
+        raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
+    return [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)], frame.mode
+
+
 #: Pillow's extension modules that link libraries bundled in its wheel (pillow.libs), and that heicconv uses.
 _PIL_EXTENSIONS = ("PIL._imaging", "PIL._imagingcms", "PIL._webp", "PIL._avif")
 

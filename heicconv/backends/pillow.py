@@ -10,7 +10,7 @@ from ..container.colour import srgb_profile
 from ..container.info import open_pillow
 from ..options.formats import INPUT_FORMATS, OUTPUT_FORMATS
 from . import _av1
-from ._native import load_pillow_heif, zeroed_allocations
+from ._native import heif_bands16, load_pillow_heif, zeroed_allocations
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["PillowBackend"]
@@ -64,18 +64,9 @@ class PillowBackend(PipelineBackend[Any]):
     def _load_deep(self, job: Job) -> list[Any]:
         """16-bit output: the image as ``I;16`` bands (Pillow has no 16-bit RGB mode)."""
         src = job.source
-        Image = self._Image
         bands: list[Any] = []
         if src.container is not None and src.info.format == "heic":
-            frame = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
-            with zeroed_allocations():
-                frame.load()
-            n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
-            if n:
-                (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
-                if stride != w * n * 2:
-                    raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
-                bands = [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)]
+            bands, _ = heif_bands16(job.heif_input())
         if not bands:  # an 8-bit source: widen it (v * 257 maps 255 to 65535)
             bands = [b.convert("I").point(lambda v: v * 257).convert("I;16") for b in self._load_8(job).split()]
         if len(bands) == 2:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..backends import threads
 from ..backends.contract import Job, Note, Result, first_line, out_of_memory
-from ..container import colour, gainmap, sixteen_bit
+from ..container import colour, gainmap
 from ..container.gainmap import GainMap, Metadata
 from ..container.info import Input, read_source
 from ..errors import DecodeError, HeicconvError, LimitExceededError
@@ -248,22 +248,15 @@ def _decoded(job: Job) -> tuple[list[Any], Any]:
     """The picture as ``I;16`` colour bands (one or three) and its alpha (``L``) or ``None``, upright; refused
     (``DecodeError``) where it shows the tell-tale of damaged data, as a backend's picture is (``_damage``)."""
     import numpy as np
-    from PIL import Image
 
     from ..backends import _damage
-    from ..backends._native import load_pillow_heif, zeroed_allocations
+    from ..backends._native import heif_bands16
 
-    frame = load_pillow_heif().open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=False)[0]
     ahead = _damage.read_ahead(job.source)  # a single image: libde265 reads it while libheif decodes it
-    with zeroed_allocations():  # what libde265 leaves undecoded is the tell-tale, never another picture's pixels
-        frame.load()
-    n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
-    if not n:
-        raise DecodeError(f"pillow-heif decoded the HDR image as {frame.mode}, not 16 bits per sample")
-    (w, h), stride, raw = frame.size, frame.stride, bytes(frame.data)
-    if stride != w * n * 2:
-        raw = b"".join(raw[y * stride : y * stride + w * n * 2] for y in range(h))
-    bands = [Image.frombytes("I;16", (w, h), plane) for plane in sixteen_bit.deinterleave(raw, n)]
+    bands, mode = heif_bands16(job.heif_input())
+    if not bands:
+        raise DecodeError(f"pillow-heif decoded the HDR image as {mode}, not 16 bits per sample")
+    n = len(bands)
     colour = bands[:3] if len(bands) >= 3 else []  # one band (monochrome): libde265 reads every tile again
     _damage.check(
         job.source, lambda box: np.dstack([np.asarray(b.crop(box)) for b in colour]), "rgb" if colour else None, ahead
