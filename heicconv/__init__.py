@@ -30,7 +30,7 @@ from .api.calls import (
     select,
     selected_backend,
 )
-from .backends.contract import Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
+from .backends.contract import AsyncBackend, Backend, Capabilities, Feature, Job, Note, PipelineBackend, Result
 from .backends.registry import BackendStatus, register_backend, unregister_backend
 from .config import configure
 from .container.info import ImageInfo
@@ -86,6 +86,7 @@ sys.meta_path.append(_MovedModules())
 __version__ = "0.2.0"
 
 __all__ = [
+    "AsyncBackend",
     "Backend",
     "BackendConflictError",
     "BackendConflictWarning",
