@@ -64,10 +64,11 @@ def zero_tail(data: bytes, fraction: float) -> bytes:
 
 
 def coded_tiles(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) in ``data`` of the coded data of each tile (or the one coded item) of the primary image."""
+    """(start, end) in ``data`` of the coded data of each tile (or the one coded item, or each coded layer of an
+    overlay) of the primary image."""
     c = isobmff.parse(data)
     primary = c.items[c.primary_id]
-    ids = primary.refs.get(b"dimg", []) if primary.type == b"grid" else [primary.id]
+    ids = primary.refs.get(b"dimg", []) if primary.type in (b"grid", b"iovl") else [primary.id]
     spans = []
     for i in ids:
         item = c.items[i]
