@@ -223,8 +223,8 @@ def check(
     of it. Where the picture cannot be read as coded tiles (what :func:`layout` does not cover, a picture coded
     as RGB, the identity matrix, where zero chroma is black, or ``kind`` None), libde265 reads every HEVC tile
     again (:func:`_every_tile`); so is every layer of an overlay (:func:`_layers`). An HEVC alpha plane is read
-    again by libde265 whole (:func:`_alpha`). ``verify``,
-    if given, is the image's (from :func:`read_ahead`), else one is made (``_de265.verifier``)."""
+    again by libde265 whole (:func:`_alpha`). ``verify``, if given, is the image's (from :func:`read_ahead`), else
+    one is made (``_de265.verifier``)."""
     c, item = source.container, source.item
     if c is None or item is None:
         return
@@ -301,16 +301,12 @@ def _layers(source: Input, overlay: Item) -> None:
 def _layer_picture(c: Container, data: bytes, layer: Item) -> tuple[Callable[[Box], Any], str]:
     """``region`` and ``kind`` for :func:`check` of one layer of an overlay, decoded by libheif into zeroed memory
     (8 bits a sample); ``DecodeError`` if libheif cannot decode it."""
-    import io
-
     import numpy as np
 
-    from ._native import load_pillow_heif, zeroed_allocations
+    from ._native import heif_frame
 
     try:
-        with zeroed_allocations():
-            frame = load_pillow_heif().open_heif(io.BytesIO(c.extract(data, layer.id)))[0]
-            frame.load()
+        frame = heif_frame(c.extract(data, layer.id))
         pixels = np.asarray(frame)
     except Exception as exc:
         raise DecodeError(f"the HEVC data is damaged: libheif cannot decode it ({exc})") from exc

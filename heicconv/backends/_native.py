@@ -171,19 +171,27 @@ def zeroed_allocations() -> Iterator[None]:
                 mallopt(_M_PERTURB, 0)
 
 
-def heif_bands16(heif_file: bytes) -> tuple[list[Any], str]:
-    """The first image of ``heif_file`` decoded by pillow-heif at its own bit depth into zeroed memory
-    (:func:`zeroed_allocations`), as ``I;16`` bands (one to four, as decoded: gray, gray and alpha, RGB, RGBA), and
-    pillow-heif's mode; no bands if pillow-heif decodes it to another mode than a 16-bit one."""
+def heif_frame(heif_file: bytes, *, deep: bool = False) -> Any:
+    """The first image of ``heif_file`` as pillow-heif decodes it (``deep``: at its own bit depth, else 8 bits),
+    loaded into zeroed memory (:func:`zeroed_allocations`): what libde265 leaves undecoded is the tell-tale
+    ``_damage`` looks for, never another picture's pixels."""
     import io
 
+    frame = load_pillow_heif().open_heif(io.BytesIO(heif_file), convert_hdr_to_8bit=not deep)[0]
+    with zeroed_allocations():
+        frame.load()
+    return frame
+
+
+def heif_bands16(heif_file: bytes) -> tuple[list[Any], str]:
+    """The first image of ``heif_file`` decoded by pillow-heif at its own bit depth (:func:`heif_frame`), as
+    ``I;16`` bands (one to four, as decoded: gray, gray and alpha, RGB, RGBA), and pillow-heif's mode; no bands if
+    pillow-heif decodes it to another mode than a 16-bit one."""
     from PIL import Image
 
     from ..container import sixteen_bit
 
-    frame = load_pillow_heif().open_heif(io.BytesIO(heif_file), convert_hdr_to_8bit=False)[0]
-    with zeroed_allocations():  # what libde265 leaves undecoded is the tell-tale, never another picture's pixels
-        frame.load()
+    frame = heif_frame(heif_file, deep=True)
     n = {"I;16": 1, "L;16": 1, "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}.get(frame.mode, 0)
     if not n:
         return [], frame.mode

@@ -340,7 +340,9 @@ class PipelineBackend(Generic[Img]):
         (:meth:`_check_damage`; a thumbnail's coded data is read by libde265 before it is decoded)."""
         if job.thumbnail is not None:
             _damage.check_thumbnail(job.source, job.thumbnail)  # before it is decoded: it is read whole
-        ahead = _damage.read_ahead(job.source) if job.thumbnail is None else None  # a single image: read it now
+            ahead = None
+        else:
+            ahead = _damage.read_ahead(job.source)  # a single image: libde265 reads it while it decodes
         img = self.load(job)
         declared = job.thumbnail.display_size if job.thumbnail is not None else (job.source.width, job.source.height)
         decoded = self.size_of(img)

@@ -10,7 +10,7 @@ from ..container.colour import srgb_profile
 from ..container.info import open_pillow
 from ..options.formats import INPUT_FORMATS, OUTPUT_FORMATS
 from . import _av1
-from ._native import heif_bands16, load_pillow_heif, zeroed_allocations
+from ._native import heif_bands16, heif_frame, load_pillow_heif
 from .contract import Capabilities, Feature, Job, PipelineBackend
 
 __all__ = ["PillowBackend"]
@@ -89,9 +89,7 @@ class PillowBackend(PipelineBackend[Any]):
             for method in _TRANSPOSE.get(src.orientation, []):
                 img = img.transpose(Image.Transpose(method))
         elif src.container is not None:
-            heif = self._heif.open_heif(io.BytesIO(job.heif_input()), convert_hdr_to_8bit=job.depth == 8)
-            with zeroed_allocations():
-                img = heif[0].to_pillow()
+            img = heif_frame(job.heif_input(), deep=job.depth != 8).to_pillow()
             img.info.clear()
         else:
             img = open_pillow(src.data, src.info.format)
